@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The project's task runner; needs only Python >= 3.11.
+
+    python3 tasks.py up       # run the whole suite locally (`shop up`)
+    python3 tasks.py test     # run every test
+    python3 tasks.py lint     # ruff, ruff format --check, mypy, buf lint
+    python3 tasks.py protos   # regenerate libs/shop-protos from protos/
+    python3 tasks.py ci       # what CI runs: protos-check, lint, test
+
+Every task first makes sure `.venv` holds the workspace. uv is installed into
+`.tools/uv` the first time, from the package registry, so nothing but Python
+has to be on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TOOLS = ROOT / ".tools" / "uv"
+UV = TOOLS / "bin" / "uv"
+VENV_BIN = ROOT / ".venv" / "bin"
+UV_REQUIREMENT = "uv>=0.9,<1"
+PROTO_ROOT = ROOT / "protos"
+PROTO_OUT = ROOT / "libs" / "shop-protos" / "src"
+
+
+def run(*args: str | Path, cwd: Path = ROOT) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], check=True, cwd=cwd)
+
+
+def ensure_uv() -> None:
+    if UV.exists():
+        return
+    venv.create(TOOLS, with_pip=True)
+    run(TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", UV_REQUIREMENT)
+
+
+def sync() -> None:
+    ensure_uv()
+    run(UV, "sync", "--all-packages", "--quiet")
+
+
+def tool(name: str) -> Path:
+    return VENV_BIN / name
+
+
+def task_up(args: list[str]) -> None:
+    sync()
+    os.execv(tool("shop"), ["shop", "up", *args])
+
+
+def task_test(args: list[str]) -> None:
+    sync()
+    result = subprocess.run([str(tool("pytest")), *args], cwd=ROOT)
+    sys.exit(result.returncode)
+
+
+def generate_protos(out: Path) -> None:
+    """Messages (_pb2), stubs (_pb2_grpc) and typed .pyi for both, into `out`."""
+    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    run(
+        tool("python"),
+        "-m",
+        "grpc_tools.protoc",
+        f"--proto_path={PROTO_ROOT}",
+        f"--plugin=protoc-gen-mypy={tool('protoc-gen-mypy')}",
+        f"--plugin=protoc-gen-mypy_grpc={tool('protoc-gen-mypy_grpc')}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_out={out}",
+        f"--mypy_grpc_out={out}",
+        *protos,
+    )
+    for folder in [out / "shop", *(p for p in (out / "shop").rglob("*") if p.is_dir())]:
+        (folder / "__init__.py").touch()
+    (out / "shop" / "py.typed").touch()
+
+
+def task_protos(_: list[str]) -> None:
+    sync()
+    shutil.rmtree(PROTO_OUT / "shop", ignore_errors=True)
+    generate_protos(PROTO_OUT)
+
+
+def task_protos_check(_: list[str]) -> None:
+    """Fails when the committed generated code differs from a fresh generation."""
+    sync()
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_protos(Path(tmp))
+        diff = subprocess.run(
+            ["diff", "-r", "-q", str(Path(tmp) / "shop"), str(PROTO_OUT / "shop")],
+            capture_output=True,
+            text=True,
+        )
+    stale = [line for line in diff.stdout.splitlines() if "__pycache__" not in line]
+    if stale:
+        print("generated code is stale; run `python3 tasks.py protos`:", *stale, sep="\n  ")
+        sys.exit(1)
+    print("generated code is up to date")
+
+
+def task_lint(_: list[str]) -> None:
+    sync()
+    run(tool("ruff"), "check", ".")
+    run(tool("ruff"), "format", "--check", ".")
+    run(tool("mypy"), "libs/shop-grpc/src", "services", "cli/src", "tests")
+    run(tool("buf"), "lint", cwd=PROTO_ROOT)
+
+
+def task_ci(args: list[str]) -> None:
+    task_protos_check([])
+    task_lint([])
+    task_test(args)
+
+
+TASKS = {
+    "up": task_up,
+    "test": task_test,
+    "protos": task_protos,
+    "protos-check": task_protos_check,
+    "lint": task_lint,
+    "ci": task_ci,
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
+        print(__doc__)
+        sys.exit(2)
+    TASKS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
