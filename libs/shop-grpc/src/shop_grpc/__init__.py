@@ -1,0 +1,17 @@
+"""The shared runtime of the shop services: imported by every service, never run.
+
+config       typed settings read once from the environment
+logs         structlog set-up (JSON, or console on a terminal)
+errors       the one error tree (no gRPC imports; domain code raises these)
+status       errors <-> gRPC status codes with google.rpc details, both directions
+validation   collects field violations into one INVALID_ARGUMENT
+server       grpc.aio server bootstrap: health, reflection, interceptors, graceful shutdown
+channels     the one place outbound channels are built
+interceptors the server and client interceptor chains, in order
+storage      SQLAlchemy async engines for SQLite and PostgreSQL, migrations, units of work
+changes      wake-ups for watch streams
+pagination   opaque page tokens
+money        integer minor-unit money
+protoconv    timestamps and money <-> proto messages
+testing      fixtures other packages reuse
+"""

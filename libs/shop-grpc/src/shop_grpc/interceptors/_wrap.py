@@ -1,0 +1,66 @@
+"""Wrap any of the four kinds of handler with one piece of around-advice."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import grpc
+
+# Builds the context manager that runs around one call: (method, context) -> cm
+Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+
+_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _behavior(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
+    return (
+        handler.unary_unary
+        or handler.unary_stream
+        or handler.stream_unary
+        or handler.stream_stream
+    )
+
+
+def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
+    behavior = _behavior(handler)
+    if inspect.isasyncgenfunction(behavior):
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with around(method, context):
+                async for response in behavior(request, context):
+                    yield response
+
+        wrapped: Callable[..., Any] = streaming
+    else:
+
+        async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with around(method, context):
+                result = behavior(request, context)
+                return await result if isinstance(result, Awaitable) else result
+
+        wrapped = single
+    factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
+    return factory(  # type: ignore[no-any-return]
+        wrapped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+async def intercept(
+    continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+    details: grpc.HandlerCallDetails,
+    around: Around,
+) -> grpc.RpcMethodHandler | None:
+    handler = await continuation(details)
+    if handler is None:
+        return None
+    return wrap(handler, details.method, around)  # type: ignore[attr-defined]

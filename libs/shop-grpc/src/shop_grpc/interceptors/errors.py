@@ -1,0 +1,43 @@
+"""Maps exceptions escaping a handler to a status, in one place for every service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import grpc
+import structlog
+
+from shop_grpc import status
+from shop_grpc.errors import ShopError
+from shop_grpc.interceptors._wrap import intercept
+
+log = structlog.get_logger("shop_grpc.errors")
+
+
+@asynccontextmanager
+async def _map_errors(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    try:
+        yield
+    except grpc.aio.AbortError:
+        raise
+    except ShopError as error:
+        rich = status.to_status(error)
+        await context.abort(
+            status.code_of(error), error.message, trailing_metadata=status.trailing_metadata(rich)
+        )
+    except Exception:
+        # A bug, not an answer: log it in full and tell the caller only an id to find it.
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("unhandled error", error_id=error_id, rpc=method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (id {error_id})")
+
+
+class ErrorMapping(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        return await intercept(continuation, handler_call_details, _map_errors)  # type: ignore[return-value]

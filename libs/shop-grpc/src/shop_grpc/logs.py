@@ -1,0 +1,39 @@
+"""structlog set-up: JSON lines for machines, colours for people on a terminal.
+
+Per-request values (rpc method, order id...) are bound with
+``structlog.contextvars`` so every line written while serving carries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from shop_grpc.config import LogSettings
+
+
+def configure(settings: LogSettings, **static: str) -> None:
+    """Configure logging once per process; `static` values go on every line."""
+    as_json = settings.format == "json" or (settings.format == "auto" and not sys.stdout.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**static)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[settings.level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )

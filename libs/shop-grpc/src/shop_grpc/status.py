@@ -1,0 +1,159 @@
+"""The one mapping between the error tree and gRPC statuses, both directions.
+
+Servers turn a ShopError into a status code plus ``google.rpc.Status`` details
+(BadRequest, PreconditionFailure, ResourceInfo, ErrorInfo) in the
+``grpc-status-details-bin`` trailer; clients turn an ``AioRpcError`` back into
+the matching ShopError with the same details.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from shop_grpc import errors
+
+DOMAIN = "shop"
+
+_CODES: list[tuple[type[errors.ShopError], grpc.StatusCode]] = [
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+]
+
+
+def code_of(error: errors.ShopError) -> grpc.StatusCode:
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_status(error: errors.ShopError) -> status_pb2.Status:
+    """The google.rpc.Status that carries `error` to a client."""
+    code = code_of(error)
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    if isinstance(error, errors.InvalidArgument):
+        status.details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description
+                        )
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    if isinstance(error, errors.FailedPrecondition) and error.violations:
+        status.details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=v.type, subject=v.subject, description=v.description
+                        )
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    if isinstance(error, errors.NotFound | errors.AlreadyExists):
+        status.details.append(
+            _pack(
+                error_details_pb2.ResourceInfo(
+                    resource_type=error.resource_type, resource_name=error.resource_name
+                )
+            )
+        )
+    if error.reason:
+        status.details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)))
+    return status
+
+
+def trailing_metadata(status: status_pb2.Status) -> tuple[tuple[str, bytes], ...]:
+    return ((rpc_status.GRPC_DETAILS_METADATA_KEY, status.SerializeToString()),)
+
+
+def _details(status: status_pb2.Status | None) -> dict[str, object]:
+    found: dict[str, object] = {}
+    if status is None:
+        return found
+    for detail in status.details:
+        for kind in (
+            error_details_pb2.BadRequest,
+            error_details_pb2.PreconditionFailure,
+            error_details_pb2.ResourceInfo,
+            error_details_pb2.ErrorInfo,
+        ):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                found[kind.DESCRIPTOR.name] = message
+    return found
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.ShopError:
+    """The ShopError a failed call stands for; raise it ``from exc``."""
+    code = exc.code()  # type: ignore[attr-defined]
+    message = exc.details() or code.name  # type: ignore[attr-defined]
+    details = _details(rpc_status.from_call(exc))  # type: ignore[arg-type]
+    reason = details.get("ErrorInfo")
+    reason_text = reason.reason if isinstance(reason, error_details_pb2.ErrorInfo) else ""
+    resource = details.get("ResourceInfo")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        bad = details.get("BadRequest")
+        violations = (
+            [errors.FieldViolation(v.field, v.description) for v in bad.field_violations]
+            if isinstance(bad, error_details_pb2.BadRequest)
+            else []
+        )
+        return errors.InvalidArgument(violations, message)
+    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS):
+        kind: type[errors.NotFound | errors.AlreadyExists] = (
+            errors.NotFound if code == grpc.StatusCode.NOT_FOUND else errors.AlreadyExists
+        )
+        if isinstance(resource, error_details_pb2.ResourceInfo):
+            error = kind(resource.resource_type, resource.resource_name)
+        else:
+            error = kind("resource", "")
+        error.message = message
+        return error
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        failure = details.get("PreconditionFailure")
+        violations_pc = (
+            [
+                errors.PreconditionViolation(v.type, v.subject, v.description)
+                for v in failure.violations
+            ]
+            if isinstance(failure, error_details_pb2.PreconditionFailure)
+            else []
+        )
+        return errors.FailedPrecondition(message, violations_pc, reason=reason_text)
+    simple: dict[grpc.StatusCode, type[errors.ShopError]] = {
+        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+        grpc.StatusCode.ABORTED: errors.Aborted,
+        grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
+        grpc.StatusCode.CANCELLED: errors.DeadlineExceeded,
+    }
+    # UNAVAILABLE, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED...: the dependency failed;
+    # callers treat it as retryable trouble, not as an answer.
+    return simple.get(code, errors.Unavailable)(f"{code.name}: {message}", reason=reason_text)
+
+
+def status_code_name(code: int) -> str:
+    return code_pb2.Code.Name(code)

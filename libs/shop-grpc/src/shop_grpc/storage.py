@@ -1,0 +1,160 @@
+"""One storage layer for both back ends: SQLite files on a laptop, PostgreSQL in a cluster.
+
+SQLite allows one writer at a time. Transactions there start with
+``BEGIN IMMEDIATE`` (take the write lock up front, so two transactions never
+deadlock upgrading a read lock) and are serialized inside the process by an
+asyncio lock, so writers queue in the event loop instead of spinning in
+SQLite's busy handler. PostgreSQL gets row locks and conditional updates from
+the repositories instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import asyncio
+from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def async_url(url: str) -> str:
+    """Accepts plain postgresql:// and sqlite:// URLs and picks the async driver."""
+    parsed = make_url(url)
+    driver = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}.get(
+        parsed.drivername
+    )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both back ends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Database:
+    """An engine, its session factory and, on SQLite, the in-process write lock."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(self.url)
+        else:
+            self.engine = create_async_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction is serialized on SQLite."""
+        lock = self._sqlite_lock if self.is_sqlite else contextlib.nullcontext()
+        async with lock, self.sessions() as session:
+            yield session
+
+    async def migrate(self, metadata: MetaData) -> None:
+        """Creates missing tables; safe when several replicas start at once."""
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Serialize concurrent start-ups: CREATE TABLE IF NOT EXISTS still races.
+                key = zlib.crc32(",".join(sorted(metadata.tables)).encode())
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            await conn.run_sync(metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class UnitOfWork:
+    """One transaction; services subclass it to add their repositories.
+
+    async with uow:
+        ...
+        await uow.commit()      # anything not committed is rolled back
+    """
+
+    session: AsyncSession
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._scope: contextlib.AbstractAsyncContextManager[AsyncSession] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._scope = self.db.session()
+        self.session = await self._scope.__aenter__()
+        self.bind(self.session)
+        return self
+
+    def bind(self, session: AsyncSession) -> None:
+        """Subclasses create their repositories on `session` here."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._scope is not None
+        try:
+            await self.session.rollback()
+        finally:
+            await self._scope.__aexit__(exc_type, exc, tb)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    @property
+    def is_postgres(self) -> bool:
+        return not self.db.is_sqlite
