@@ -111,7 +111,8 @@ def task_lint(_: list[str]) -> None:
     sync()
     run(tool("ruff"), "check", ".")
     run(tool("ruff"), "format", "--check", ".")
-    run(tool("mypy"), "libs/shop-grpc/src", "services", "cli/src", "tests")
+    sources = ["libs/shop-grpc/src", *map(str, sorted(ROOT.glob("services/*/src"))), "cli/src"]
+    run(tool("mypy"), *sources)
     run(tool("buf"), "lint", cwd=PROTO_ROOT)
 
 

@@ -12,11 +12,13 @@ Variables every service reads (``SHOP_`` prefix):
     SHOP_LOG_FORMAT                json | console | auto (console on a terminal)
     SHOP_LOG_LEVEL                 debug | info | warning | error (default info)
     SHOP_SHUTDOWN_GRACE_SECONDS    how long in-flight calls may finish on SIGTERM (default 10)
+    SHOP_SHUTDOWN_DRAIN_SECONDS    how long to answer NOT_SERVING before stopping (default 0)
     SHOP_<DEPENDENCY>_TARGET       gRPC target of a dependency, e.g. SHOP_INVENTORY_TARGET
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 from collections.abc import Mapping
@@ -36,19 +38,25 @@ class ConfigError(ValueError):
 class Env:
     """Typed reads of environment variables, each failing with the variable's name."""
 
-    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+    # Methods are named after the types they return, so annotations spell out builtins.
+
+    def __init__(self, values: Mapping[builtins.str, builtins.str] | None = None) -> None:
         self._values = dict(os.environ if values is None else values)
 
-    def str(self, name: str, default: str) -> str:
+    def str(self, name: builtins.str, default: builtins.str) -> builtins.str:
         return self._values.get(name, "") or default
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]
+    ) -> builtins.str:
         value = self.str(name, default).lower()
         if value not in choices:
             raise ConfigError(f"{name}={value!r}: must be one of {', '.join(choices)}")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def float(
+        self, name: builtins.str, default: builtins.float, *, minimum: builtins.float = 0.0
+    ) -> builtins.float:
         raw = self.str(name, "")
         try:
             value = float(raw) if raw else default
@@ -58,7 +66,9 @@ class Env:
             raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
         return value
 
-    def int(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def int(
+        self, name: builtins.str, default: builtins.int, *, minimum: builtins.int = 0
+    ) -> builtins.int:
         raw = self.str(name, "")
         try:
             value = int(raw) if raw else default
@@ -89,6 +99,9 @@ class ServerSettings:
     """Name of this replica, used for saga leases and logs."""
     shutdown_grace_seconds: float = 10.0
     """How long in-flight calls may run after SIGTERM before they are cancelled."""
+    drain_seconds: float = 0.0
+    """How long to keep serving while reporting NOT_SERVING before the stop begins, so
+    health-checking clients and load balancers move away first."""
     log: LogSettings = LogSettings()
 
 
@@ -102,6 +115,7 @@ def server_settings(service: str, env: Env) -> ServerSettings:
         database_url=env.str("SHOP_DATABASE_URL", f"sqlite:///{data_dir / f'{service}.db'}"),
         instance_id=env.str("SHOP_INSTANCE_ID", f"{service}@{socket.gethostname()}:{port}"),
         shutdown_grace_seconds=env.float("SHOP_SHUTDOWN_GRACE_SECONDS", 10.0),
+        drain_seconds=env.float("SHOP_SHUTDOWN_DRAIN_SECONDS", 0.0),
         log=LogSettings(
             format=env.choice("SHOP_LOG_FORMAT", "auto", LOG_FORMATS),
             level=env.choice("SHOP_LOG_LEVEL", "info", LOG_LEVELS),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from shop.common.v1 import money_pb2
 
+from shop.common.v1 import money_pb2
 from shop_grpc.money import Money
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
@@ -70,11 +71,15 @@ class GrpcServer:
             await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, a drain pause, then no new calls and `grace` for those in flight."""
         await self.set_serving(False)
-        await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        if grace is None:
+            await asyncio.sleep(self.settings.drain_seconds)
+            grace = self.settings.shutdown_grace_seconds
+        await self.server.stop(grace)
 
 
-Background = Callable[[], Awaitable[None]]
+Background = Callable[[], Coroutine[Any, Any, None]]
 Cleanup = Callable[[], Awaitable[None]]
 
 

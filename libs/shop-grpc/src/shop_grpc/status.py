@@ -8,6 +8,9 @@ the matching ShopError with the same details.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -16,6 +19,7 @@ from grpc_status import rpc_status
 from shop_grpc import errors
 
 DOMAIN = "shop"
+T = TypeVar("T")
 
 _CODES: list[tuple[type[errors.ShopError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -81,7 +85,9 @@ def to_status(error: errors.ShopError) -> status_pb2.Status:
             )
         )
     if error.reason:
-        status.details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)))
+        status.details.append(
+            _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN))
+        )
     return status
 
 
@@ -109,9 +115,9 @@ def _details(status: status_pb2.Status | None) -> dict[str, object]:
 
 def from_rpc_error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.ShopError:
     """The ShopError a failed call stands for; raise it ``from exc``."""
-    code = exc.code()  # type: ignore[attr-defined]
-    message = exc.details() or code.name  # type: ignore[attr-defined]
-    details = _details(rpc_status.from_call(exc))  # type: ignore[arg-type]
+    code = exc.code()
+    message: str = exc.details() or code.name
+    details = _details(rpc_status.from_call(exc))
     reason = details.get("ErrorInfo")
     reason_text = reason.reason if isinstance(reason, error_details_pb2.ErrorInfo) else ""
     resource = details.get("ResourceInfo")
@@ -156,4 +162,12 @@ def from_rpc_error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.ShopErro
 
 
 def status_code_name(code: int) -> str:
-    return code_pb2.Code.Name(code)
+    return str(code_pb2.Code.Name(code))
+
+
+async def result_of(call: Awaitable[T]) -> T:
+    """Awaits an outbound call, turning a failed status into the matching ShopError."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from exc

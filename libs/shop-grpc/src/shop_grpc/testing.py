@@ -92,3 +92,6 @@ async def serving(
     finally:
         await channel.close()
         await server.stop(0)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

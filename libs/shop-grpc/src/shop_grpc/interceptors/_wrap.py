@@ -21,12 +21,10 @@ _FACTORIES = {
 
 
 def _behavior(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
-    return (
-        handler.unary_unary
-        or handler.unary_stream
-        or handler.stream_unary
-        or handler.stream_stream
+    behavior: Callable[..., Any] = (
+        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
+    return behavior
 
 
 def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
@@ -48,11 +46,12 @@ def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.Rp
 
         wrapped = single
     factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
-    return factory(  # type: ignore[no-any-return]
+    handler = factory(
         wrapped,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+    return handler
 
 
 async def intercept(
@@ -63,4 +62,4 @@ async def intercept(
     handler = await continuation(details)
     if handler is None:
         return None
-    return wrap(handler, details.method, around)  # type: ignore[attr-defined]
+    return wrap(handler, details.method, around)

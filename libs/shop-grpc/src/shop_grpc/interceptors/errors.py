@@ -40,4 +40,4 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        return await intercept(continuation, handler_call_details, _map_errors)  # type: ignore[return-value]
+        return await intercept(continuation, handler_call_details, _map_errors)

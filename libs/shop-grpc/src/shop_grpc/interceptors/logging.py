@@ -38,7 +38,7 @@ async def _log_call(method: str, context: grpc.aio.ServicerContext) -> AsyncIter
 
 def _name(code: grpc.StatusCode | int) -> str:
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)
     return next((c.name for c in grpc.StatusCode if c.value[0] == code), str(code))
 
 
@@ -48,4 +48,4 @@ class RequestLogging(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        return await intercept(continuation, handler_call_details, _log_call)  # type: ignore[return-value]
+        return await intercept(continuation, handler_call_details, _log_call)

@@ -1,0 +1,82 @@
+"""The server bootstrap: health per service, reflection, and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.testing import test_settings
+
+
+class SlowHealth(health_pb2_grpc.HealthServicer):
+    """A stand-in service whose call takes a while, to be caught mid-flight by a stop."""
+
+    async def Check(self, request, context):
+        await asyncio.sleep(0.5)
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+
+def slow_registration() -> Registration:
+    handler = grpc.method_handlers_generic_handler(
+        "test.Slow",
+        {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                SlowHealth().Check,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            )
+        },
+    )
+    return Registration("test.Slow", lambda server: server.add_generic_rpc_handlers([handler]))
+
+
+async def test_health_reflection_and_draining_stop(tmp_path):
+    settings = test_settings(
+        "user", f"sqlite:///{tmp_path / 'x.db'}", shutdown_grace_seconds=2.0, drain_seconds=0.3
+    )
+    server = GrpcServer(settings, [slow_registration()])
+    port = await server.start()
+    await server.set_serving(True)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "test.Slow"):
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=2)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+        listing = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=2
+        )
+        names = {s.name async for r in listing for s in r.list_services_response.service}
+        assert {"test.Slow", "grpc.health.v1.Health"} <= names
+
+        slow = channel.unary_unary(
+            "/test.Slow/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        in_flight = asyncio.ensure_future(slow(health_pb2.HealthCheckRequest(), timeout=5))
+        await asyncio.sleep(0.1)
+        stopping = asyncio.create_task(server.stop())
+        await asyncio.sleep(0.05)
+        status = await health.Check(health_pb2.HealthCheckRequest(service="test.Slow"), timeout=2)
+        assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert (await in_flight).status == health_pb2.HealthCheckResponse.SERVING
+        await stopping
+
+
+async def test_a_taken_port_is_an_error_not_a_silent_share(tmp_path):
+    first = GrpcServer(test_settings("user", "sqlite://"), [])
+    port = await first.start()
+    clash = GrpcServer(test_settings("user", "sqlite://", listen_address=f"127.0.0.1:{port}"), [])
+    try:
+        try:
+            await clash.start()
+        except RuntimeError:
+            return
+        raise AssertionError("a second server bound the same port")
+    finally:
+        await first.stop(0)

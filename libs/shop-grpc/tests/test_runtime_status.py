@@ -1,0 +1,106 @@
+"""Errors survive the trip through a real gRPC call with their details intact."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shop_grpc import errors, status
+from shop_grpc.server import Registration
+from shop_grpc.testing import serving, test_settings
+from shop_grpc.validation import Violations
+
+
+class Raising(health_pb2_grpc.HealthServicer):
+    """A servicer whose Check raises whatever the test put in `error`."""
+
+    error: BaseException | None = None
+
+    async def Check(self, request, context):
+        assert self.error is not None
+        raise self.error
+
+
+@pytest.fixture
+async def call(tmp_path):
+    servicer = Raising()
+    handler = grpc.method_handlers_generic_handler(
+        "test.Raising",
+        {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                servicer.Check,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            )
+        },
+    )
+    registration = Registration(
+        "test.Raising", lambda server: server.add_generic_rpc_handlers([handler])
+    )
+    settings = test_settings("user", f"sqlite:///{tmp_path / 'unused.db'}")
+    async with serving(settings, [registration]) as channel:
+        method = channel.unary_unary(
+            "/test.Raising/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+
+        async def invoke(error: BaseException) -> grpc.aio.AioRpcError:
+            servicer.error = error
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await method(health_pb2.HealthCheckRequest(), timeout=5)
+            return caught.value
+
+        yield invoke
+
+
+async def test_field_violations_arrive_as_bad_request_details(call):
+    v = Violations()
+    v.required("", "user_id")
+    v.check(False, "lines[2].quantity", "must be positive")
+    with pytest.raises(errors.InvalidArgument) as raised:
+        v.raise_if_any()
+    rpc_error = await call(raised.value)
+    assert rpc_error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    back = status.from_rpc_error(rpc_error)
+    assert isinstance(back, errors.InvalidArgument)
+    assert back.violations == [
+        errors.FieldViolation("user_id", "is required"),
+        errors.FieldViolation("lines[2].quantity", "must be positive"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (errors.NotFound("order", "o-1"), grpc.StatusCode.NOT_FOUND),
+        (errors.AlreadyExists("user", "username=alice"), grpc.StatusCode.ALREADY_EXISTS),
+        (errors.PermissionDenied("no"), grpc.StatusCode.PERMISSION_DENIED),
+        (errors.Aborted("again"), grpc.StatusCode.ABORTED),
+    ],
+)
+async def test_each_error_kind_has_its_own_code(call, error, code):
+    rpc_error = await call(error)
+    assert rpc_error.code() == code
+    assert type(status.from_rpc_error(rpc_error)) is type(error)
+
+
+async def test_resource_info_and_precondition_details_round_trip(call):
+    rpc_error = await call(errors.NotFound("order", "o-1"))
+    back = status.from_rpc_error(rpc_error)
+    assert isinstance(back, errors.NotFound)
+    assert (back.resource_type, back.resource_name) == ("order", "o-1")
+
+    short = errors.PreconditionViolation("STOCK", "widget", "requested 3, available 1")
+    rpc_error = await call(errors.FailedPrecondition("short", [short], reason="OUT_OF_STOCK"))
+    back = status.from_rpc_error(rpc_error)
+    assert isinstance(back, errors.FailedPrecondition)
+    assert (back.violations, back.reason) == ([short], "OUT_OF_STOCK")
+
+
+async def test_a_bug_is_internal_with_an_error_id_and_no_internals(call):
+    rpc_error = await call(KeyError("secret-column"))
+    assert rpc_error.code() == grpc.StatusCode.INTERNAL
+    assert "secret-column" not in rpc_error.details()
+    assert rpc_error.details().startswith("internal error (id ")

@@ -1,0 +1,246 @@
+"""Orders on SQLAlchemy Core, with the leases that let several replicas share the saga work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop_grpc.money import Money
+from shop_order.adapters.orm import order_lines, orders
+from shop_order.domain.errors import LeaseLost
+from shop_order.domain.model import Order, OrderLine, Status, Step
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who may drive an order's saga: a replica (owner) in one of its boots (token)."""
+
+    owner: str
+    token: str
+    seconds: float
+
+    def until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.seconds)
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, order: Order, lease: Lease, now: datetime) -> None:
+        values = _order_values(order)
+        values.update(
+            lease_owner=lease.owner,
+            lease_token=lease.token,
+            lease_expires_at=lease.until(now),
+            create_time=now,
+            update_time=now,
+        )
+        await self.session.execute(insert(orders).values(**values))
+        await self._write_lines(order)
+        order.create_time = order.update_time = now
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        query = select(orders).where(orders.c.order_id == order_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).mappings().first()
+        return None if row is None else (await self._load([row]))[0]
+
+    async def get_by_request_id(self, request_id: str) -> Order | None:
+        query = select(orders).where(orders.c.request_id == request_id)
+        row = (await self.session.execute(query)).mappings().first()
+        return None if row is None else (await self._load([row]))[0]
+
+    async def list_for_user(
+        self, user_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Order]:
+        query = select(orders).where(orders.c.user_id == user_id)
+        if after is not None:
+            created, order_id = after
+            query = query.where(
+                or_(
+                    orders.c.create_time < created,
+                    and_(orders.c.create_time == created, orders.c.order_id < order_id),
+                )
+            )
+        query = query.order_by(orders.c.create_time.desc(), orders.c.order_id.desc()).limit(limit)
+        rows = (await self.session.execute(query)).mappings().all()
+        return await self._load(rows)
+
+    async def save(self, order: Order, lease: Lease, now: datetime) -> Order:
+        """Writes the saga's progress if `lease` still holds; returns the order as stored.
+
+        The stored copy carries a cancel request made meanwhile by another call.
+        """
+        values = _order_values(order)
+        del values["cancel_requested"]
+        values.update(update_time=now, lease_expires_at=lease.until(now))
+        result = await self.session.execute(
+            update(orders)
+            .where(orders.c.order_id == order.order_id, orders.c.lease_token == lease.token)
+            .values(**values)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(order.order_id)
+        await self._write_lines(order)
+        stored = await self.get(order.order_id)
+        assert stored is not None
+        return stored
+
+    async def save_unleased(self, order: Order, now: datetime) -> None:
+        """Writes a change made outside the saga (a cancel request)."""
+        values = {"cancel_requested": order.cancel_requested, "update_time": now}
+        await self.session.execute(
+            update(orders).where(orders.c.order_id == order.order_id).values(**values)
+        )
+        order.update_time = now
+
+    async def reopen(self, order: Order, lease: Lease, now: datetime) -> None:
+        """Starts undoing a finished order under `lease` (a cancel)."""
+        values = _order_values(order)
+        values.update(
+            update_time=now,
+            lease_owner=lease.owner,
+            lease_token=lease.token,
+            lease_expires_at=lease.until(now),
+        )
+        await self.session.execute(
+            update(orders).where(orders.c.order_id == order.order_id).values(**values)
+        )
+        order.update_time = now
+
+    async def claim(self, order_id: str, lease: Lease, now: datetime) -> bool:
+        """Takes the lease on one unfinished order if nobody live holds it."""
+        result = await self.session.execute(
+            update(orders)
+            .where(
+                orders.c.order_id == order_id, orders.c.step != Step.DONE, _claimable(lease, now)
+            )
+            .values(
+                lease_owner=lease.owner, lease_token=lease.token, lease_expires_at=lease.until(now)
+            )
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def claim_unfinished(self, lease: Lease, now: datetime, limit: int) -> list[str]:
+        """Takes the leases of up to `limit` unfinished orders nobody live is driving.
+
+        SKIP LOCKED lets replicas scan at the same time without waiting on each other.
+        """
+        query = (
+            select(orders.c.order_id)
+            .where(orders.c.step != Step.DONE, _claimable(lease, now))
+            .order_by(orders.c.update_time)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self.session.execute(query)).scalars())
+        return [order_id for order_id in ids if await self.claim(order_id, lease, now)]
+
+    async def release(self, order_id: str, lease: Lease, retry_at: datetime | None) -> None:
+        """Gives the lease up; with `retry_at`, nobody picks the order up before then."""
+        await self.session.execute(
+            update(orders)
+            .where(orders.c.order_id == order_id, orders.c.lease_token == lease.token)
+            .values(lease_owner=None, lease_token=None, lease_expires_at=retry_at)
+        )
+
+    async def _write_lines(self, order: Order) -> None:
+        await self.session.execute(
+            delete(order_lines).where(order_lines.c.order_id == order.order_id)
+        )
+        await self.session.execute(
+            insert(order_lines),
+            [
+                {
+                    "order_id": order.order_id,
+                    "position": position,
+                    "product_id": line.product_id,
+                    "quantity": line.quantity,
+                    "unit_price_minor": None
+                    if line.unit_price is None
+                    else line.unit_price.amount_minor,
+                }
+                for position, line in enumerate(order.lines)
+            ],
+        )
+
+    async def _load(self, rows: Sequence[RowMapping]) -> list[Order]:
+        if not rows:
+            return []
+        ids = [row["order_id"] for row in rows]
+        line_rows = (
+            await self.session.execute(
+                select(order_lines)
+                .where(order_lines.c.order_id.in_(ids))
+                .order_by(order_lines.c.order_id, order_lines.c.position)
+            )
+        ).mappings()
+        lines: dict[str, list[RowMapping]] = {}
+        for line in line_rows:
+            lines.setdefault(line["order_id"], []).append(line)
+        return [_order(row, lines.get(row["order_id"], [])) for row in rows]
+
+
+def _claimable(lease: Lease, now: datetime) -> Any:
+    # Free, expired, or held by an earlier boot of this same replica (which crashed).
+    return or_(
+        orders.c.lease_expires_at.is_(None),
+        orders.c.lease_expires_at < now,
+        and_(orders.c.lease_owner == lease.owner, orders.c.lease_token != lease.token),
+    )
+
+
+def _order_values(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "user_id": order.user_id,
+        "request_id": order.request_id,
+        "status": order.status.value,
+        "step": order.step.value,
+        "undo_outcome": None if order.undo_outcome is None else order.undo_outcome.value,
+        "failure_reason": order.failure_reason,
+        "payment_method_id": order.payment_method_id,
+        "payment_id": order.payment_id,
+        "currency": None if order.total is None else order.total.currency,
+        "total_minor": None if order.total is None else order.total.amount_minor,
+        "cancel_requested": order.cancel_requested,
+        "charge_attempted": order.charge_attempted,
+    }
+
+
+def _order(row: RowMapping, lines: list[RowMapping]) -> Order:
+    currency = row["currency"]
+    return Order(
+        order_id=row["order_id"],
+        user_id=row["user_id"],
+        request_id=row["request_id"],
+        lines=[
+            OrderLine(
+                product_id=line["product_id"],
+                quantity=line["quantity"],
+                unit_price=None
+                if line["unit_price_minor"] is None or currency is None
+                else Money(currency, line["unit_price_minor"]),
+            )
+            for line in lines
+        ],
+        payment_method_id=row["payment_method_id"],
+        status=Status(row["status"]),
+        step=Step(row["step"]),
+        undo_outcome=None if row["undo_outcome"] is None else Status(row["undo_outcome"]),
+        failure_reason=row["failure_reason"],
+        payment_id=row["payment_id"],
+        total=None if currency is None else Money(currency, row["total_minor"]),
+        cancel_requested=row["cancel_requested"],
+        charge_attempted=row["charge_attempted"],
+        create_time=row["create_time"],
+        update_time=row["update_time"],
+    )

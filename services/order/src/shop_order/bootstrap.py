@@ -1,0 +1,80 @@
+"""Composition root: builds the order service from its settings, then serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from shop_grpc import logs
+from shop_grpc.changes import ChangeSignal
+from shop_grpc.channels import open_channel
+from shop_grpc.server import GrpcServer, run
+from shop_grpc.storage import Database
+from shop_order.adapters.clients import (
+    INVENTORY_SERVICE,
+    PAYMENT_SERVICE,
+    USER_SERVICE,
+    GrpcInventory,
+    GrpcPayments,
+    GrpcUsers,
+)
+from shop_order.adapters.orm import metadata
+from shop_order.adapters.repository import Lease
+from shop_order.config import Settings
+from shop_order.entrypoints.grpc import OrderServicer, registration
+from shop_order.service_layer.ports import Dependencies
+from shop_order.service_layer.saga_runner import SagaRunner
+from shop_order.service_layer.unit_of_work import OrderUnitOfWork
+
+
+@dataclass
+class OrderApp:
+    db: Database
+    channels: list[grpc.aio.Channel]
+    runner: SagaRunner
+    servicer: OrderServicer
+
+    async def close(self) -> None:
+        await self.runner.stop()
+        for channel in self.channels:
+            await channel.close()
+        await self.db.dispose()
+
+
+def connect(settings: Settings) -> tuple[Dependencies, list[grpc.aio.Channel]]:
+    timeout = settings.call_timeout_seconds
+    # Every call the saga makes is idempotent (keyed by order id), so all may be retried.
+    users = open_channel(settings.targets.user, retry_services=[USER_SERVICE])
+    inventory = open_channel(settings.targets.inventory, retry_services=[INVENTORY_SERVICE])
+    payment = open_channel(settings.targets.payment, retry_services=[PAYMENT_SERVICE])
+    deps = Dependencies(
+        users=GrpcUsers(users, timeout),
+        inventory=GrpcInventory(inventory, timeout),
+        payments=GrpcPayments(payment, timeout),
+    )
+    return deps, [users, inventory, payment]
+
+
+async def build(settings: Settings, deps: Dependencies | None = None) -> OrderApp:
+    db = Database(settings.server.database_url)
+    await db.migrate(metadata)
+    channels: list[grpc.aio.Channel] = []
+    if deps is None:
+        deps, channels = connect(settings)
+    signal = ChangeSignal(poll_seconds=0.5)
+    lease = Lease(settings.server.instance_id, settings.boot_id, settings.saga.lease_seconds)
+
+    def uow() -> OrderUnitOfWork:
+        return OrderUnitOfWork(db)
+
+    runner = SagaRunner(uow, deps, lease, signal, settings.saga)
+    servicer = OrderServicer(uow, deps, runner, signal, settings.waits)
+    return OrderApp(db, channels, runner, servicer)
+
+
+async def serve(settings: Settings) -> None:
+    logs.configure(settings.server.log, service="order", instance=settings.server.instance_id)
+    app = await build(settings)
+    server = GrpcServer(settings.server, [registration(app.servicer)])
+    await run(server, background=[app.runner.recover_forever], cleanup=[app.close])

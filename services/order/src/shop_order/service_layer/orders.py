@@ -1,0 +1,143 @@
+"""The order use cases: plain async functions over a unit of work and the saga runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from shop_grpc import pagination
+from shop_grpc.changes import ChangeSignal
+from shop_grpc.storage import utcnow
+from shop_order.domain import saga
+from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound
+from shop_order.domain.model import Order, OrderLine, Status
+from shop_order.service_layer.ports import Card, Payments
+from shop_order.service_layer.saga_runner import SagaRunner
+from shop_order.service_layer.unit_of_work import OrderUnitOfWork
+
+UnitOfWorkFactory = Callable[[], OrderUnitOfWork]
+
+
+async def place_order(
+    uow: UnitOfWorkFactory,
+    payments: Payments,
+    runner: SagaRunner,
+    *,
+    user_id: str,
+    lines: list[OrderLine],
+    card: Card,
+    request_id: str,
+) -> Order:
+    """Records the order and starts its saga; a repeated request_id returns the first order."""
+    request_id = request_id or str(uuid.uuid4())
+    existing = await _by_request_id(uow, request_id)
+    if existing is not None:
+        return existing
+    # The card is exchanged for a payment method before anything is stored, so the
+    # order never holds card details and a bad card leaves nothing behind.
+    payment_method_id = await payments.create_payment_method(card, request_id)
+    order = Order(
+        order_id=str(uuid.uuid4()),
+        user_id=user_id,
+        lines=lines,
+        payment_method_id=payment_method_id,
+        request_id=request_id,
+    )
+    try:
+        async with uow() as tx:
+            await tx.orders.add(order, runner.lease, utcnow())
+            await tx.commit()
+    except IntegrityError:
+        # The same request raced us here and won.
+        existing = await _by_request_id(uow, request_id)
+        assert existing is not None
+        return existing
+    runner.start(order.order_id, claimed=True)
+    return order
+
+
+async def _by_request_id(uow: UnitOfWorkFactory, request_id: str) -> Order | None:
+    async with uow() as tx:
+        return await tx.orders.get_by_request_id(request_id)
+
+
+async def get_order(uow: UnitOfWorkFactory, order_id: str) -> Order:
+    async with uow() as tx:
+        order = await tx.orders.get(order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+async def list_orders(
+    uow: UnitOfWorkFactory, user_id: str, page_size: int, page_token: str
+) -> tuple[list[Order], str]:
+    scope = f"orders/{user_id}"
+    key = pagination.decode(scope, page_token)
+    after = None if key is None else (datetime.fromisoformat(key[0]), str(key[1]))
+    limit = pagination.page_size(page_size)
+    async with uow() as tx:
+        orders = await tx.orders.list_for_user(user_id, after, limit + 1)
+    if len(orders) <= limit:
+        return orders, ""
+    last = orders[limit - 1]
+    assert last.create_time is not None
+    return orders[:limit], pagination.encode(scope, [last.create_time.isoformat(), last.order_id])
+
+
+async def cancel_order(uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str) -> Order:
+    """Undoes a confirmed order; stops and undoes one in flight."""
+    async with uow() as tx:
+        order = await tx.orders.get(order_id, for_update=True)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if order.status is Status.CANCELLED or order.undo_outcome is Status.CANCELLED:
+            return order
+        if order.status is Status.FAILED or order.undo_outcome is Status.FAILED:
+            raise OrderAlreadyFailed(order_id)
+        was_final = order.is_final
+        saga.request_cancel(order)
+        if was_final:
+            # Nobody drives a finished order: this call takes the lease and starts the undo.
+            await tx.orders.reopen(order, runner.lease, utcnow())
+        else:
+            await tx.orders.save_unleased(order, utcnow())
+        await tx.commit()
+    runner.signal.notify()
+    runner.start(order_id, claimed=was_final)
+    return order
+
+
+async def wait_until_final(
+    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str, wait_seconds: float
+) -> Order:
+    """The order once final, or as it stands when `wait_seconds` run out."""
+    order = await get_order(uow, order_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while not order.is_final and loop.time() < deadline:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal.wait(), max(deadline - loop.time(), 0))
+        order = await get_order(uow, order_id)
+    return order
+
+
+async def watch_order(
+    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str
+) -> AsyncIterator[Order]:
+    """The order now, then after every change, ending with its final state."""
+    last: tuple[object, ...] | None = None
+    while True:
+        order = await get_order(uow, order_id)
+        seen = (order.status, order.step, order.payment_id, order.update_time)
+        if seen != last:
+            last = seen
+            yield order
+        if order.is_final:
+            return
+        await signal.wait()

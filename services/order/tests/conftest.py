@@ -1,0 +1,215 @@
+"""Fakes of the services the order saga calls, and fixtures that wire them up."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from shop_grpc.changes import ChangeSignal
+from shop_grpc.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PreconditionViolation,
+    Unavailable,
+)
+from shop_grpc.money import Money
+from shop_grpc.storage import Database
+from shop_grpc.testing import database_url  # noqa: F401
+from shop_order.adapters.orm import metadata
+from shop_order.adapters.repository import Lease
+from shop_order.domain.model import OrderLine
+from shop_order.service_layer.ports import (
+    Card,
+    Dependencies,
+    Payment,
+    PaymentOutcome,
+    ProductOffer,
+    Reservation,
+)
+from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
+from shop_order.service_layer.unit_of_work import OrderUnitOfWork
+
+APPROVED = Card("4242424242424242", 12, 2040, "123")
+DECLINED = Card("4000000000000002", 12, 2040, "123")
+
+
+class Faults:
+    """Makes named calls fail with UNAVAILABLE a number of times, or hang until released."""
+
+    def __init__(self) -> None:
+        self.unavailable: dict[str, int] = {}
+        self.hang: dict[str, asyncio.Event] = {}
+        self.calls: list[str] = []
+
+    async def enter(self, name: str) -> None:
+        self.calls.append(name)
+        if self.unavailable.get(name, 0) > 0:
+            self.unavailable[name] -= 1
+            raise Unavailable(f"{name} is down")
+        if name in self.hang:
+            await self.hang[name].wait()
+
+
+@dataclass
+class FakeUsers:
+    faults: Faults
+    known: set[str] = field(default_factory=set)
+
+    async def ensure_exists(self, user_id: str) -> None:
+        await self.faults.enter("get_user")
+        if user_id not in self.known:
+            raise NotFound("user", user_id)
+
+
+@dataclass
+class FakeInventory:
+    faults: Faults
+    prices: dict[str, Money] = field(default_factory=dict)
+    available: dict[str, int] = field(default_factory=dict)
+    sold: dict[str, int] = field(default_factory=dict)
+    reservations: dict[str, tuple[str, list[OrderLine]]] = field(default_factory=dict)
+
+    async def reserve(self, order_id: str, lines: list[OrderLine]) -> Reservation:
+        await self.faults.enter("reserve")
+        if order_id not in self.reservations:
+            for line in lines:
+                if line.product_id not in self.prices:
+                    raise NotFound("product", line.product_id)
+            short = [
+                PreconditionViolation("STOCK", line.product_id, "not enough")
+                for line in lines
+                if self.available[line.product_id] < line.quantity
+            ]
+            if short:
+                raise FailedPrecondition("out of stock", short)
+            for line in lines:
+                self.available[line.product_id] -= line.quantity
+            priced = [
+                OrderLine(line.product_id, line.quantity, self.prices[line.product_id])
+                for line in lines
+            ]
+            self.reservations[order_id] = ("PENDING", priced)
+        _, priced = self.reservations[order_id]
+        total = Money("USD", sum(line.quantity * line.unit_price.amount_minor for line in priced))  # type: ignore[union-attr]
+        return Reservation(priced, total)
+
+    async def commit(self, order_id: str) -> None:
+        await self.faults.enter("commit")
+        state, lines = self.reservations[order_id]
+        if state == "PENDING":
+            for line in lines:
+                self.sold[line.product_id] = self.sold.get(line.product_id, 0) + line.quantity
+            self.reservations[order_id] = ("COMMITTED", lines)
+        elif state != "COMMITTED":
+            raise FailedPrecondition(f"reservation {state.lower()}")
+
+    async def release(self, order_id: str) -> None:
+        await self.faults.enter("release")
+        if order_id not in self.reservations:
+            raise NotFound("reservation", order_id)
+        state, lines = self.reservations[order_id]
+        if state in ("PENDING", "COMMITTED"):
+            for line in lines:
+                self.available[line.product_id] += line.quantity
+                if state == "COMMITTED":
+                    self.sold[line.product_id] -= line.quantity
+            self.reservations[order_id] = ("RELEASED", lines)
+
+    async def offer(self, product_id: str) -> ProductOffer:
+        if product_id not in self.prices:
+            raise NotFound("product", product_id)
+        return ProductOffer(
+            product_id, product_id.title(), self.prices[product_id], self.available[product_id]
+        )
+
+
+@dataclass
+class FakePayments:
+    faults: Faults
+    methods: dict[str, str] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    charged: dict[str, int] = field(default_factory=dict)
+    refunded: dict[str, int] = field(default_factory=dict)
+
+    async def create_payment_method(self, card: Card, request_id: str) -> str:
+        await self.faults.enter("create_payment_method")
+        if not card.number.isdigit():
+            raise InvalidArgument([FieldViolation("card.number", "fails the Luhn check")])
+        method_id = str(uuid.uuid4())
+        self.methods[method_id] = card.number
+        return method_id
+
+    async def charge(self, order_id: str, payment_method_id: str, amount: Money) -> Payment:
+        await self.faults.enter("charge")
+        if order_id not in self.payments:
+            declined = self.methods[payment_method_id] == DECLINED.number
+            outcome = PaymentOutcome.DECLINED if declined else PaymentOutcome.SUCCEEDED
+            payment = Payment(f"pay-{order_id}", outcome, "card_declined" if declined else "")
+            self.payments[order_id] = payment
+            if not declined:
+                self.charged[order_id] = amount.amount_minor
+        return self.payments[order_id]
+
+    async def refund_all(self, payment_id: str, request_id: str) -> None:
+        await self.faults.enter("refund")
+        order_id = payment_id.removeprefix("pay-")
+        self.refunded[order_id] = self.charged[order_id]
+        self.payments[order_id] = Payment(payment_id, PaymentOutcome.REFUNDED)
+
+    def net_charged(self, order_id: str) -> int:
+        return self.charged.get(order_id, 0) - self.refunded.get(order_id, 0)
+
+
+@dataclass
+class World:
+    faults: Faults
+    users: FakeUsers
+    inventory: FakeInventory
+    payments: FakePayments
+
+    @property
+    def deps(self) -> Dependencies:
+        return Dependencies(self.users, self.inventory, self.payments)
+
+
+@pytest.fixture
+def world() -> World:
+    faults = Faults()
+    world = World(faults, FakeUsers(faults), FakeInventory(faults), FakePayments(faults))
+    world.users.known.add("alice")
+    world.inventory.prices.update(widget=Money("USD", 1250), gadget=Money("USD", 2400))
+    world.inventory.available.update(widget=10, gadget=5)
+    return world
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:  # noqa: F811
+    database = Database(database_url)
+    await database.migrate(metadata)
+    yield database
+    await database.dispose()
+
+
+FAST = SagaSettings(lease_seconds=30, recovery_interval_seconds=0.05, give_up_seconds=30)
+
+
+RunnerFactory = Callable[..., SagaRunner]
+
+
+@pytest.fixture
+def new_runner(db: Database, world: World) -> RunnerFactory:
+    """Builds a saga runner; each call is a new boot of replica `owner`."""
+
+    def build(owner: str = "order-a", settings: SagaSettings = FAST) -> SagaRunner:
+        lease = Lease(owner, str(uuid.uuid4()), settings.lease_seconds)
+        return SagaRunner(
+            lambda: OrderUnitOfWork(db), world.deps, lease, ChangeSignal(0.05), settings
+        )
+
+    return build

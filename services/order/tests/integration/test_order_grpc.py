@@ -1,0 +1,165 @@
+"""OrderService over real gRPC on loopback, with fake dependencies behind it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import grpc
+import pytest
+
+from shop.common.v1 import money_pb2
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.payment.v1 import payment_pb2
+from shop_grpc import status
+from shop_grpc.config import Env
+from shop_grpc.errors import InvalidArgument
+from shop_grpc.testing import serving, test_settings
+from shop_order import bootstrap, config
+from shop_order.entrypoints.grpc import registration
+
+CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
+
+
+@pytest.fixture
+async def stub(database_url: str, world) -> AsyncIterator[order_pb2_grpc.OrderServiceStub]:
+    settings = config.load(Env({}))
+    settings = type(settings)(
+        **{**settings.__dict__, "server": test_settings("order", database_url)}
+    )
+    app = await bootstrap.build(settings, deps=world.deps)
+    async with serving(settings.server, [registration(app.servicer)]) as channel:
+        yield order_pb2_grpc.OrderServiceStub(channel)
+    await app.close()
+
+
+def line(product_id: str, quantity: int) -> money_pb2.LineItem:
+    return money_pb2.LineItem(product_id=product_id, quantity=quantity)
+
+
+async def test_create_order_returns_the_confirmed_order(stub):
+    order = await stub.CreateOrder(
+        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 2)], card=CARD),
+        timeout=5,
+    )
+    assert order.status == order_pb2.Order.STATUS_CONFIRMED
+    assert order.step == order_pb2.Order.STEP_DONE
+    assert (order.total.currency_code, order.total.amount_minor) == ("USD", 2500)
+    assert order.lines[0].unit_price.amount_minor == 1250
+    assert order.payment_id
+
+
+async def test_malformed_requests_get_invalid_argument_naming_every_bad_field(stub, world):
+    bad = order_pb2.CreateOrderRequest(
+        user_id="",
+        lines=[line("widget", 0), line("", 1), line("widget", 2)],
+        card=payment_pb2.PaymentCard(number="", exp_month=13, exp_year=2040, cvc=""),
+        request_id="x" * 65,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateOrder(bad, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    error = status.from_rpc_error(caught.value)
+    assert isinstance(error, InvalidArgument)
+    assert {v.field for v in error.violations} == {
+        "user_id",
+        "lines[0].quantity",
+        "lines[1].product_id",
+        "lines[2].product_id",
+        "card.number",
+        "card.exp_month",
+        "card.cvc",
+        "request_id",
+    }
+    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id="alice"), timeout=5)
+    assert list(listed.orders) == []
+    assert world.faults.calls == []
+
+
+async def test_a_card_the_payment_service_rejects_is_invalid_argument_and_stores_nothing(stub):
+    request = order_pb2.CreateOrderRequest(
+        user_id="alice",
+        lines=[line("widget", 1)],
+        card=payment_pb2.PaymentCard(number="4242x", exp_month=1, exp_year=2040, cvc="123"),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateOrder(request, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "card.number" in caught.value.details()
+    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id="alice"), timeout=5)
+    assert list(listed.orders) == []
+
+
+async def test_unknown_orders_are_not_found(stub):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetOrder(order_pb2.GetOrderRequest(order_id="nope"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_cancelling_a_failed_order_is_a_failed_precondition(stub):
+    failed = await stub.CreateOrder(
+        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("gadget", 99)], card=CARD),
+        timeout=5,
+    )
+    assert failed.status == order_pb2.Order.STATUS_FAILED
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelOrder(order_pb2.CancelOrderRequest(order_id=failed.order_id), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_cancel_returns_the_cancelled_order(stub, world):
+    order = await stub.CreateOrder(
+        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 1)], card=CARD),
+        timeout=5,
+    )
+    cancelled = await stub.CancelOrder(
+        order_pb2.CancelOrderRequest(order_id=order.order_id), timeout=5
+    )
+    assert cancelled.status == order_pb2.Order.STATUS_CANCELLED
+    assert cancelled.failure_reason == "cancelled by request"
+    assert world.inventory.available["widget"] == 10
+
+
+async def test_watch_order_ends_after_the_final_state(stub):
+    order = await stub.CreateOrder(
+        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 1)], card=CARD),
+        timeout=5,
+    )
+    updates = [
+        u
+        async for u in stub.WatchOrder(
+            order_pb2.WatchOrderRequest(order_id=order.order_id), timeout=5
+        )
+    ]
+    assert [u.status for u in updates] == [order_pb2.Order.STATUS_CONFIRMED]
+
+
+async def test_checkout_prices_the_cart_then_streams_the_placed_order(stub):
+    requests = [
+        order_pb2.CheckoutRequest(set_line=order_pb2.SetCartLine(product_id="widget", quantity=2)),
+        order_pb2.CheckoutRequest(set_line=order_pb2.SetCartLine(product_id="gadget", quantity=9)),
+        order_pb2.CheckoutRequest(set_line=order_pb2.SetCartLine(product_id="gadget", quantity=1)),
+        order_pb2.CheckoutRequest(
+            place_order=order_pb2.PlaceOrder(user_id="alice", card=CARD, request_id="co-1")
+        ),
+    ]
+    replies = [r async for r in stub.Checkout(iter(requests), timeout=10)]
+    carts = [r.cart for r in replies if r.HasField("cart")]
+    placed = [r.order for r in replies if r.HasField("order")]
+    assert len(carts) == 3
+    assert carts[1].all_available is False  # 9 gadgets wanted, 5 on the shelf
+    assert carts[2].all_available is True
+    assert carts[2].total.amount_minor == 2 * 1250 + 2400
+    assert [cl.line_total.amount_minor for cl in carts[2].lines] == [2500, 2400]
+    assert placed[-1].status == order_pb2.Order.STATUS_CONFIRMED
+    assert placed[-1].total.amount_minor == 4900
+
+
+async def test_checkout_rejects_placing_an_empty_cart(stub):
+    requests = [
+        order_pb2.CheckoutRequest(place_order=order_pb2.PlaceOrder(user_id="alice", card=CARD))
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        _ = [r async for r in stub.Checkout(iter(requests), timeout=5)]
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cart is empty" in caught.value.details()

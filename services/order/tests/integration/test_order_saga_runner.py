@@ -1,0 +1,236 @@
+"""The saga against fake services on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shop_grpc.changes import ChangeSignal
+from shop_grpc.errors import InvalidArgument
+from shop_grpc.storage import Database
+from shop_order.domain.model import Order, OrderLine, Status
+from shop_order.service_layer import orders
+from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
+from shop_order.service_layer.unit_of_work import OrderUnitOfWork
+
+APPROVED_CARD = ("4242424242424242", 12, 2040, "123")
+
+
+async def place(
+    runner: SagaRunner, world, *, user: str = "alice", lines=None, card=None, request_id: str = ""
+) -> Order:
+    from shop_order.service_layer.ports import Card
+
+    return await orders.place_order(
+        runner.uow,
+        world.payments,
+        runner,
+        user_id=user,
+        lines=lines or [OrderLine("widget", 2)],
+        card=card or Card(*APPROVED_CARD),
+        request_id=request_id,
+    )
+
+
+async def final(runner: SagaRunner, order_id: str, wait: float = 5.0) -> Order:
+    order = await orders.wait_until_final(runner.uow, runner.signal, order_id, wait)
+    assert order.is_final, f"order stuck at {order.step}"
+    return order
+
+
+async def test_a_placed_order_is_confirmed_charged_and_its_stock_sold(new_runner, world):
+    runner = new_runner()
+    order = await final(runner, (await place(runner, world)).order_id)
+    assert order.status is Status.CONFIRMED
+    assert order.total is not None and order.total.amount_minor == 2500
+    assert world.payments.net_charged(order.order_id) == 2500
+    assert (world.inventory.available["widget"], world.inventory.sold["widget"]) == (8, 2)
+
+
+async def test_out_of_stock_fails_with_a_reason_and_changes_nothing(new_runner, world):
+    runner = new_runner()
+    order = await place(runner, world, lines=[OrderLine("gadget", 6)])
+    order = await final(runner, order.order_id)
+    assert order.status is Status.FAILED
+    assert "out of stock" in order.failure_reason and "gadget" in order.failure_reason
+    assert world.inventory.available["gadget"] == 5
+    assert world.payments.charged == {}
+
+
+async def test_a_declined_card_fails_the_order_and_releases_its_stock(new_runner, world):
+    from shop_order.service_layer.ports import Card
+
+    runner = new_runner()
+    order = await place(runner, world, card=Card("4000000000000002", 12, 2040, "123"))
+    order = await final(runner, order.order_id)
+    assert order.status is Status.FAILED
+    assert order.failure_reason == "payment declined: card_declined"
+    assert world.inventory.reservations[order.order_id][0] == "RELEASED"
+    assert world.inventory.available["widget"] == 10
+    assert world.payments.net_charged(order.order_id) == 0
+
+
+async def test_an_unknown_user_fails_before_anything_is_reserved(new_runner, world):
+    runner = new_runner()
+    order = await final(runner, (await place(runner, world, user="mallory")).order_id)
+    assert order.status is Status.FAILED
+    assert "mallory" in order.failure_reason
+    assert "reserve" not in world.faults.calls
+
+
+async def test_a_bad_card_is_rejected_before_anything_is_stored(new_runner, world):
+    from shop_order.service_layer.ports import Card
+
+    runner = new_runner()
+    with pytest.raises(InvalidArgument):
+        await place(runner, world, card=Card("not-a-number", 12, 2040, "123"))
+    found, _ = await orders.list_orders(runner.uow, "alice", 10, "")
+    assert found == []
+
+
+async def test_a_retried_request_returns_the_same_order_and_charges_once(new_runner, world):
+    runner = new_runner()
+    first = await place(runner, world, request_id="req-1")
+    again = await place(runner, world, request_id="req-1")
+    assert again.order_id == first.order_id
+    await final(runner, first.order_id)
+    assert await place(runner, world, request_id="req-1") == await orders.get_order(
+        runner.uow, first.order_id
+    )
+    assert len(world.payments.payments) == 1
+    assert world.faults.calls.count("create_payment_method") == 1
+
+
+async def test_unreachable_dependencies_are_retried_until_they_answer(new_runner, world):
+    world.faults.unavailable.update(reserve=2, charge=1, commit=1)
+    runner = new_runner()
+    order = await final(runner, (await place(runner, world)).order_id)
+    assert order.status is Status.CONFIRMED
+    assert world.payments.net_charged(order.order_id) == 2500
+
+
+async def test_a_crash_mid_charge_is_recovered_by_the_next_boot_without_double_charging(
+    new_runner, world
+):
+    world.faults.hang["charge"] = asyncio.Event()
+    crashed = new_runner(owner="order-a")
+    order = await place(crashed, world)
+    while "charge" not in world.faults.calls:
+        await asyncio.sleep(0.01)
+    await crashed.stop()  # the process dies while the charge is in flight
+
+    world.faults.hang["charge"].set()
+    rebooted = new_runner(owner="order-a")
+    assert await rebooted.recover_once() == [order.order_id]
+    order = await final(rebooted, order.order_id)
+    assert order.status is Status.CONFIRMED
+    assert world.payments.net_charged(order.order_id) == 2500
+    assert world.inventory.sold["widget"] == 2
+
+
+async def test_another_replica_takes_over_once_the_lease_lapses(new_runner, world):
+    short = SagaSettings(lease_seconds=1, recovery_interval_seconds=0.05, give_up_seconds=30)
+    world.faults.hang["reserve"] = asyncio.Event()
+    crashed = new_runner(owner="order-a", settings=short)
+    order = await place(crashed, world)
+    while "reserve" not in world.faults.calls:
+        await asyncio.sleep(0.01)
+    await crashed.stop()
+    world.faults.hang["reserve"].set()
+
+    other = new_runner(owner="order-b", settings=short)
+    assert await other.recover_once() == []  # the lease is still live
+    await asyncio.sleep(1.1)
+    assert await other.recover_once() == [order.order_id]
+    assert (await final(other, order.order_id)).status is Status.CONFIRMED
+
+
+async def test_replicas_recovering_at_once_never_drive_the_same_order(new_runner, world):
+    short = SagaSettings(lease_seconds=0.5, recovery_interval_seconds=0.05, give_up_seconds=30)
+    world.faults.hang["get_user"] = asyncio.Event()
+    crashed = new_runner(owner="order-a", settings=short)
+    placed = [await place(crashed, world, lines=[OrderLine("widget", 1)]) for _ in range(6)]
+    await crashed.stop()
+    world.faults.hang["get_user"].set()
+    await asyncio.sleep(0.6)
+
+    b, c = new_runner(owner="order-b", settings=short), new_runner(owner="order-c", settings=short)
+    claimed_b, claimed_c = await asyncio.gather(b.recover_once(), c.recover_once())
+    assert not set(claimed_b) & set(claimed_c)
+    assert set(claimed_b) | set(claimed_c) == {o.order_id for o in placed}
+    for order in placed:
+        assert (await final(b, order.order_id)).status is Status.CONFIRMED
+    assert world.inventory.sold["widget"] == 6
+
+
+async def test_cancelling_a_confirmed_order_refunds_it_and_returns_the_stock(new_runner, world):
+    runner = new_runner()
+    order = await final(runner, (await place(runner, world)).order_id)
+    await orders.cancel_order(runner.uow, runner, order.order_id)
+    order = await final(runner, order.order_id)
+    assert order.status is Status.CANCELLED
+    assert world.payments.net_charged(order.order_id) == 0
+    assert (world.inventory.available["widget"], world.inventory.sold["widget"]) == (10, 0)
+
+
+async def test_cancelling_an_order_in_flight_stops_it_before_the_charge(new_runner, world):
+    world.faults.hang["reserve"] = asyncio.Event()
+    runner = new_runner()
+    order = await place(runner, world)
+    while "reserve" not in world.faults.calls:
+        await asyncio.sleep(0.01)
+    await orders.cancel_order(runner.uow, runner, order.order_id)
+    world.faults.hang["reserve"].set()
+    order = await final(runner, order.order_id)
+    assert order.status is Status.CANCELLED
+    assert "charge" not in world.faults.calls
+    assert world.inventory.available["widget"] == 10
+
+
+async def test_a_lapsed_reservation_fails_the_order_and_refunds_it(new_runner, world):
+    runner = new_runner()
+    world.faults.hang["charge"] = asyncio.Event()
+    order = await place(runner, world)
+    while "charge" not in world.faults.calls:
+        await asyncio.sleep(0.01)
+    world.inventory.reservations[order.order_id] = ("EXPIRED", [])
+    world.faults.hang["charge"].set()
+    order = await final(runner, order.order_id)
+    assert order.status is Status.FAILED
+    assert "lapsed" in order.failure_reason
+    assert world.payments.net_charged(order.order_id) == 0
+
+
+async def test_watch_streams_every_step_and_ends_when_final(new_runner, world):
+    runner = new_runner()
+    world.faults.hang["get_user"] = asyncio.Event()
+    order = await place(runner, world)
+    seen: list[Order] = []
+
+    async def watch() -> None:
+        async for update in orders.watch_order(runner.uow, runner.signal, order.order_id):
+            seen.append(update)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.1)
+    world.faults.hang["get_user"].set()
+    await asyncio.wait_for(watcher, 5)
+    assert seen[0].status is Status.PENDING
+    assert seen[-1].status is Status.CONFIRMED and seen[-1].is_final
+    assert len(seen) >= 3
+
+
+async def test_list_orders_pages_newest_first(new_runner, world):
+    runner = new_runner()
+    placed = [await place(runner, world, lines=[OrderLine("widget", 1)]) for _ in range(5)]
+    page1, token = await orders.list_orders(runner.uow, "alice", 2, "")
+    page2, token2 = await orders.list_orders(runner.uow, "alice", 2, token)
+    page3, token3 = await orders.list_orders(runner.uow, "alice", 2, token2)
+    ids = [o.order_id for o in page1 + page2 + page3]
+    assert ids == [o.order_id for o in reversed(placed)]
+    assert token3 == ""
+    await runner.stop()
+
+
+def _unused(_: Database, __: ChangeSignal, ___: OrderUnitOfWork) -> None: ...
