@@ -117,14 +117,15 @@ async def wait_until_final(
     uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str, wait_seconds: float
 ) -> Order:
     """The order once final, or as it stands when `wait_seconds` run out."""
-    order = await get_order(uow, order_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
-    while not order.is_final and loop.time() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(signal.wait(), max(deadline - loop.time(), 0))
+    while True:
+        seen = signal.version
         order = await get_order(uow, order_id)
-    return order
+        if order.is_final or loop.time() >= deadline:
+            return order
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal.wait(seen), deadline - loop.time())
 
 
 async def watch_order(
@@ -133,11 +134,12 @@ async def watch_order(
     """The order now, then after every change, ending with its final state."""
     last: tuple[object, ...] | None = None
     while True:
+        seen = signal.version
         order = await get_order(uow, order_id)
-        seen = (order.status, order.step, order.payment_id, order.update_time)
-        if seen != last:
-            last = seen
+        state = (order.status, order.step, order.payment_id, order.update_time)
+        if state != last:
+            last = state
             yield order
         if order.is_final:
             return
-        await signal.wait()
+        await signal.wait(seen)

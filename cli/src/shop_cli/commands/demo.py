@@ -1,0 +1,129 @@
+"""`shop demo`: seed a little catalogue and a customer, place one order, show how it ended."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from typing import Any
+
+import grpc
+
+from shop.inventory.v1 import inventory_pb2
+from shop.order.v1 import order_pb2
+from shop.user.v1 import user_pb2
+from shop_cli import output, views
+from shop_cli.arguments import (
+    CliError,
+    add_json_flag,
+    add_timeout_flag,
+    command,
+    default_expiry,
+    expiry,
+    run_async,
+)
+from shop_cli.commands.orders import TEST_CARD, card, create_request, follow
+from shop_cli.money import to_proto
+from shop_cli.targets import Clients, add_target_flags
+
+PRODUCTS = (
+    ("demo-widget", "Demo widget", 1250),
+    ("demo-gadget", "Demo gadget", 2400),
+)
+ORDER = [("demo-widget", 1), ("demo-gadget", 2)]
+MIN_STOCK = 100
+TOP_UP_TO = 1000
+DEMO_USER = "demo"
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"
+# Fixed, so CreateUser's idempotency hands back the same user on every run.
+DEMO_USER_REQUEST_ID = "shop-demo-user"
+
+
+def register(subparsers: Any) -> None:
+    parser = command(
+        subparsers,
+        "demo",
+        run_async(run),
+        "seed demo products, stock and a user, then place and follow one order",
+    )
+    add_target_flags(parser, "order", "inventory", "payment", "user")
+    add_json_flag(parser)
+    add_timeout_flag(parser)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def ensure_products(clients: Clients, call_timeout: float) -> None:
+    for product_id, title, price in PRODUCTS:
+        request = inventory_pb2.CreateProductRequest(
+            product=inventory_pb2.Product(
+                product_id=product_id, title=title, price=to_proto(price, "USD")
+            ),
+            request_id=str(uuid.uuid4()),
+        )
+        try:
+            await clients.inventory.CreateProduct(request, timeout=call_timeout)
+            say(f"created product {product_id}")
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            say(f"product {product_id} already exists")
+
+
+async def ensure_stock(clients: Clients, call_timeout: float) -> None:
+    lines: list[tuple[str, int]] = []
+    for product_id, _, _ in PRODUCTS:
+        level = await clients.inventory.GetStock(
+            inventory_pb2.GetStockRequest(product_id=product_id), timeout=call_timeout
+        )
+        if level.available < MIN_STOCK:
+            lines.append((product_id, TOP_UP_TO - level.available))
+    if not lines:
+        say(f"stock is at least {MIN_STOCK} for every demo product")
+        return
+    key = str(uuid.uuid4())
+    requests = [
+        inventory_pb2.ImportStockRequest(request_id=key, product_id=p, quantity=q) for p, q in lines
+    ]
+    response = await clients.inventory.ImportStock(iter(requests), timeout=call_timeout)
+    for level in response.levels:
+        say(f"stock of {level.product_id} topped up to {level.available}")
+
+
+async def ensure_user(clients: Clients, call_timeout: float) -> user_pb2.User:
+    request = user_pb2.CreateUserRequest(
+        user=user_pb2.User(username=DEMO_USER, email=DEMO_EMAIL, display_name="Demo Customer"),
+        password=DEMO_PASSWORD,
+        request_id=DEMO_USER_REQUEST_ID,
+    )
+    try:
+        user: user_pb2.User = await clients.users.CreateUser(request, timeout=call_timeout)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+        raise CliError(
+            f"user {DEMO_USER!r} or {DEMO_EMAIL} exists but was not created by an earlier "
+            f"`shop demo` (CreateUser with request_id {DEMO_USER_REQUEST_ID!r} would have "
+            "returned it): delete that user with `shop users delete ID`, or start the suite "
+            "with a fresh data directory"
+        ) from exc
+    say(f"user {user.username} is {user.user_id}")
+    return user
+
+
+async def run(args: argparse.Namespace) -> int:
+    async with Clients(args) as clients:
+        await ensure_products(clients, args.timeout)
+        await ensure_stock(clients, args.timeout)
+        user = await ensure_user(clients, args.timeout)
+        request = create_request(
+            user.user_id, ORDER, card(TEST_CARD, expiry(default_expiry()), "123"), str(uuid.uuid4())
+        )
+        order = await clients.orders.CreateOrder(request, timeout=args.timeout)
+        say(f"placed order {order.order_id}; following it")
+        order = await follow(clients, order, args.timeout)
+    print(output.message_json(order) if args.json else views.order(order))
+    return 0 if order.status == order_pb2.Order.STATUS_CONFIRMED else 1

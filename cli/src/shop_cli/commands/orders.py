@@ -1,0 +1,187 @@
+"""`shop orders ...`: place, follow, cancel and list orders."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from shop.common.v1 import money_pb2
+from shop.order.v1 import order_pb2
+from shop.payment.v1 import payment_pb2
+from shop_cli import output, views
+from shop_cli.arguments import (
+    add_json_flag,
+    add_request_id_flag,
+    add_timeout_flag,
+    command,
+    default_expiry,
+    expiry,
+    positive_int,
+    quantity_pair,
+    request_id,
+    run_async,
+)
+from shop_cli.targets import Clients, add_target_flags
+
+FINAL = frozenset(
+    {
+        order_pb2.Order.STATUS_CONFIRMED,
+        order_pb2.Order.STATUS_FAILED,
+        order_pb2.Order.STATUS_CANCELLED,
+    }
+)
+TEST_CARD = "4242424242424242"
+WATCH_TIMEOUT = 60.0
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser("orders", help="place, show, cancel, list and watch orders")
+    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    place_p = command(sub, "place", run_async(place), "place an order and follow it")
+    place_p.add_argument("--user", dest="user_id", required=True, metavar="ID")
+    place_p.add_argument(
+        "--item",
+        dest="items",
+        action="append",
+        required=True,
+        type=quantity_pair,
+        metavar="PRODUCT=QTY",
+        help="a line; repeat for more",
+    )
+    place_p.add_argument("--card", default=TEST_CARD, help=f"card number (default {TEST_CARD})")
+    place_p.add_argument(
+        "--exp", type=expiry, default=default_expiry(), metavar="MM/YYYY", help="card expiry"
+    )
+    place_p.add_argument("--cvc", default="123")
+    place_p.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow the order until it is final (default) or print it as first answered",
+    )
+    add_request_id_flag(place_p)
+
+    get_p = command(sub, "get", run_async(get), "show one order")
+    get_p.add_argument("order_id", metavar="ID")
+
+    cancel_p = command(sub, "cancel", run_async(cancel), "cancel an order (refunds if paid)")
+    cancel_p.add_argument("order_id", metavar="ID")
+    add_request_id_flag(cancel_p)
+
+    list_p = command(sub, "list", run_async(list_orders), "list a user's orders, newest first")
+    list_p.add_argument("--user", dest="user_id", required=True, metavar="ID")
+    list_p.add_argument("--limit", type=positive_int, help="show at most this many")
+
+    watch_p = command(sub, "watch", run_async(watch), "print an order's changes until it is final")
+    watch_p.add_argument("order_id", metavar="ID")
+
+    for parser in (place_p, get_p, cancel_p, list_p, watch_p):
+        add_target_flags(parser, "order")
+        add_json_flag(parser)
+    for parser in (get_p, cancel_p, list_p):
+        add_timeout_flag(parser)
+    add_timeout_flag(place_p, what="placing, and again of following")
+    add_timeout_flag(watch_p, WATCH_TIMEOUT, "the watch")
+
+
+def card(number: str, exp: tuple[int, int], cvc: str) -> payment_pb2.PaymentCard:
+    month, year = exp
+    return payment_pb2.PaymentCard(number=number, exp_month=month, exp_year=year, cvc=cvc)
+
+
+def create_request(
+    user_id: str, items: list[tuple[str, int]], payment_card: payment_pb2.PaymentCard, key: str
+) -> order_pb2.CreateOrderRequest:
+    return order_pb2.CreateOrderRequest(
+        user_id=user_id,
+        lines=[money_pb2.LineItem(product_id=p, quantity=q) for p, q in items],
+        card=payment_card,
+        request_id=key,
+    )
+
+
+async def follow(clients: Clients, order: order_pb2.Order, call_timeout: float) -> order_pb2.Order:
+    """The order's final state: as given if already final, else from WatchOrder."""
+    if order.status in FINAL:
+        return order
+    call = clients.orders.WatchOrder(
+        order_pb2.WatchOrderRequest(order_id=order.order_id), timeout=call_timeout
+    )
+    async for update in call:
+        order = update
+        if order.status in FINAL:
+            call.cancel()
+            break
+    return order
+
+
+def _show(args: argparse.Namespace, order: order_pb2.Order) -> None:
+    print(output.message_json(order) if args.json else views.order(order))
+
+
+async def place(args: argparse.Namespace) -> int:
+    request = create_request(
+        args.user_id, args.items, card(args.card, args.exp, args.cvc), request_id(args)
+    )
+    async with Clients(args) as clients:
+        order = await clients.orders.CreateOrder(request, timeout=args.timeout)
+        if args.wait:
+            order = await follow(clients, order, args.timeout)
+    _show(args, order)
+    return 0
+
+
+async def get(args: argparse.Namespace) -> int:
+    async with Clients(args) as clients:
+        order = await clients.orders.GetOrder(
+            order_pb2.GetOrderRequest(order_id=args.order_id), timeout=args.timeout
+        )
+    _show(args, order)
+    return 0
+
+
+async def cancel(args: argparse.Namespace) -> int:
+    request = order_pb2.CancelOrderRequest(order_id=args.order_id, request_id=request_id(args))
+    async with Clients(args) as clients:
+        order = await clients.orders.CancelOrder(request, timeout=args.timeout)
+    _show(args, order)
+    return 0
+
+
+async def list_all(
+    clients: Clients, user_id: str, call_timeout: float, limit: int | None = None
+) -> list[order_pb2.Order]:
+    found: list[order_pb2.Order] = []
+    token = ""
+    while limit is None or len(found) < limit:
+        request = order_pb2.ListOrdersRequest(user_id=user_id, page_size=500, page_token=token)
+        page = await clients.orders.ListOrders(request, timeout=call_timeout)
+        found += page.orders
+        token = page.next_page_token
+        if not token:
+            break
+    return found[:limit]
+
+
+async def list_orders(args: argparse.Namespace) -> int:
+    async with Clients(args) as clients:
+        found = await list_all(clients, args.user_id, args.timeout, args.limit)
+    if args.json:
+        output.print_json_list(found)
+    else:
+        print(views.orders(found))
+    return 0
+
+
+async def watch(args: argparse.Namespace) -> int:
+    async with Clients(args) as clients:
+        call = clients.orders.WatchOrder(
+            order_pb2.WatchOrderRequest(order_id=args.order_id), timeout=args.timeout
+        )
+        async for order in call:
+            if args.json:
+                output.print_json_line(order)
+            else:
+                print(views.order_event(order), flush=True)
+    return 0

@@ -1,0 +1,108 @@
+import argparse
+
+import pytest
+
+from shop_cli.__main__ import build_parser, run
+from shop_cli.arguments import expiry, quantity_pair, request_id
+from shop_cli.targets import target_of
+
+
+def parse(*argv):
+    return build_parser().parse_args(list(argv))
+
+
+def test_users_create_takes_username_and_options():
+    args = parse("users", "create", "alice", "--email", "a@example.com", "--display-name", "Al")
+    assert (args.username, args.email, args.display_name) == ("alice", "a@example.com", "Al")
+    assert args.timeout == 10.0
+    assert args.json is False
+
+
+def test_orders_place_collects_items_and_card():
+    args = parse(
+        "orders", "place", "--user", "u1", "--item", "w=1", "--item", "g=2",
+        "--card", "4000000000000002", "--exp", "12/2030", "--cvc", "999", "--no-wait",
+    )  # fmt: skip
+    assert args.user_id == "u1"
+    assert args.items == [("w", 1), ("g", 2)]
+    assert (args.card, args.exp, args.cvc) == ("4000000000000002", (12, 2030), "999")
+    assert args.wait is False
+
+
+def test_orders_place_waits_by_default_with_the_approved_test_card():
+    args = parse("orders", "place", "--user", "u1", "--item", "w=1")
+    assert args.wait is True
+    assert args.card == "4242424242424242"
+
+
+def test_stock_import_parses_each_line():
+    args = parse("stock", "import", "a=5", "b=10", "--request-id", "r1")
+    assert args.lines == [("a", 5), ("b", 10)]
+    assert request_id(args) == "r1"
+
+
+def test_request_id_is_a_fresh_uuid_unless_given():
+    args = parse("users", "delete", "u1")
+    first, second = request_id(args), request_id(args)
+    assert first != second
+    assert len(first) == 36
+
+
+def test_products_create_price_is_minor_units():
+    args = parse("products", "create", "w", "--title", "Widget", "--price", "19.99")
+    assert (args.price, args.currency) == (1999, "USD")
+
+
+@pytest.mark.parametrize("text", ["w", "=3", "w=0", "w=-1", "w=x"])
+def test_quantity_pair_rejects_malformed_lines(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        quantity_pair(text)
+
+
+def test_expiry_accepts_two_and_four_digit_years():
+    assert expiry("03/2031") == (3, 2031)
+    assert expiry("3/31") == (3, 2031)
+    for bad in ["13/2030", "0/2030", "2030", "ab/cd"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            expiry(bad)
+
+
+def test_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(["orders", "place", "--user", "u1", "--item", "w=0"])
+    assert exit_info.value.code == 2
+    assert "quantity" in capsys.readouterr().err
+
+
+def test_probe_bad_arguments_exit_1_like_grpc_health_probe(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(["probe"])
+    assert exit_info.value.code == 1
+    with pytest.raises(SystemExit) as exit_info:
+        run(["probe", "127.0.0.1:1", "--timeout", "0"])
+    assert exit_info.value.code == 1
+    with pytest.raises(SystemExit) as exit_info:
+        run(["probe", "127.0.0.1:1", "--bogus"])
+    assert exit_info.value.code == 1
+
+
+def test_targets_come_from_flag_then_environment_then_default_port():
+    flagged = parse("users", "get", "u1", "--user", "users.example:1234")
+    assert target_of(flagged, "user", {"SHOP_USER_TARGET": "env:1"}) == "users.example:1234"
+    plain = parse("users", "get", "u1")
+    assert target_of(plain, "user", {"SHOP_USER_TARGET": "env:1"}) == "env:1"
+    assert target_of(plain, "user", {}) == "127.0.0.1:50054"
+    assert target_of(parse("stock", "get", "w"), "inventory", {}) == "127.0.0.1:50052"
+
+
+def test_orders_user_flag_is_the_user_id_not_a_target():
+    args = parse("orders", "list", "--user", "u1", "--order", "orders:1")
+    assert args.user_id == "u1"
+    assert target_of(args, "order", {}) == "orders:1"
+
+
+def test_unreachable_service_prints_status_code_and_exits_1(capsys):
+    code = run(["users", "get", "u1", "--user", "127.0.0.1:1", "--timeout", "0.5"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: UNAVAILABLE: ") or err.startswith("error: DEADLINE_EXCEEDED")

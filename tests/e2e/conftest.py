@@ -1,0 +1,133 @@
+"""The whole suite as four processes, started the way `shop up` starts it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from shop.common.v1 import money_pb2
+from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.payment.v1 import payment_pb2, payment_pb2_grpc
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_cli.suite import Suite, find_free_base_port
+
+APPROVED = payment_pb2.PaymentCard(
+    number="4242424242424242", exp_month=12, exp_year=2040, cvc="123"
+)
+DECLINED = payment_pb2.PaymentCard(
+    number="4000000000000002", exp_month=12, exp_year=2040, cvc="123"
+)
+
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    data_dir = tmp_path_factory.mktemp("suite")
+    with Suite(data_dir, base_port=find_free_base_port()) as running:
+        yield running
+    # A clean stop is part of the contract: every service exits 0 on SIGTERM.
+
+
+@dataclass
+class Shop:
+    """Stubs for the four services plus the helpers the scenarios share."""
+
+    orders: order_pb2_grpc.OrderServiceStub
+    inventory: inventory_pb2_grpc.InventoryServiceStub
+    payments: payment_pb2_grpc.PaymentServiceStub
+    users: user_pb2_grpc.UserServiceStub
+
+    async def product(self, stock: int, price_minor: int = 1000) -> str:
+        product_id = f"p-{uuid.uuid4().hex[:12]}"
+        await self.inventory.CreateProduct(
+            inventory_pb2.CreateProductRequest(
+                product=inventory_pb2.Product(
+                    product_id=product_id,
+                    title="Test product",
+                    price=money_pb2.Money(currency_code="USD", amount_minor=price_minor),
+                )
+            ),
+            timeout=10,
+        )
+        if stock:
+            await self.inventory.ImportStock(
+                iter(
+                    [
+                        inventory_pb2.ImportStockRequest(
+                            request_id=str(uuid.uuid4()), product_id=product_id, quantity=stock
+                        )
+                    ]
+                ),
+                timeout=10,
+            )
+        return product_id
+
+    async def user(self) -> str:
+        name = f"u{uuid.uuid4().hex[:12]}"
+        user = await self.users.CreateUser(
+            user_pb2.CreateUserRequest(
+                user=user_pb2.User(username=name, email=f"{name}@example.com"),
+                password="correct horse battery",
+            ),
+            timeout=10,
+        )
+        return str(user.user_id)
+
+    async def stock(self, product_id: str) -> inventory_pb2.StockLevel:
+        return await self.inventory.GetStock(
+            inventory_pb2.GetStockRequest(product_id=product_id), timeout=10
+        )
+
+    async def place(
+        self,
+        user_id: str,
+        items: dict[str, int],
+        card: payment_pb2.PaymentCard = APPROVED,
+        request_id: str = "",
+        deadline_seconds: float = 20,
+    ) -> order_pb2.Order:
+        return await self.orders.CreateOrder(
+            order_pb2.CreateOrderRequest(
+                user_id=user_id,
+                lines=[money_pb2.LineItem(product_id=p, quantity=q) for p, q in items.items()],
+                card=card,
+                request_id=request_id,
+            ),
+            timeout=deadline_seconds,
+        )
+
+    async def payments_of(self, order_id: str) -> list[payment_pb2.Payment]:
+        reply = await self.payments.ListPayments(
+            payment_pb2.ListPaymentsRequest(order_id=order_id), timeout=10
+        )
+        return list(reply.payments)
+
+    async def orders_of(self, user_id: str) -> list[order_pb2.Order]:
+        reply = await self.orders.ListOrders(
+            order_pb2.ListOrdersRequest(user_id=user_id, page_size=500), timeout=10
+        )
+        return list(reply.orders)
+
+
+@pytest.fixture
+async def shop(suite: Suite) -> AsyncIterator[Shop]:
+    endpoints = suite.endpoints()
+    channels = {name: grpc.aio.insecure_channel(target) for name, target in endpoints.items()}
+    yield Shop(
+        orders=order_pb2_grpc.OrderServiceStub(channels["order"]),
+        inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),
+        payments=payment_pb2_grpc.PaymentServiceStub(channels["payment"]),
+        users=user_pb2_grpc.UserServiceStub(channels["user"]),
+    )
+    for channel in channels.values():
+        await channel.close()
+
+
+@pytest.fixture
+def data_dir(suite: Suite) -> Path:
+    return suite.data_dir
