@@ -1,0 +1,39 @@
+"""Use cases of the product catalogue."""
+
+from __future__ import annotations
+
+from shop_inventory.domain.errors import ProductAlreadyExists, ProductNotFound
+from shop_inventory.domain.model import Product, StockLevel
+from shop_inventory.service_layer.unit_of_work import UnitOfWork
+
+
+async def create_product(uow: UnitOfWork, product: Product, request_id: str) -> Product:
+    """Adds `product` with an empty stock level; a retry with the same request_id
+    returns the product it created."""
+    async with uow:
+        if await uow.products.add(product, request_id):
+            await uow.stock.add(StockLevel(product.product_id, update_time=product.create_time))
+            await uow.commit()
+            return product
+        existing = await uow.products.get(product.product_id)
+        created_by = await uow.products.request_id_of(product.product_id)
+    if existing is None or not request_id or created_by != request_id:
+        raise ProductAlreadyExists(product.product_id)
+    return existing
+
+
+async def get_product(uow: UnitOfWork, product_id: str) -> Product:
+    async with uow:
+        product = await uow.products.get(product_id)
+    if product is None:
+        raise ProductNotFound(product_id)
+    return product
+
+
+async def list_products(
+    uow: UnitOfWork, after: str | None, page_size: int
+) -> tuple[list[Product], bool]:
+    """One page of products after the id `after`, and whether more follow."""
+    async with uow:
+        found = await uow.products.list_after(after, page_size + 1)
+    return found[:page_size], len(found) > page_size

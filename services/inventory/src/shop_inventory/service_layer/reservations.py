@@ -1,0 +1,118 @@
+"""Use cases of reservations: holding stock for an order, selling it, returning it.
+
+Every transaction that touches a reservation locks it first and its stock rows
+second (in product_id order), the same order everywhere, so concurrent calls
+and replicas queue on row locks instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from shop_grpc.errors import Aborted
+from shop_inventory.domain import model
+from shop_inventory.domain.errors import ReservationExpired, ReservationNotFound
+from shop_inventory.domain.model import Reservation, StockLevel
+from shop_inventory.service_layer.unit_of_work import UnitOfWork
+
+SWEEP_BATCH = 100
+
+
+async def reserve_items(
+    uow: UnitOfWork,
+    order_id: str,
+    requested: Sequence[tuple[str, int]],
+    now: datetime,
+    ttl: timedelta,
+) -> Reservation:
+    """Holds every line for the order, or nothing; a repeat returns the first reservation."""
+    async with uow:
+        existing = await uow.reservations.get(order_id)
+        if existing is None:
+            product_ids = [product_id for product_id, _ in requested]
+            products = await uow.products.get_many(product_ids)
+            levels = await uow.stock.lock(product_ids)
+            reservation = model.reserve(order_id, requested, products, levels, now, ttl)
+            if await uow.reservations.add(reservation):
+                await uow.stock.save(levels[pid] for pid in product_ids)
+                await uow.commit()
+                return reservation
+            # A concurrent call for the same order committed first; its row is visible now.
+            existing = await uow.reservations.get(order_id)
+    if existing is None:
+        raise Aborted(f"reservation for order {order_id!r} changed concurrently; retry")
+    existing.ensure_same_lines(requested)
+    return existing
+
+
+async def commit_reservation(uow: UnitOfWork, order_id: str, now: datetime) -> Reservation:
+    """Sells the held stock; a reservation found overdue expires on the spot instead."""
+    async with uow:
+        reservation, levels = await _lock(uow, order_id)
+        if reservation.is_overdue(now):
+            await _expire(uow, reservation, levels, now)
+            await uow.commit()
+            raise ReservationExpired(order_id)
+        if reservation.commit(levels, now):
+            await _save(uow, reservation, levels, now)
+            await uow.commit()
+    return reservation
+
+
+async def release_reservation(uow: UnitOfWork, order_id: str, now: datetime) -> Reservation:
+    """Puts held (or already sold) stock back on the shelf."""
+    async with uow:
+        reservation, levels = await _lock(uow, order_id)
+        if reservation.is_overdue(now):
+            await _expire(uow, reservation, levels, now)
+            await uow.commit()
+        elif reservation.release(levels, now):
+            await _save(uow, reservation, levels, now)
+            await uow.commit()
+    return reservation
+
+
+async def get_reservation(uow: UnitOfWork, order_id: str) -> Reservation:
+    async with uow:
+        reservation = await uow.reservations.get(order_id)
+    if reservation is None:
+        raise ReservationNotFound(order_id)
+    return reservation
+
+
+async def expire_overdue(uow: UnitOfWork, now: datetime, limit: int = SWEEP_BATCH) -> int:
+    """Expires up to `limit` overdue reservations, returning their stock; how many."""
+    async with uow:
+        due = await uow.reservations.lock_overdue(now, limit)
+        if not due:
+            return 0
+        # One sorted lock over all their products, as every other writer does.
+        levels = await uow.stock.lock(pid for reservation in due for pid in reservation.product_ids)
+        for reservation in due:
+            reservation.expire(levels, now)
+            await uow.reservations.save_state(reservation, now)
+        await uow.stock.save(levels.values())
+        await uow.commit()
+    return len(due)
+
+
+async def _lock(uow: UnitOfWork, order_id: str) -> tuple[Reservation, dict[str, StockLevel]]:
+    reservation = await uow.reservations.get(order_id, lock=True)
+    if reservation is None:
+        raise ReservationNotFound(order_id)
+    return reservation, await uow.stock.lock(reservation.product_ids)
+
+
+async def _expire(
+    uow: UnitOfWork, reservation: Reservation, levels: dict[str, StockLevel], now: datetime
+) -> None:
+    reservation.expire(levels, now)
+    await _save(uow, reservation, levels, now)
+
+
+async def _save(
+    uow: UnitOfWork, reservation: Reservation, levels: dict[str, StockLevel], now: datetime
+) -> None:
+    await uow.reservations.save_state(reservation, now)
+    await uow.stock.save(levels.values())

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from shop.inventory.v1 import inventory_pb2
+from shop_grpc import errors
+from shop_grpc.status import from_rpc_error
+
+
+async def _stream(*messages: tuple[str, str, int]):
+    for request_id, product_id, quantity in messages:
+        yield inventory_pb2.ImportStockRequest(
+            request_id=request_id, product_id=product_id, quantity=quantity
+        )
+
+
+async def test_import_adds_every_line_and_reports_levels(inventory):
+    await inventory.add_product("a")
+    await inventory.add_product("b")
+
+    response = await inventory.import_stock([("a", 5), ("b", 2), ("a", 1)], request_id="imp-1")
+
+    assert response.lines_applied == 3
+    assert [(x.product_id, x.available) for x in response.levels] == [("a", 6), ("b", 2)]
+    assert await inventory.stock("a") == (6, 0, 0)
+
+
+async def test_replayed_import_applies_nothing(inventory):
+    await inventory.add_product("a")
+    await inventory.import_stock([("a", 5)], request_id="imp-1")
+
+    replay = await inventory.import_stock([("a", 5)], request_id="imp-1")
+
+    assert replay.lines_applied == 0
+    assert [(x.product_id, x.available) for x in replay.levels] == [("a", 5)]
+    assert await inventory.stock("a") == (5, 0, 0)
+
+
+async def test_import_naming_an_unknown_product_applies_nothing(inventory):
+    await inventory.add_product("a")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await inventory.import_stock([("a", 5), ("ghost", 1)], request_id="imp-1")
+
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "messages[1]" in caught.value.details()
+    assert "ghost" in caught.value.details()
+    assert await inventory.stock("a") == (0, 0, 0)
+    # The failed attempt did not burn its request_id.
+    retry = await inventory.import_stock([("a", 5)], request_id="imp-1")
+    assert retry.lines_applied == 1
+
+
+@pytest.mark.parametrize(
+    ("messages", "field"),
+    [
+        ([], "messages"),
+        ([("r", "a", 0)], "messages[0].quantity"),
+        ([("r", "", 1)], "messages[0].product_id"),
+        ([("r", "a", 1), ("other", "a", 1)], "messages[1].request_id"),
+    ],
+)
+async def test_invalid_import_is_rejected_before_anything_applies(inventory, messages, field):
+    await inventory.add_product("a")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await inventory.stub.ImportStock(_stream(*messages))
+
+    error = from_rpc_error(caught.value)
+    assert isinstance(error, errors.InvalidArgument)
+    assert field in [v.field for v in error.violations]
+    assert await inventory.stock("a") == (0, 0, 0)
+
+
+async def test_watch_sends_current_level_then_changes(inventory):
+    await inventory.add_product("a", stock=3)
+    await inventory.add_product("b")
+    call = inventory.stub.WatchStock(inventory_pb2.WatchStockRequest(product_ids=["a", "b"]))
+    try:
+        first = [await call.read(), await call.read()]
+        assert [(x.product_id, x.available) for x in first] == [("a", 3), ("b", 0)]
+
+        await inventory.reserve("order-1", ("a", 2))
+        change = await asyncio.wait_for(call.read(), timeout=5)
+
+        assert (change.product_id, change.available, change.reserved) == ("a", 1, 2)
+    finally:
+        call.cancel()
+
+
+async def test_watch_of_unknown_product_is_not_found(inventory):
+    call = inventory.stub.WatchStock(inventory_pb2.WatchStockRequest(product_ids=["ghost"]))
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_watch_needs_products(inventory):
+    call = inventory.stub.WatchStock(inventory_pb2.WatchStockRequest())
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
