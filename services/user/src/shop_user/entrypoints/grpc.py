@@ -1,0 +1,219 @@
+"""The gRPC face of the service: validates requests, converts proto <-> domain, calls use cases.
+
+This is the only module that touches ``user_pb2``. Passwords go from the request
+straight into a use case; they are never logged and never put into a response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_grpc.changes import ChangeSignal
+from shop_grpc.errors import FieldViolation, InvalidArgument
+from shop_grpc.protoconv import timestamp
+from shop_grpc.server import Registration
+from shop_grpc.storage import Database
+from shop_grpc.validation import Violations
+from shop_user.domain import model
+from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
+from shop_user.service_layer import services
+from shop_user.service_layer.unit_of_work import SqlUserUnitOfWork
+
+SERVICE_NAME: str = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
+
+_KINDS = {
+    EventKind.CREATED: user_pb2.UserEvent.KIND_CREATED,
+    EventKind.UPDATED: user_pb2.UserEvent.KIND_UPDATED,
+    EventKind.DELETED: user_pb2.UserEvent.KIND_DELETED,
+}
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def check_create(v: Violations, request: user_pb2.CreateUserRequest, prefix: str = "") -> None:
+    """Adds a violation per bad field, named under `prefix` (``requests[3].request.``)."""
+    if v.check(request.HasField("user"), f"{prefix}user", "is required"):
+        user = request.user
+        model.check_username(v, user.username, f"{prefix}user.username")
+        model.check_email(v, user.email, f"{prefix}user.email")
+        model.check_display_name(v, user.display_name, f"{prefix}user.display_name")
+    model.check_password(v, request.password, f"{prefix}password")
+    v.request_id(request.request_id, f"{prefix}request_id")
+
+
+def check_update(v: Violations, request: user_pb2.UpdateUserRequest) -> None:
+    v.uuid(request.user.user_id, "user.user_id")
+    paths = list(request.update_mask.paths)
+    v.check(bool(paths), "update_mask", f"must name at least one of {_updatable()}")
+    for path in paths:
+        if v.check(
+            path in model.UPDATABLE_FIELDS,
+            "update_mask",
+            f"names {path!r}; only {_updatable()} can be updated",
+        ):
+            _check_field(v, path, getattr(request.user, path))
+    v.request_id(request.request_id)
+
+
+def _updatable() -> str:
+    return ", ".join(model.UPDATABLE_FIELDS)
+
+
+def _check_field(v: Violations, path: str, value: str) -> None:
+    checks = {
+        "username": model.check_username,
+        "email": model.check_email,
+        "display_name": model.check_display_name,
+    }
+    checks[path](v, value, f"user.{path}")
+
+
+def check_batch(entries: list[user_pb2.BatchCreateUsersRequest]) -> None:
+    with Violations() as v:
+        first_seen: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            prefix = f"requests[{i}].request"
+            if not v.check(entry.HasField("request"), prefix, "is required"):
+                continue
+            check_create(v, entry.request, f"{prefix}.")
+            request_id = entry.request.request_id
+            if request_id and request_id in first_seen:
+                v.add(f"{prefix}.request_id", f"repeats requests[{first_seen[request_id]}]")
+            first_seen.setdefault(request_id, i)
+
+
+# --- conversion ---------------------------------------------------------------------------
+
+
+def user_to_proto(user: User) -> user_pb2.User:
+    return user_pb2.User(
+        user_id=user.user_id,
+        username=user.username,
+        email=user.email,
+        display_name=user.display_name,
+        create_time=timestamp(user.create_time),
+        update_time=timestamp(user.update_time),
+    )
+
+
+def event_to_proto(event: UserEvent) -> user_pb2.UserEvent:
+    return user_pb2.UserEvent(
+        sequence=event.sequence,
+        kind=_KINDS[event.kind],
+        user=user_to_proto(event.user),
+        event_time=timestamp(event.event_time),
+    )
+
+
+def new_user(request: user_pb2.CreateUserRequest) -> NewUser:
+    profile = Profile(request.user.username, request.user.email, request.user.display_name)
+    return NewUser(profile, request.password, request.request_id)
+
+
+def changes_of(request: user_pb2.UpdateUserRequest) -> Changes:
+    paths = set(request.update_mask.paths)
+    values = {path: getattr(request.user, path) for path in model.UPDATABLE_FIELDS}
+    return Changes(**{path: value for path, value in values.items() if path in paths})
+
+
+# --- the servicer -------------------------------------------------------------------------
+
+
+class UserServicer(user_pb2_grpc.UserServiceServicer):
+    def __init__(self, db: Database, changes: ChangeSignal) -> None:
+        self.db = db
+        self.changes = changes
+
+    def _uow(self) -> SqlUserUnitOfWork:
+        return SqlUserUnitOfWork(self.db, self.changes)
+
+    async def CreateUser(
+        self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.User:
+        with Violations() as v:
+            check_create(v, request)
+        return user_to_proto(await services.create_user(self._uow(), new_user(request)))
+
+    async def GetUser(
+        self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.User:
+        with Violations() as v:
+            v.uuid(request.user_id, "user_id")
+        return user_to_proto(await services.get_user(self._uow(), request.user_id))
+
+    async def UpdateUser(
+        self, request: user_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.User:
+        with Violations() as v:
+            check_update(v, request)
+        user = await services.update_user(
+            self._uow(), request.user.user_id, changes_of(request), request.request_id
+        )
+        return user_to_proto(user)
+
+    async def DeleteUser(
+        self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.DeleteUserResponse:
+        with Violations() as v:
+            v.uuid(request.user_id, "user_id")
+            v.request_id(request.request_id)
+        await services.delete_user(self._uow(), request.user_id, request.request_id)
+        return user_pb2.DeleteUserResponse()
+
+    async def ListUsers(
+        self, request: user_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.ListUsersResponse:
+        with Violations() as v:
+            v.page_size(request.page_size)
+        page = await services.list_users(self._uow(), request.page_size, request.page_token)
+        return user_pb2.ListUsersResponse(
+            users=[user_to_proto(user) for user in page.users],
+            next_page_token=page.next_page_token,
+        )
+
+    async def WatchUsers(
+        self, request: user_pb2.WatchUsersRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[user_pb2.UserEvent]:
+        with Violations() as v:
+            v.check(request.after_sequence >= 0, "after_sequence", "must not be negative")
+        events = services.watch_users(self._uow(), self.changes.wait, request.after_sequence)
+        async for event in events:
+            yield event_to_proto(event)
+
+    async def BatchCreateUsers(
+        self,
+        request_iterator: AsyncIterator[user_pb2.BatchCreateUsersRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> user_pb2.BatchCreateUsersResponse:
+        entries = await _read_batch(request_iterator)
+        check_batch(entries)
+        users = await services.batch_create_users(
+            self._uow(), [new_user(entry.request) for entry in entries]
+        )
+        return user_pb2.BatchCreateUsersResponse(users=[user_to_proto(user) for user in users])
+
+
+async def _read_batch(
+    request_iterator: AsyncIterator[user_pb2.BatchCreateUsersRequest],
+) -> list[user_pb2.BatchCreateUsersRequest]:
+    """The whole stream, refusing it as soon as it grows past the limit."""
+    entries: list[user_pb2.BatchCreateUsersRequest] = []
+    async for entry in request_iterator:
+        if len(entries) == services.MAX_BATCH:
+            raise InvalidArgument(
+                [FieldViolation("requests", f"must have at most {services.MAX_BATCH} entries")]
+            )
+        entries.append(entry)
+    return entries
+
+
+def registration(db: Database, changes: ChangeSignal) -> Registration:
+    servicer = UserServicer(db, changes)
+    return Registration(
+        name=SERVICE_NAME,
+        add_to=lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),
+    )

@@ -1,0 +1,1 @@
+from shop_grpc.testing import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)

@@ -1,0 +1,318 @@
+"""The user service over real gRPC on loopback, on SQLite and PostgreSQL."""
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import func, select
+
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_grpc import errors, testing
+from shop_grpc.changes import ChangeSignal
+from shop_grpc.status import from_rpc_error
+from shop_grpc.storage import Database
+from shop_user.adapters.orm import metadata, user_events, users
+from shop_user.entrypoints.grpc import registration
+
+PASSWORD = "correct horse battery"
+UNKNOWN_ID = "0b0e7c1e-2c4e-4c59-9a8a-0f6a7d1c2b3a"
+
+
+@dataclass
+class Api:
+    stub: user_pb2_grpc.UserServiceStub
+    db: Database
+    responses: list
+
+    async def call(self, method: str, request):
+        response = await getattr(self.stub, method)(request, timeout=10)
+        self.responses.append(response)
+        return response
+
+    async def create(self, username: str, email: str = "", **fields) -> user_pb2.User:
+        user = user_pb2.User(
+            username=username,
+            email=email or f"{username}@example.com",
+            display_name=username.title(),
+        )
+        return await self.call(
+            "CreateUser", user_pb2.CreateUserRequest(user=user, password=PASSWORD, **fields)
+        )
+
+    async def rows(self) -> tuple[int, int]:
+        async with self.db.session() as session:
+            counts = [
+                await session.scalar(select(func.count()).select_from(t))
+                for t in (users, user_events)
+            ]
+        return counts[0], counts[1]
+
+
+@pytest.fixture
+async def api(database_url):
+    db = Database(database_url)
+    await db.migrate(metadata)
+    settings = testing.test_settings("user", database_url)
+    try:
+        async with testing.serving(
+            settings, [registration(db, ChangeSignal(poll_seconds=0.2))]
+        ) as channel:
+            api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
+            yield api
+            # Nothing any test received may carry the password or its hash.
+            for response in api.responses:
+                raw = response.SerializeToString()
+                assert PASSWORD.encode() not in raw
+                assert b"scrypt$" not in raw
+    finally:
+        await db.dispose()
+
+
+async def failure(call) -> tuple[grpc.StatusCode, errors.ShopError]:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return info.value.code(), from_rpc_error(info.value)
+
+
+async def test_create_then_get(api):
+    created = await api.create("alice", "Alice@Example.com")
+    assert created.user_id
+    assert created.email == "alice@example.com"
+    assert created.create_time.seconds > 0
+    assert created.create_time == created.update_time
+    got = await api.call("GetUser", user_pb2.GetUserRequest(user_id=created.user_id))
+    assert got == created
+
+
+async def test_get_unknown_is_not_found(api):
+    code, error = await failure(api.stub.GetUser(user_pb2.GetUserRequest(user_id=UNKNOWN_ID)))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert isinstance(error, errors.NotFound)
+    assert (error.resource_type, error.resource_name) == ("user", UNKNOWN_ID)
+
+
+async def test_update_changes_only_masked_fields(api):
+    alice = await api.create("alice")
+    request = user_pb2.UpdateUserRequest(
+        user=user_pb2.User(user_id=alice.user_id, username="ignored", display_name="Alice L."),
+        update_mask=FieldMask(paths=["display_name"]),
+    )
+    updated = await api.call("UpdateUser", request)
+    assert (updated.username, updated.display_name) == ("alice", "Alice L.")
+    assert updated.update_time.ToDatetime() > alice.update_time.ToDatetime()
+    assert await api.call("GetUser", user_pb2.GetUserRequest(user_id=alice.user_id)) == updated
+
+
+async def test_update_with_bad_mask_or_values_is_invalid_and_changes_nothing(api):
+    alice = await api.create("alice")
+    for mask, user, field in [
+        ([], user_pb2.User(user_id=alice.user_id), "update_mask"),
+        (["password"], user_pb2.User(user_id=alice.user_id), "update_mask"),
+        (["email"], user_pb2.User(user_id=alice.user_id, email="not-an-email"), "user.email"),
+    ]:
+        request = user_pb2.UpdateUserRequest(user=user, update_mask=FieldMask(paths=mask))
+        code, error = await failure(api.stub.UpdateUser(request))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in error.violations] == [field]
+    assert await api.call("GetUser", user_pb2.GetUserRequest(user_id=alice.user_id)) == alice
+    assert await api.rows() == (1, 1)
+
+
+async def test_update_to_a_taken_username_is_already_exists(api):
+    await api.create("alice")
+    bob = await api.create("bob")
+    request = user_pb2.UpdateUserRequest(
+        user=user_pb2.User(user_id=bob.user_id, username="alice"),
+        update_mask=FieldMask(paths=["username"]),
+    )
+    code, error = await failure(api.stub.UpdateUser(request))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert error.resource_name == "username=alice"
+
+
+async def test_update_unknown_is_not_found(api):
+    request = user_pb2.UpdateUserRequest(
+        user=user_pb2.User(user_id=UNKNOWN_ID, display_name="x"),
+        update_mask=FieldMask(paths=["display_name"]),
+    )
+    code, _ = await failure(api.stub.UpdateUser(request))
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_delete_removes_the_user_and_a_repeated_request_succeeds_again(api):
+    alice = await api.create("alice")
+    delete = user_pb2.DeleteUserRequest(user_id=alice.user_id, request_id="del-1")
+    await api.call("DeleteUser", delete)
+    code, _ = await failure(api.stub.GetUser(user_pb2.GetUserRequest(user_id=alice.user_id)))
+    assert code == grpc.StatusCode.NOT_FOUND
+    await api.call("DeleteUser", delete)
+    code, _ = await failure(api.stub.DeleteUser(user_pb2.DeleteUserRequest(user_id=alice.user_id)))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert await api.rows() == (0, 2)
+
+
+async def test_list_pages_in_creation_order(api):
+    created = [await api.create(f"user{i}") for i in range(7)]
+    seen, token, pages = [], "", 0
+    while True:
+        page = await api.call("ListUsers", user_pb2.ListUsersRequest(page_size=3, page_token=token))
+        seen += [u.user_id for u in page.users]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [u.user_id for u in created]
+    assert pages == 3
+
+
+async def test_list_rejects_a_bad_page_token_and_size(api):
+    code, error = await failure(api.stub.ListUsers(user_pb2.ListUsersRequest(page_token="bogus")))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["page_token"]
+    code, error = await failure(api.stub.ListUsers(user_pb2.ListUsersRequest(page_size=501)))
+    assert [v.field for v in error.violations] == ["page_size"]
+
+
+async def test_invalid_create_names_every_field_and_writes_nothing(api):
+    request = user_pb2.CreateUserRequest(
+        user=user_pb2.User(username="No Spaces", email="nope", display_name="x" * 101),
+        password="short",
+    )
+    code, error = await failure(api.stub.CreateUser(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert isinstance(error, errors.InvalidArgument)
+    assert {v.field for v in error.violations} == {
+        "user.username",
+        "user.email",
+        "user.display_name",
+        "password",
+    }
+    assert await api.rows() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("username", "email", "resource_name"),
+    [
+        ("alice", "other@example.com", "username=alice"),
+        ("bob", "ALICE@example.COM", "email=alice@example.com"),
+    ],
+)
+async def test_duplicate_username_or_email_is_already_exists(api, username, email, resource_name):
+    await api.create("alice")
+    code, error = await failure(api.create(username, email))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert (error.resource_type, error.resource_name) == ("user", resource_name)
+    assert await api.rows() == (1, 1)
+
+
+async def test_concurrent_creates_of_one_username_let_exactly_one_win(api):
+    results = await asyncio.gather(
+        *(api.create("alice", f"alice{i}@example.com") for i in range(6)), return_exceptions=True
+    )
+    winners = [r for r in results if isinstance(r, user_pb2.User)]
+    losers = [from_rpc_error(r) for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(winners) == 1
+    assert len(losers) == 5
+    assert all(
+        isinstance(e, errors.AlreadyExists) and e.resource_name == "username=alice" for e in losers
+    )
+    assert await api.rows() == (1, 1)
+
+
+async def test_concurrent_creates_with_one_request_id_create_one_user(api):
+    results = await asyncio.gather(*(api.create("alice", request_id="req-1") for _ in range(4)))
+    assert len({r.user_id for r in results}) == 1
+    assert await api.rows() == (1, 1)
+
+
+async def test_watch_streams_changes_and_replays_after_a_sequence(api):
+    watch = api.stub.WatchUsers(user_pb2.WatchUsersRequest())
+    try:
+        alice = await api.create("alice")
+        update = user_pb2.UpdateUserRequest(
+            user=user_pb2.User(user_id=alice.user_id, display_name="A"),
+            update_mask=FieldMask(paths=["display_name"]),
+        )
+        updated = await api.call("UpdateUser", update)
+        await api.call("DeleteUser", user_pb2.DeleteUserRequest(user_id=alice.user_id))
+        events = [await asyncio.wait_for(watch.read(), 5) for _ in range(3)]
+    finally:
+        watch.cancel()
+    api.responses += events
+    K = user_pb2.UserEvent
+    assert [e.kind for e in events] == [K.KIND_CREATED, K.KIND_UPDATED, K.KIND_DELETED]
+    assert [e.user for e in events] == [alice, updated, updated]
+    assert events[0].sequence < events[1].sequence < events[2].sequence
+    assert all(e.event_time.seconds > 0 for e in events)
+
+    replay = api.stub.WatchUsers(user_pb2.WatchUsersRequest(after_sequence=events[0].sequence))
+    try:
+        again = [await asyncio.wait_for(replay.read(), 5) for _ in range(2)]
+    finally:
+        replay.cancel()
+    assert again == events[1:]
+
+
+async def test_watch_rejects_a_negative_sequence(api):
+    watch = api.stub.WatchUsers(user_pb2.WatchUsersRequest(after_sequence=-1))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await watch.read()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def batch_entry(username: str, email: str = "", **fields) -> user_pb2.BatchCreateUsersRequest:
+    user = user_pb2.User(username=username, email=email or f"{username}@example.com")
+    return user_pb2.BatchCreateUsersRequest(
+        request=user_pb2.CreateUserRequest(user=user, password=PASSWORD, **fields)
+    )
+
+
+async def test_batch_creates_every_user_in_order(api):
+    entries = [batch_entry(f"user{i}") for i in range(5)]
+    response = await api.call("BatchCreateUsers", iter(entries))
+    assert [u.username for u in response.users] == [f"user{i}" for i in range(5)]
+    listed = await api.call("ListUsers", user_pb2.ListUsersRequest())
+    assert {u.user_id for u in listed.users} == {u.user_id for u in response.users}
+
+
+async def test_batch_with_an_invalid_entry_is_rejected_whole(api):
+    entries = [batch_entry(f"user{i}") for i in range(5)]
+    entries[3].request.user.email = "broken"
+    code, error = await failure(api.stub.BatchCreateUsers(iter(entries)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["requests[3].request.user.email"]
+    assert await api.rows() == (0, 0)
+
+
+async def test_batch_duplicates_in_itself_or_the_database_are_rejected_whole(api):
+    await api.create("taken")
+    inside = [batch_entry("a-1"), batch_entry("b-2"), batch_entry("c-3", "A-1@example.com")]
+    code, error = await failure(api.stub.BatchCreateUsers(iter(inside)))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert "requests[2]" in error.message
+    assert error.resource_name == "email=a-1@example.com"
+    against_db = [batch_entry("a-1"), batch_entry("taken", "new@example.com")]
+    code, error = await failure(api.stub.BatchCreateUsers(iter(against_db)))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert "requests[1]" in error.message
+    assert error.resource_name == "username=taken"
+    assert await api.rows() == (1, 1)
+
+
+async def test_batch_over_1000_entries_is_rejected(api):
+    # Invalid passwords would be reported too; the size limit must win before any hashing.
+    entries = (batch_entry(f"user{i}") for i in range(1001))
+    code, error = await failure(api.stub.BatchCreateUsers(entries))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == ["requests"]
+    assert await api.rows() == (0, 0)
+
+
+async def test_repeating_a_batch_with_request_ids_returns_the_same_users(api):
+    entries = [batch_entry(f"user{i}", request_id=f"req-{i}") for i in range(3)]
+    first = await api.call("BatchCreateUsers", iter(entries))
+    again = await api.call("BatchCreateUsers", iter(entries))
+    assert again == first
+    assert await api.rows() == (3, 3)

@@ -1,0 +1,55 @@
+"""The unique constraints behind the checks, on SQLite and PostgreSQL."""
+
+import pytest
+
+from shop_grpc.changes import ChangeSignal
+from shop_grpc.storage import Database
+from shop_user.adapters.orm import metadata
+from shop_user.adapters.repository import SqlUserRepository
+from shop_user.domain.errors import UserTaken
+from shop_user.domain.model import NewUser, Profile
+from shop_user.service_layer import services
+from shop_user.service_layer.unit_of_work import SqlUserUnitOfWork
+
+
+class BlindOnce(SqlUserRepository):
+    """Misses existing holders once, as a check does when a concurrent insert is uncommitted."""
+
+    blinded = False
+
+    async def holders(self, usernames, emails):
+        if not BlindOnce.blinded:
+            BlindOnce.blinded = True
+            return []
+        return await super().holders(usernames, emails)
+
+
+class BlindUnitOfWork(SqlUserUnitOfWork):
+    def bind(self, session):
+        self.users = BlindOnce(session, is_postgres=self.is_postgres)
+
+
+@pytest.fixture
+async def db(database_url):
+    db = Database(database_url)
+    await db.migrate(metadata)
+    yield db
+    await db.dispose()
+
+
+async def test_a_unique_key_the_check_missed_is_already_exists(db):
+    changes = ChangeSignal()
+    await services.create_user(
+        SqlUserUnitOfWork(db, changes), NewUser(Profile("alice", "a@x.io", ""), "password1")
+    )
+    BlindOnce.blinded = False
+    with pytest.raises(UserTaken) as info:
+        await services.create_user(
+            BlindUnitOfWork(db, changes), NewUser(Profile("alice", "b@x.io", ""), "password1")
+        )
+    assert info.value.resource_name == "username=alice"
+    assert BlindOnce.blinded
+
+
+async def test_migrating_twice_is_harmless(db):
+    await db.migrate(metadata)
