@@ -1,0 +1,198 @@
+"""The payment use cases: plain functions over a unit of work and a processor.
+
+Every write is idempotent. A repeated charge for an order, or a repeated
+refund request_id, returns what the first call stored; when two such calls
+race, the unique index lets one insert win and the other re-reads its result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from shop_grpc import pagination
+from shop_grpc.errors import Aborted, FieldViolation, InvalidArgument
+from shop_grpc.money import Money
+from shop_payment.domain.cards import Card
+from shop_payment.domain.errors import (
+    DuplicateKey,
+    OrderChargedDifferently,
+    PaymentMethodNotFound,
+    PaymentNotFound,
+    RefundRequestReused,
+)
+from shop_payment.domain.model import Payment, PaymentMethod, Refund, new_id, new_payment
+from shop_payment.domain.processor import Processor
+from shop_payment.service_layer.unit_of_work import PageKey, PaymentUnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+async def create_payment_method(
+    uow: PaymentUnitOfWork, processor: Processor, card: Card, request_id: str, now: datetime
+) -> PaymentMethod:
+    """Tokenizes a validated card; a repeated request_id returns the first method."""
+    try:
+        async with uow:
+            if request_id and (earlier := await uow.payments.method_for_request(request_id)):
+                return earlier
+            method = PaymentMethod(
+                payment_method_id=new_id(),
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                processor_token=processor.tokenize(card),
+                create_time=now,
+                request_id=request_id,
+            )
+            await uow.payments.add_method(method)
+            await uow.commit()
+    except DuplicateKey:
+        async with uow:
+            earlier = await uow.payments.method_for_request(request_id)
+        if earlier is None:
+            raise Aborted("a concurrent request with this request_id vanished; retry") from None
+        return earlier
+    log.info(
+        "payment method created",
+        payment_method_id=method.payment_method_id,
+        brand=method.brand,
+        last4=method.last4,
+    )
+    return method
+
+
+async def charge(
+    uow: PaymentUnitOfWork,
+    processor: Processor,
+    order_id: str,
+    payment_method_id: str,
+    amount: Money,
+    now: datetime,
+) -> Payment:
+    """Charges an order once; a decline is a stored payment, not an error."""
+    try:
+        async with uow:
+            await uow.payments.lock_order(order_id)
+            earlier = await uow.payments.payment_for_order(order_id)
+            if earlier is not None:
+                return _same_charge(earlier, amount)
+            method = await uow.payments.get_method(payment_method_id)
+            if method is None:
+                raise PaymentMethodNotFound(payment_method_id)
+            result = processor.charge(method.processor_token, amount)
+            payment = new_payment(order_id, method, amount, result.status, result.failure_code, now)
+            await uow.payments.add_payment(payment)
+            await uow.commit()
+    except DuplicateKey:
+        return await _charged_concurrently(uow, order_id, amount)
+    _log_payment("charge", payment, payment.amount)
+    return payment
+
+
+def _same_charge(earlier: Payment, amount: Money) -> Payment:
+    if earlier.amount != amount:
+        raise OrderChargedDifferently(earlier.order_id, earlier.amount, amount)
+    return earlier
+
+
+async def _charged_concurrently(uow: PaymentUnitOfWork, order_id: str, amount: Money) -> Payment:
+    async with uow:
+        earlier = await uow.payments.payment_for_order(order_id)
+    if earlier is None:
+        raise Aborted("a concurrent charge of this order vanished; retry")
+    return _same_charge(earlier, amount)
+
+
+async def refund(
+    uow: PaymentUnitOfWork,
+    payment_id: str,
+    amount: Money | None,
+    request_id: str,
+    now: datetime,
+) -> Payment:
+    """Refunds `amount`, or everything left when None; once per request_id."""
+    try:
+        async with uow:
+            # The row lock makes concurrent refunds of one payment take turns, so
+            # each sees what the others refunded and together they cannot exceed it.
+            payment = await uow.payments.get_payment(payment_id, for_update=True)
+            if payment is None:
+                raise PaymentNotFound(payment_id)
+            earlier = await uow.payments.refund_for_request(request_id)
+            if earlier is not None:
+                return _replayed(earlier, payment)
+            updated, done = payment.refund(amount, request_id, now)
+            await uow.payments.save_refund(payment, updated, done)
+            await uow.commit()
+    except DuplicateKey:
+        return await _refunded_concurrently(uow, payment_id, request_id)
+    _log_payment("refund", updated, done.amount)
+    return updated
+
+
+def _replayed(earlier: Refund, payment: Payment) -> Payment:
+    if earlier.payment_id != payment.payment_id:
+        raise RefundRequestReused(earlier.request_id)
+    return payment
+
+
+async def _refunded_concurrently(
+    uow: PaymentUnitOfWork, payment_id: str, request_id: str
+) -> Payment:
+    async with uow:
+        earlier = await uow.payments.refund_for_request(request_id)
+        payment = await uow.payments.get_payment(payment_id)
+    if earlier is None or payment is None:
+        raise Aborted("a concurrent refund with this request_id vanished; retry")
+    return _replayed(earlier, payment)
+
+
+async def get_payment(uow: PaymentUnitOfWork, payment_id: str) -> Payment:
+    async with uow:
+        payment = await uow.payments.get_payment(payment_id)
+    if payment is None:
+        raise PaymentNotFound(payment_id)
+    return payment
+
+
+async def list_payments(
+    uow: PaymentUnitOfWork, order_id: str, page_size: int, page_token: str
+) -> tuple[list[Payment], str]:
+    """One page, newest first, and the token of the next page ("" on the last)."""
+    scope = f"payments:{order_id}"
+    after = _page_key(pagination.decode(scope, page_token))
+    limit = pagination.page_size(page_size)
+    async with uow:
+        found = await uow.payments.list_payments(order_id, after, limit + 1)
+    page = found[:limit]
+    if len(found) <= limit:
+        return page, ""
+    last = page[-1]
+    return page, pagination.encode(scope, [last.create_time.isoformat(), last.payment_id])
+
+
+def _page_key(key: list[Any] | None) -> PageKey | None:
+    if key is None:
+        return None
+    try:
+        time, payment_id = key
+        return datetime.fromisoformat(time), str(payment_id)
+    except (TypeError, ValueError):
+        # The scope matched but the key is not one we wrote: tampered with.
+        raise InvalidArgument([FieldViolation("page_token", "is not a valid page token")]) from None
+
+
+def _log_payment(event: str, payment: Payment, amount: Money) -> None:
+    # Exactly these fields: nothing that identifies the card beyond its last four digits.
+    log.info(
+        event,
+        payment_id=payment.payment_id,
+        order_id=payment.order_id,
+        amount=str(amount),
+        status=payment.status.value,
+        last4=payment.card_last4,
+    )
