@@ -81,6 +81,7 @@ class GrpcServer:
 
 Background = Callable[[], Coroutine[Any, Any, None]]
 Cleanup = Callable[[], Awaitable[None]]
+Stopping = Callable[[], None]
 
 
 async def run(
@@ -88,8 +89,13 @@ async def run(
     *,
     background: Sequence[Background] = (),
     cleanup: Sequence[Cleanup] = (),
+    stopping: Sequence[Stopping] = (),
 ) -> None:
-    """Serves until SIGTERM or SIGINT, then shuts down gracefully and returns."""
+    """Serves until SIGTERM or SIGINT, then shuts down gracefully and returns.
+
+    `stopping` callbacks run first (e.g. ending watch streams, which would otherwise
+    hold the server for its whole grace period); `cleanup` runs last.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,6 +106,8 @@ async def run(
     log.info("serving", address=server.settings.listen_address, port=port)
     await stop.wait()
     log.info("shutting down", grace_seconds=server.settings.shutdown_grace_seconds)
+    for notify in stopping:
+        notify()
     await server.stop()
     for task in tasks:
         task.cancel()

@@ -11,7 +11,12 @@ that variable the PostgreSQL run is skipped, with the reason shown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
+import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -20,6 +25,8 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
 
 from shop_grpc.config import LogSettings, ServerSettings
@@ -95,3 +102,93 @@ async def serving(
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceProcess:
+    """``python -m <module>`` as an operator runs it, on a free loopback port.
+
+    async with ServiceProcess("shop_user", tmp_path) as service:
+        assert await service.health("shop.user.v1.UserService") == SERVING
+        assert await service.terminate() == 0
+    """
+
+    def __init__(
+        self, module: str, data_dir: Path, env: dict[str, str] | None = None, grace: float = 1.0
+    ) -> None:
+        self.module = module
+        self.address = f"127.0.0.1:{free_port()}"
+        self.grace = grace
+        self.env = {k: v for k, v in os.environ.items() if k != "SHOP_DATABASE_URL"}
+        self.env.update(
+            SHOP_LISTEN_ADDRESS=self.address,
+            SHOP_DATA_DIR=str(data_dir),
+            SHOP_SHUTDOWN_GRACE_SECONDS=str(grace),
+            SHOP_LOG_FORMAT="json",
+            **(env or {}),
+        )
+        self.output = b""
+
+    async def __aenter__(self) -> ServiceProcess:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            self.module,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self.channel = grpc.aio.insecure_channel(self.address)
+        try:
+            await self._wait_serving()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    START_SECONDS = 20.0
+
+    async def _wait_serving(self) -> None:
+        async with asyncio.timeout(self.START_SECONDS):
+            while True:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"{self.module} exited early: {await self._read()}")
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    if await self.health("") == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                await asyncio.sleep(0.1)
+
+    async def health(self, service: str) -> int:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+        return int(reply.status)
+
+    async def listed_services(self) -> set[str]:
+        """What a reflection client (grpcurl list) sees."""
+        stub = reflection_pb2_grpc.ServerReflectionStub(self.channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
+            return {s.name for s in reply.list_services_response.service}
+        return set()
+
+    async def terminate(self) -> int:
+        """SIGTERM, then the exit code; fails if the process outlives its grace period."""
+        self.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(self.process.wait(), self.grace + 5)
+        return int(self.process.returncode or 0)
+
+    async def _read(self) -> str:
+        assert self.process.stdout is not None
+        self.output += await self.process.stdout.read()
+        return self.output.decode(errors="replace")
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.channel.close()
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()

@@ -31,4 +31,5 @@ async def serve(settings: Settings) -> None:
         server,
         background=[expiry_sweeper(uow, settings.sweep_seconds)],
         cleanup=[db.dispose],
+        stopping=[changes.close],
     )

@@ -77,4 +77,9 @@ async def serve(settings: Settings) -> None:
     logs.configure(settings.server.log, service="order", instance=settings.server.instance_id)
     app = await build(settings)
     server = GrpcServer(settings.server, [registration(app.servicer)])
-    await run(server, background=[app.runner.recover_forever], cleanup=[app.close])
+    await run(
+        server,
+        background=[app.runner.recover_forever],
+        cleanup=[app.close],
+        stopping=[app.runner.signal.close],
+    )

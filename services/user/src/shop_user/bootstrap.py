@@ -18,5 +18,6 @@ async def serve(settings: Settings) -> None:
     )
     db = Database(server_settings.database_url)
     await db.migrate(metadata)
-    server = GrpcServer(server_settings, [registration(db, ChangeSignal())])
-    await run(server, cleanup=[db.dispose])
+    changes = ChangeSignal()
+    server = GrpcServer(server_settings, [registration(db, changes)])
+    await run(server, cleanup=[db.dispose], stopping=[changes.close])

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.changes import ChangeSignal
-from shop_grpc.storage import Database
+from shop_grpc.storage import Database, Transaction
 from shop_grpc.storage import UnitOfWork as BaseUnitOfWork
 from shop_inventory.adapters.repository import (
     ImportBatchRepository,
@@ -51,7 +50,7 @@ class ImportBatches(Protocol):
     async def add(self, request_id: str, lines_applied: int, now: datetime) -> bool: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transaction, Protocol):
     """One transaction over the inventory; uncommitted work is rolled back on exit."""
 
     # Read-only properties, so an implementation may narrow their types.
@@ -63,17 +62,6 @@ class UnitOfWork(Protocol):
     def reservations(self) -> Reservations: ...
     @property
     def imports(self) -> ImportBatches: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class SqlUnitOfWork(BaseUnitOfWork):

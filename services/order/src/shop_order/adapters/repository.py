@@ -74,10 +74,10 @@ class OrderRepository:
         rows = (await self.session.execute(query)).mappings().all()
         return await self._load(rows)
 
-    async def save(self, order: Order, lease: Lease, now: datetime) -> Order:
-        """Writes the saga's progress if `lease` still holds; returns the order as stored.
+    async def save(self, order: Order, lease: Lease, now: datetime, *, lines: bool) -> None:
+        """Writes the saga's progress (and, with `lines`, its lines) if `lease` still holds.
 
-        The stored copy carries a cancel request made meanwhile by another call.
+        Picks up into `order` a cancel request made meanwhile by another call.
         """
         values = _order_values(order)
         del values["cancel_requested"]
@@ -86,13 +86,15 @@ class OrderRepository:
             update(orders)
             .where(orders.c.order_id == order.order_id, orders.c.lease_token == lease.token)
             .values(**values)
+            .returning(orders.c.cancel_requested)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        cancel_requested = result.scalar_one_or_none()
+        if cancel_requested is None:
             raise LeaseLost(order.order_id)
-        await self._write_lines(order)
-        stored = await self.get(order.order_id)
-        assert stored is not None
-        return stored
+        order.cancel_requested = cancel_requested
+        order.update_time = now
+        if lines:
+            await self._write_lines(order)
 
     async def save_unleased(self, order: Order, now: datetime) -> None:
         """Writes a change made outside the saga (a cancel request)."""

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shop_grpc import pagination
 from shop_grpc.changes import ChangeSignal
+from shop_grpc.errors import Unavailable
 from shop_grpc.storage import utcnow
 from shop_order.domain import saga
 from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound
@@ -108,7 +109,7 @@ async def cancel_order(uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str
         else:
             await tx.orders.save_unleased(order, utcnow())
         await tx.commit()
-    runner.signal.notify()
+    runner.signal.notify(order_id)
     runner.start(order_id, claimed=was_final)
     return order
 
@@ -120,12 +121,12 @@ async def wait_until_final(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
-        seen = signal.version
+        seen = signal.version(order_id)
         order = await get_order(uow, order_id)
-        if order.is_final or loop.time() >= deadline:
+        if order.is_final or loop.time() >= deadline or signal.closed:
             return order
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(signal.wait(seen), deadline - loop.time())
+        with contextlib.suppress(TimeoutError, Unavailable):
+            await asyncio.wait_for(signal.wait(seen, order_id), deadline - loop.time())
 
 
 async def watch_order(
@@ -134,7 +135,7 @@ async def watch_order(
     """The order now, then after every change, ending with its final state."""
     last: tuple[object, ...] | None = None
     while True:
-        seen = signal.version
+        seen = signal.version(order_id)
         order = await get_order(uow, order_id)
         state = (order.status, order.step, order.payment_id, order.update_time)
         if state != last:
@@ -142,4 +143,4 @@ async def watch_order(
             yield order
         if order.is_final:
             return
-        await signal.wait(seen)
+        await signal.wait(seen, order_id)

@@ -228,7 +228,8 @@ class SagaRunner:
                 failures = 0
             if order.step is not step:
                 log.info("saga step", step=step.value, next=order.step.value)
-            order = await self._save(order)
+            # Lines change only when the reservation prices them.
+            order = await self._save(order, lines=step is Step.RESERVING_STOCK)
 
     def _handle_unreachable(self, order: Order, error: Exception, failures: int) -> bool:
         """Decides what an unreachable dependency means; False leaves the order for later."""
@@ -244,12 +245,12 @@ class SagaRunner:
     def _backoff(failures: int) -> float:
         return float(min(0.1 * 2**failures, 2.0))
 
-    async def _save(self, order: Order) -> Order:
+    async def _save(self, order: Order, *, lines: bool = False) -> Order:
         async with self.uow() as uow:
-            stored = await uow.orders.save(order, self.lease, utcnow())
+            await uow.orders.save(order, self.lease, utcnow(), lines=lines)
             await uow.commit()
-        self.signal.notify()
-        return stored
+        self.signal.notify(order.order_id)
+        return order
 
     async def _release(self, order: Order, retry_after: float | None = None) -> None:
         retry_at = None if retry_after is None else utcnow() + timedelta(seconds=retry_after)

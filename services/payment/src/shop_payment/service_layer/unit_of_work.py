@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shop_grpc.storage import UnitOfWork
+from shop_grpc.storage import Transaction, UnitOfWork
 from shop_payment.adapters.repository import SqlPaymentRepository
 from shop_payment.domain.model import Payment, PaymentMethod, Refund
 
@@ -32,20 +31,11 @@ class PaymentRepository(Protocol):
     async def save_refund(self, before: Payment, after: Payment, refund: Refund) -> None: ...
 
 
-class PaymentUnitOfWork(Protocol):
+class PaymentUnitOfWork(Transaction, Protocol):
     """One transaction per ``async with``; leaving it without commit() rolls back."""
 
     @property
     def payments(self) -> PaymentRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
 
 
 class SqlUnitOfWork(UnitOfWork):

@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.changes import ChangeSignal
-from shop_grpc.storage import Database, UnitOfWork
+from shop_grpc.storage import Database, Transaction, UnitOfWork
 from shop_user.adapters.repository import SqlUserRepository, UserRepository
 from shop_user.domain.errors import StorageConflict
 
 
-class UserUnitOfWork(Protocol):
+class UserUnitOfWork(Transaction, Protocol):
     """One transaction per ``async with``; it may be entered again for the next one."""
 
     @property
     def users(self) -> UserRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class SqlUserUnitOfWork(UnitOfWork):
