@@ -1,0 +1,54 @@
+"""What an operator does against a running suite: list services, probe, run the demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+SERVICES = {
+    "order": "shop.order.v1.OrderService",
+    "inventory": "shop.inventory.v1.InventoryService",
+    "payment": "shop.payment.v1.PaymentService",
+    "user": "shop.user.v1.UserService",
+}
+
+
+def shop(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shop_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+async def test_reflection_lists_the_service_and_health_on_every_port(suite, name):
+    async with grpc.aio.insecure_channel(suite.endpoints()[name]) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        [reply] = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
+    listed = {s.name for s in reply.list_services_response.service}
+    assert {SERVICES[name], "grpc.health.v1.Health"} <= listed
+
+
+def test_probe_exits_0_for_a_serving_service_and_3_for_an_unknown_one(suite):
+    order = suite.endpoints()["order"]
+    serving = shop("probe", order)
+    assert serving.returncode == 0, serving.stdout + serving.stderr
+    assert "SERVING" in serving.stdout
+    assert shop("probe", order, "--service", SERVICES["order"]).returncode == 0
+    assert shop("probe", order, "--service", "no.such.Service").returncode == 3
+
+
+def test_demo_places_a_confirmed_order_and_can_run_again(suite):
+    targets = [f"--{name}={address}" for name, address in suite.endpoints().items()]
+    for _ in range(2):
+        demo = shop("demo", *targets)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "CONFIRMED" in demo.stdout
