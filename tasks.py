@@ -39,8 +39,13 @@ def run(*args: str | Path, cwd: Path = ROOT) -> None:
 def ensure_uv() -> None:
     if UV.exists():
         return
-    venv.create(TOOLS, with_pip=True)
-    run(TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", UV_REQUIREMENT)
+    try:
+        venv.create(TOOLS, with_pip=True)
+        run(TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", UV_REQUIREMENT)
+    except (OSError, subprocess.CalledProcessError):
+        # Some distributions ship Python without ensurepip; pip alone can still unpack uv.
+        shutil.rmtree(TOOLS, ignore_errors=True)
+        run(sys.executable, "-m", "pip", "install", "--quiet", "--target", TOOLS, UV_REQUIREMENT)
 
 
 def sync() -> None:

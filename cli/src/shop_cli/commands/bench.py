@@ -32,6 +32,7 @@ from shop_cli.arguments import (
 )
 from shop_cli.commands.orders import FINAL, TEST_CARD, card, create_request, list_all
 from shop_cli.money import to_proto
+from shop_cli.paging import PAGE_SIZE, collect
 from shop_cli.stats import percentile, throughput
 from shop_cli.targets import Clients, add_target_flags
 
@@ -277,17 +278,14 @@ async def _get_order(clients: Clients, order_id: str, call_timeout: float) -> or
 async def _payments_of(
     clients: Clients, order_id: str, call_timeout: float
 ) -> list[payment_pb2.Payment]:
-    found: list[payment_pb2.Payment] = []
-    token = ""
-    while True:
-        page = await clients.payments.ListPayments(
-            payment_pb2.ListPaymentsRequest(order_id=order_id, page_size=500, page_token=token),
-            timeout=call_timeout,
+    async def fetch(token: str) -> tuple[list[payment_pb2.Payment], str]:
+        request = payment_pb2.ListPaymentsRequest(
+            order_id=order_id, page_size=PAGE_SIZE, page_token=token
         )
-        found += page.payments
-        token = page.next_page_token
-        if not token:
-            return found
+        page = await clients.payments.ListPayments(request, timeout=call_timeout)
+        return list(page.payments), page.next_page_token
+
+    return await collect(fetch)
 
 
 def order_facts(order: order_pb2.Order) -> consistency.OrderFacts:

@@ -20,6 +20,7 @@ from shop_cli.arguments import (
     run_async,
 )
 from shop_cli.money import amount_argument, to_proto
+from shop_cli.paging import PAGE_SIZE, collect
 from shop_cli.targets import Clients, add_target_flags
 
 WATCH_TIMEOUT = 3600.0
@@ -109,17 +110,14 @@ async def get_product(args: argparse.Namespace) -> int:
 
 
 async def list_products(args: argparse.Namespace) -> int:
-    found: list[inventory_pb2.Product] = []
-    token = ""
     async with Clients(args) as clients:
-        while args.limit is None or len(found) < args.limit:
-            request = inventory_pb2.ListProductsRequest(page_size=500, page_token=token)
+
+        async def fetch(token: str) -> tuple[list[inventory_pb2.Product], str]:
+            request = inventory_pb2.ListProductsRequest(page_size=PAGE_SIZE, page_token=token)
             page = await clients.inventory.ListProducts(request, timeout=args.timeout)
-            found += page.products
-            token = page.next_page_token
-            if not token:
-                break
-    found = found[: args.limit]
+            return list(page.products), page.next_page_token
+
+        found = await collect(fetch, args.limit)
     if args.json:
         output.print_json_list(found)
     else:

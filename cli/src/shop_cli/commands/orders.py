@@ -21,6 +21,7 @@ from shop_cli.arguments import (
     request_id,
     run_async,
 )
+from shop_cli.paging import PAGE_SIZE, collect
 from shop_cli.targets import Clients, add_target_flags
 
 FINAL = frozenset(
@@ -152,16 +153,14 @@ async def cancel(args: argparse.Namespace) -> int:
 async def list_all(
     clients: Clients, user_id: str, call_timeout: float, limit: int | None = None
 ) -> list[order_pb2.Order]:
-    found: list[order_pb2.Order] = []
-    token = ""
-    while limit is None or len(found) < limit:
-        request = order_pb2.ListOrdersRequest(user_id=user_id, page_size=500, page_token=token)
+    async def fetch(token: str) -> tuple[list[order_pb2.Order], str]:
+        request = order_pb2.ListOrdersRequest(
+            user_id=user_id, page_size=PAGE_SIZE, page_token=token
+        )
         page = await clients.orders.ListOrders(request, timeout=call_timeout)
-        found += page.orders
-        token = page.next_page_token
-        if not token:
-            break
-    return found[:limit]
+        return list(page.orders), page.next_page_token
+
+    return await collect(fetch, limit)
 
 
 async def list_orders(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from shop_cli.arguments import (
     request_id,
     run_async,
 )
+from shop_cli.paging import PAGE_SIZE, collect
 from shop_cli.targets import Clients, add_target_flags
 
 PASSWORD_ENV = "SHOP_PASSWORD"
@@ -96,17 +97,14 @@ async def get(args: argparse.Namespace) -> int:
 
 
 async def list_users(args: argparse.Namespace) -> int:
-    found: list[user_pb2.User] = []
-    token = ""
     async with Clients(args) as clients:
-        while args.limit is None or len(found) < args.limit:
-            request = user_pb2.ListUsersRequest(page_size=500, page_token=token)
+
+        async def fetch(token: str) -> tuple[list[user_pb2.User], str]:
+            request = user_pb2.ListUsersRequest(page_size=PAGE_SIZE, page_token=token)
             page = await clients.users.ListUsers(request, timeout=args.timeout)
-            found += page.users
-            token = page.next_page_token
-            if not token:
-                break
-    found = found[: args.limit]
+            return list(page.users), page.next_page_token
+
+        found = await collect(fetch, args.limit)
     if args.json:
         output.print_json_list(found)
     else:
