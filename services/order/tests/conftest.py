@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
@@ -209,7 +210,7 @@ def new_runner(db: Database, world: World) -> RunnerFactory:
     def build(owner: str = "order-a", settings: SagaSettings = FAST) -> SagaRunner:
         lease = Lease(owner, str(uuid.uuid4()), settings.lease_seconds)
         return SagaRunner(
-            lambda: OrderUnitOfWork(db), world.deps, lease, ChangeSignal(0.05), settings
+            partial(OrderUnitOfWork, db), world.deps, lease, ChangeSignal(0.05), settings
         )
 
     return build

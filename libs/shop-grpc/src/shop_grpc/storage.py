@@ -4,8 +4,9 @@ SQLite allows one writer at a time. Transactions there start with
 ``BEGIN IMMEDIATE`` (take the write lock up front, so two transactions never
 deadlock upgrading a read lock) and are serialized inside the process by an
 asyncio lock, so writers queue in the event loop instead of spinning in
-SQLite's busy handler. PostgreSQL gets row locks and conditional updates from
-the repositories instead.
+SQLite's busy handler. Read-only work takes neither: in WAL mode a reader sees
+a consistent snapshot while a writer commits. PostgreSQL gets row locks and
+conditional updates from the repositories instead.
 """
 
 from __future__ import annotations
@@ -70,17 +71,25 @@ class Database:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine = _sqlite_engine(self.url)
+            self.engine = _sqlite_engine(self.url, writer=True)
+            in_memory = make_url(self.url).database in (None, "", ":memory:")
+            # Each connection to an in-memory database is a database of its own.
+            self._read_engine = self.engine if in_memory else _sqlite_engine(self.url, writer=False)
         else:
-            self.engine = create_async_engine(
+            self.engine = self._read_engine = create_async_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._sqlite_lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction is serialized on SQLite."""
+    async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session; on SQLite, writing ones are serialized and read-only ones are not."""
+        if readonly:
+            async with self._read_sessions() as session:
+                yield session
+            return
         lock = self._sqlite_lock if self.is_sqlite else contextlib.nullcontext()
         async with lock, self.sessions() as session:
             yield session
@@ -96,9 +105,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._read_engine is not self.engine:
+            await self._read_engine.dispose()
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +128,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
 
@@ -152,12 +163,13 @@ class UnitOfWork:
 
     session: AsyncSession
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self.db = db
+        self.readonly = readonly
         self._scope: contextlib.AbstractAsyncContextManager[AsyncSession] | None = None
 
     async def __aenter__(self) -> Self:
-        self._scope = self.db.session()
+        self._scope = self.db.session(readonly=self.readonly)
         self.session = await self._scope.__aenter__()
         self.bind(self.session)
         return self

@@ -65,8 +65,8 @@ async def build(settings: Settings, deps: Dependencies | None = None) -> OrderAp
     signal = ChangeSignal(poll_seconds=0.5)
     lease = Lease(settings.server.instance_id, settings.boot_id, settings.saga.lease_seconds)
 
-    def uow() -> OrderUnitOfWork:
-        return OrderUnitOfWork(db)
+    def uow(*, readonly: bool = False) -> OrderUnitOfWork:
+        return OrderUnitOfWork(db, readonly=readonly)
 
     runner = SagaRunner(uow, deps, lease, signal, settings.saga)
     servicer = OrderServicer(uow, deps, runner, signal, settings.waits)

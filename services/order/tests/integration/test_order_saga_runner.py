@@ -234,3 +234,17 @@ async def test_list_orders_pages_newest_first(new_runner, world):
 
 
 def _unused(_: Database, __: ChangeSignal, ___: OrderUnitOfWork) -> None: ...
+
+
+async def test_a_cancel_that_lands_while_the_order_confirms_still_cancels_it(new_runner, world):
+    world.faults.hang["commit"] = asyncio.Event()
+    runner = new_runner()
+    order = await place(runner, world)
+    while "commit" not in world.faults.calls:
+        await asyncio.sleep(0.01)
+    await orders.cancel_order(runner.uow, runner, order.order_id)
+    world.faults.hang["commit"].set()
+    order = await final(runner, order.order_id)
+    assert order.status is Status.CANCELLED
+    assert world.payments.net_charged(order.order_id) == 0
+    assert (world.inventory.available["widget"], world.inventory.sold["widget"]) == (10, 0)

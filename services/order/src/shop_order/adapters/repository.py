@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, case, delete, insert, null, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,11 +77,19 @@ class OrderRepository:
     async def save(self, order: Order, lease: Lease, now: datetime, *, lines: bool) -> None:
         """Writes the saga's progress (and, with `lines`, its lines) if `lease` still holds.
 
-        Picks up into `order` a cancel request made meanwhile by another call.
+        Picks up into `order` a cancel request made meanwhile by another call. A final
+        order's lease is given up in the same write, unless a cancel request still needs it.
         """
-        values = _order_values(order)
+        values: dict[str, Any] = _order_values(order)
         del values["cancel_requested"]
         values.update(update_time=now, lease_expires_at=lease.until(now))
+        if order.is_final:
+            keep = orders.c.cancel_requested.is_(True)
+            values.update(
+                lease_owner=case((keep, orders.c.lease_owner), else_=null()),
+                lease_token=case((keep, orders.c.lease_token), else_=null()),
+                lease_expires_at=case((keep, orders.c.lease_expires_at), else_=null()),
+            )
         result = await self.session.execute(
             update(orders)
             .where(orders.c.order_id == order.order_id, orders.c.lease_token == lease.token)
@@ -122,9 +130,7 @@ class OrderRepository:
         """Takes the lease on one unfinished order if nobody live holds it."""
         result = await self.session.execute(
             update(orders)
-            .where(
-                orders.c.order_id == order_id, orders.c.step != Step.DONE, _claimable(lease, now)
-            )
+            .where(orders.c.order_id == order_id, _unfinished(), _claimable(lease, now))
             .values(
                 lease_owner=lease.owner, lease_token=lease.token, lease_expires_at=lease.until(now)
             )
@@ -138,7 +144,7 @@ class OrderRepository:
         """
         query = (
             select(orders.c.order_id)
-            .where(orders.c.step != Step.DONE, _claimable(lease, now))
+            .where(_unfinished(), _claimable(lease, now))
             .order_by(orders.c.update_time)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -189,6 +195,14 @@ class OrderRepository:
         for line in line_rows:
             lines.setdefault(line["order_id"], []).append(line)
         return [_order(row, lines.get(row["order_id"], [])) for row in rows]
+
+
+def _unfinished() -> Any:
+    """Orders with saga work left: not done, or confirmed with a cancel waiting."""
+    return or_(
+        orders.c.step != Step.DONE,
+        and_(orders.c.cancel_requested.is_(True), orders.c.status == Status.CONFIRMED),
+    )
 
 
 def _claimable(lease: Lease, now: datetime) -> Any:

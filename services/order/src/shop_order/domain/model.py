@@ -72,7 +72,12 @@ class Order:
 
     @property
     def is_final(self) -> bool:
-        return self.step is Step.DONE
+        """Nothing left to do: done, and no cancel waiting to undo a confirmed order."""
+        return self.step is Step.DONE and not self.awaits_cancel
+
+    @property
+    def awaits_cancel(self) -> bool:
+        return self.cancel_requested and self.status is Status.CONFIRMED
 
     @property
     def is_undoing(self) -> bool:

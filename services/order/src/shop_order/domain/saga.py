@@ -78,7 +78,7 @@ def finish_undo(order: Order) -> None:
 
 def request_cancel(order: Order) -> None:
     """A confirmed order is undone now; one in flight stops at its next step."""
-    if order.is_final and order.status is Status.CONFIRMED:
+    if order.step is Step.DONE and order.status is Status.CONFIRMED:
         undo(order, Status.CANCELLED, CANCELLED_REASON)
     else:
         order.cancel_requested = True
@@ -86,7 +86,7 @@ def request_cancel(order: Order) -> None:
 
 def apply_pending_cancel(order: Order) -> bool:
     """Between two steps, honours a cancel asked for while the order was in flight."""
-    confirmed_now = order.is_final and order.status is Status.CONFIRMED
+    confirmed_now = order.step is Step.DONE and order.status is Status.CONFIRMED
     if order.cancel_requested and (order.is_moving_forward or confirmed_now):
         undo(order, Status.CANCELLED, CANCELLED_REASON)
         return True

@@ -17,9 +17,9 @@ from shop_grpc.validation import Violations
 from shop_order.domain.cart import Cart, PricedLine, cart_total
 from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
-from shop_order.service_layer.orders import UnitOfWorkFactory
 from shop_order.service_layer.ports import Card, Dependencies
 from shop_order.service_layer.saga_runner import SagaRunner
+from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 MAX_LINES = 100

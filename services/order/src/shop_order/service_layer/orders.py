@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -19,9 +19,7 @@ from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound
 from shop_order.domain.model import Order, OrderLine, Status
 from shop_order.service_layer.ports import Card, Payments
 from shop_order.service_layer.saga_runner import SagaRunner
-from shop_order.service_layer.unit_of_work import OrderUnitOfWork
-
-UnitOfWorkFactory = Callable[[], OrderUnitOfWork]
+from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 
 async def place_order(
@@ -49,6 +47,8 @@ async def place_order(
         payment_method_id=payment_method_id,
         request_id=request_id,
     )
+    # Stored already at its first step: the user check is recorded before it runs.
+    saga.begin(order)
     try:
         async with uow() as tx:
             await tx.orders.add(order, runner.lease, utcnow())
@@ -63,12 +63,12 @@ async def place_order(
 
 
 async def _by_request_id(uow: UnitOfWorkFactory, request_id: str) -> Order | None:
-    async with uow() as tx:
+    async with uow(readonly=True) as tx:
         return await tx.orders.get_by_request_id(request_id)
 
 
 async def get_order(uow: UnitOfWorkFactory, order_id: str) -> Order:
-    async with uow() as tx:
+    async with uow(readonly=True) as tx:
         order = await tx.orders.get(order_id)
     if order is None:
         raise OrderNotFound(order_id)
@@ -82,7 +82,7 @@ async def list_orders(
     key = pagination.decode(scope, page_token)
     after = None if key is None else (datetime.fromisoformat(key[0]), str(key[1]))
     limit = pagination.page_size(page_size)
-    async with uow() as tx:
+    async with uow(readonly=True) as tx:
         orders = await tx.orders.list_for_user(user_id, after, limit + 1)
     if len(orders) <= limit:
         return orders, ""

@@ -26,11 +26,10 @@ from shop_order.domain import saga
 from shop_order.domain.errors import LeaseLost
 from shop_order.domain.model import Order, Status, Step
 from shop_order.service_layer.ports import Dependencies, PaymentOutcome
-from shop_order.service_layer.unit_of_work import OrderUnitOfWork
+from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
-UnitOfWorkFactory = Callable[[], OrderUnitOfWork]
 StepAction = Callable[[Order, Dependencies], Awaitable[None]]
 
 
@@ -211,8 +210,7 @@ class SagaRunner:
                 order = await self._save(order)
                 continue
             if order.is_final:
-                await self._release(order)
-                return
+                return  # the write that made it final gave the lease up
             step = order.step
             try:
                 await STEPS[step](order, self.deps)

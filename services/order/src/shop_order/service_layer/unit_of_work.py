@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.storage import UnitOfWork
@@ -13,3 +15,9 @@ class OrderUnitOfWork(UnitOfWork):
 
     def bind(self, session: AsyncSession) -> None:
         self.orders = OrderRepository(session)
+
+
+class UnitOfWorkFactory(Protocol):
+    """Opens a transaction; read-only ones run beside writers instead of queueing."""
+
+    def __call__(self, *, readonly: bool = False) -> OrderUnitOfWork: ...
