@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shop_grpc.config import ServerSettings
+from shop_grpc.config import ConfigError, Env, ServerSettings
 from shop_grpc.interceptors import server_interceptors
 
 log = structlog.get_logger("shop_grpc.server")
+SettingsT = TypeVar("SettingsT")
 
 SERVER_OPTIONS = [
     # A second process on the same port must fail to bind, not share it silently.
@@ -117,3 +119,17 @@ async def run(
     for close in cleanup:
         await close()
     log.info("stopped")
+
+
+def main(
+    program: str,
+    load: Callable[[Env], SettingsT],
+    serve: Callable[[SettingsT], Coroutine[Any, Any, None]],
+) -> None:
+    """A service's entry point: settings from the environment (exit 2 if bad), then serve."""
+    try:
+        settings = load(Env())
+    except ConfigError as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        sys.exit(2)
+    asyncio.run(serve(settings))

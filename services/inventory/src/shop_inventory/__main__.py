@@ -1,21 +1,13 @@
-"""``python -m shop_inventory``: read the configuration, then serve until SIGTERM."""
+"""`python -m shop_inventory`: runs the inventory service until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from shop_grpc.config import ConfigError, Env
+from shop_grpc.server import main as run_service
 from shop_inventory import bootstrap, config
 
 
 def main() -> None:
-    try:
-        settings = config.load(Env())
-    except ConfigError as error:
-        print(f"shop-inventory: {error}", file=sys.stderr)
-        sys.exit(2)
-    asyncio.run(bootstrap.serve(settings))
+    run_service("shop-inventory", config.load, bootstrap.serve)
 
 
 if __name__ == "__main__":

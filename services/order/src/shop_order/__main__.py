@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from shop_grpc.config import ConfigError, Env
+from shop_grpc.server import main as run_service
 from shop_order import bootstrap, config
 
 
 def main() -> None:
-    try:
-        settings = config.load(Env())
-    except ConfigError as error:
-        print(f"shop-order: {error}", file=sys.stderr)
-        sys.exit(2)
-    asyncio.run(bootstrap.serve(settings))
+    run_service("shop-order", config.load, bootstrap.serve)
 
 
 if __name__ == "__main__":

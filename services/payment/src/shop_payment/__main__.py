@@ -1,21 +1,13 @@
-"""``python -m shop_payment``: serve until SIGTERM."""
+"""`python -m shop_payment`: runs the payment service until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from shop_grpc.config import ConfigError, Env
+from shop_grpc.server import main as run_service
 from shop_payment import bootstrap, config
 
 
 def main() -> None:
-    try:
-        settings = config.load(Env())
-    except ConfigError as error:
-        print(f"shop-payment: {error}", file=sys.stderr)
-        sys.exit(2)
-    asyncio.run(bootstrap.serve(settings))
+    run_service("shop-payment", config.load, bootstrap.serve)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,13 @@
-"""``python -m shop_user``: serve until SIGTERM; exit 2 on a bad configuration."""
+"""`python -m shop_user`: runs the user service until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from shop_grpc.config import ConfigError, Env
+from shop_grpc.server import main as run_service
 from shop_user import bootstrap, config
 
 
 def main() -> None:
-    try:
-        settings = config.load(Env())
-    except ConfigError as error:
-        print(f"shop-user: {error}", file=sys.stderr)
-        sys.exit(2)
-    asyncio.run(bootstrap.serve(settings))
+    run_service("shop-user", config.load, bootstrap.serve)
 
 
 if __name__ == "__main__":
