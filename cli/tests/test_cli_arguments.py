@@ -102,7 +102,15 @@ def test_orders_user_flag_is_the_user_id_not_a_target():
 
 
 def test_unreachable_service_prints_status_code_and_exits_1(capsys):
-    code = run(["users", "get", "u1", "--user", "127.0.0.1:1", "--timeout", "0.5"])
+    code = run(["users", "get", "u1", "--user", "127.0.0.1:1", "--timeout", "0.5", "--insecure"])
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: UNAVAILABLE: ") or err.startswith("error: DEADLINE_EXCEEDED")
+
+
+def test_without_a_client_certificate_the_cli_says_how_to_get_one(capsys, tmp_path):
+    code = run(["users", "get", "u1", "--tls-dir", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no client certificate in {tmp_path}")
+    assert "shop certs init" in err

@@ -25,6 +25,7 @@ FAKE_SERVICE = textwrap.dedent(
         servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
         server.add_insecure_port(os.environ["SHOP_LISTEN_ADDRESS"])
+        server.add_insecure_port(os.environ["SHOP_PROBE_ADDRESS"])
         await server.start()
         await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         print(f"serving {service} as {os.environ['SHOP_INSTANCE_ID']}")

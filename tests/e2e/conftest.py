@@ -16,6 +16,7 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_cli.suite import Suite, find_free_base_port
+from shop_grpc.credentials import channel_credentials, read_material
 
 APPROVED = payment_pb2.PaymentCard(
     number="4242424242424242", exp_month=12, exp_year=2040, cvc="123"
@@ -114,10 +115,19 @@ class Shop:
         return list(reply.orders)
 
 
+def client_channel(suite: Suite, service: str) -> grpc.aio.Channel:
+    """A bare channel presenting the `shop` CLI's client identity."""
+    identity = read_material(suite.certs_dir / "client")
+    return grpc.aio.secure_channel(
+        suite.endpoints()[service],
+        channel_credentials(identity),
+        options=[("grpc.ssl_target_name_override", service)],
+    )
+
+
 @pytest.fixture
 async def shop(suite: Suite) -> AsyncIterator[Shop]:
-    endpoints = suite.endpoints()
-    channels = {name: grpc.aio.insecure_channel(target) for name, target in endpoints.items()}
+    channels = {name: client_channel(suite, name) for name in suite.endpoints()}
     yield Shop(
         orders=order_pb2_grpc.OrderServiceStub(channels["order"]),
         inventory=inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),

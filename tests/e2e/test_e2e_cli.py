@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from shop_grpc.channels import open_channel
+from shop_grpc.config import TlsSettings
 
 SERVICES = {
     "order": "shop.order.v1.OrderService",
@@ -29,7 +31,8 @@ def shop(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 async def test_reflection_lists_the_service_and_health_on_every_port(suite, name):
-    async with grpc.aio.insecure_channel(suite.endpoints()[name]) as channel:
+    tls = TlsSettings(suite.certs_dir / "client")
+    async with open_channel(suite.endpoints()[name], tls=tls, server_name=name) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
         [reply] = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
@@ -38,7 +41,7 @@ async def test_reflection_lists_the_service_and_health_on_every_port(suite, name
 
 
 def test_probe_exits_0_for_a_serving_service_and_3_for_an_unknown_one(suite):
-    order = suite.endpoints()["order"]
+    order = suite.probe_endpoints()["order"]
     serving = shop("probe", order)
     assert serving.returncode == 0, serving.stdout + serving.stderr
     assert "SERVING" in serving.stdout
@@ -46,8 +49,26 @@ def test_probe_exits_0_for_a_serving_service_and_3_for_an_unknown_one(suite):
     assert shop("probe", order, "--service", "no.such.Service").returncode == 3
 
 
+def test_probe_checks_the_mtls_port_with_grpc_health_probes_tls_options(suite):
+    order, client = suite.endpoints()["order"], suite.certs_dir / "client"
+    files = [
+        f"-tls-ca-cert={client / 'ca.crt'}",
+        f"-tls-client-cert={client / 'tls.crt'}",
+        f"-tls-client-key={client / 'tls.key'}",
+    ]
+    serving = shop("probe", order, "-tls", *files, "-tls-server-name=order")
+    assert serving.returncode == 0, serving.stdout + serving.stderr
+    # 127.0.0.1 is in every service certificate, so the address alone also verifies.
+    assert shop("probe", order, "--tls", *files).returncode == 0
+    # Without a client certificate, or in plaintext, the mTLS port lets nobody in.
+    assert shop("probe", order, "-tls", files[0]).returncode == 2
+    assert shop("probe", order).returncode == 2
+    assert shop("probe", order, *files).returncode == 1  # -tls-* without -tls
+
+
 def test_demo_places_a_confirmed_order_and_can_run_again(suite):
     targets = [f"--{name}={address}" for name, address in suite.endpoints().items()]
+    targets.append(f"--tls-dir={suite.certs_dir / 'client'}")
     for _ in range(2):
         demo = shop("demo", *targets)
         assert demo.returncode == 0, demo.stdout + demo.stderr

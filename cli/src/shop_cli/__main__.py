@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import grpc
 
 from shop_cli.arguments import CliError, ShopArgumentParser
-from shop_cli.commands import bench, catalog, demo, orders, probe, up, users
+from shop_cli.commands import bench, catalog, certs, demo, orders, probe, up, users
 from shop_cli.output import describe_rpc_error
 
-COMMAND_GROUPS = (up, users, catalog, orders, demo, probe, bench)
+COMMAND_GROUPS = (up, users, catalog, orders, demo, probe, bench, certs)
 
 
 def build_parser() -> ShopArgumentParser:

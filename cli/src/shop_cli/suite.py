@@ -5,7 +5,9 @@
         suite.kill("payment"); suite.restart("payment"); suite.wait_ready(services=["payment"])
 
 Each child is ``python -m shop_<service>`` configured only through SHOP_*
-variables, exactly as a deployment would configure it. Its stdout and stderr
+variables, exactly as a deployment would configure it: mTLS with its own
+identity from ``<data_dir>/certs/<service>`` (made on first start; ``client`` is
+the `shop` commands' identity), and a plaintext health-only probe port. Its stdout and stderr
 go to ``<data_dir>/logs/<service>.log`` and, when ``echo`` is given, to that
 stream prefixed with the service name.
 """
@@ -29,6 +31,7 @@ from typing import IO, TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shop_grpc import certs
 from shop_grpc.config import SERVICES
 
 START_ORDER = ("user", "inventory", "payment", "order")
@@ -36,6 +39,8 @@ START_ORDER = ("user", "inventory", "payment", "order")
 PORT_OFFSETS = {"order": 0, "inventory": 1, "payment": 2, "user": 3}
 DEPENDENCIES = {"order": ("user", "inventory", "payment")}
 LOG_TAIL_LINES = 30
+NAMESPACE = "local"
+"""The namespace in the identities of a suite run here."""
 # A channel that found nobody listening backs off for a second or more before it
 # tries again; a service that is still starting should be seen as soon as it binds.
 _READINESS_CHANNEL_OPTIONS = [
@@ -44,9 +49,10 @@ _READINESS_CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 250),
 ]
 
-# Inherited values that would be wrong for a child: one database URL cannot
-# serve four services, and the suite sets addresses and targets itself.
-_NOT_INHERITED = ("SHOP_DATABASE_URL",)
+# Inherited values that would be wrong for a child: one database URL or one
+# tracing service name cannot serve four services (each defaults to its own),
+# and the suite sets addresses and targets itself.
+_NOT_INHERITED = ("SHOP_DATABASE_URL", "OTEL_SERVICE_NAME")
 
 
 class SuiteError(RuntimeError):
@@ -67,15 +73,20 @@ def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
-def find_free_base_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
-    """A base port whose four ports are free right now (another process may still take them)."""
+def find_free_base_port(
+    host: str = "127.0.0.1", attempts: int = 50, count: int = 2 * len(SERVICES)
+) -> int:
+    """A base port whose `count` ports are free right now (another process may still take them).
+
+    The default leaves room for the services' ports and, after them, their probe ports.
+    """
     for _ in range(attempts):
         with socket.socket() as probe:
             probe.bind((host, 0))
             base = int(probe.getsockname()[1])
-        if base + len(SERVICES) < 65536 and all(_port_free(host, base + i) for i in range(4)):
+        if base + count < 65536 and all(_port_free(host, base + i) for i in range(count)):
             return base
-    raise SuiteError(f"no four consecutive free ports found on {host}")
+    raise SuiteError(f"no {count} consecutive free ports found on {host}")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -99,6 +110,9 @@ class Suite:
         echo: TextIO | None = None,
         log_format: str | None = None,
         program: Callable[[str], list[str]] | None = None,
+        probe_base_port: int | None = None,
+        insecure: bool = False,
+        log_dir: str | Path | None = None,
     ) -> None:
         """
         extra_env: added to every child's environment, after the suite's own variables.
@@ -107,6 +121,10 @@ class Suite:
         log_format: SHOP_LOG_FORMAT for the children; default console when `echo`
             is a terminal, else json.
         program: the command line that runs a service (default ``python -m shop_<service>``).
+        probe_base_port: order's plaintext probe port, the others' follow (default: right
+            after the four service ports).
+        insecure: plaintext everywhere (SHOP_INSECURE=1), no certificates.
+        log_dir: where the services' logs go (default <data_dir>/logs).
         """
         self.data_dir = Path(data_dir).resolve()
         self.host = host
@@ -118,6 +136,11 @@ class Suite:
             "console" if echo is not None and echo.isatty() else "json"
         )
         self.program = program or default_program
+        self.probe_base_port = (
+            base_port + len(SERVICES) if probe_base_port is None else probe_base_port
+        )
+        self.insecure = insecure
+        self.log_dir = self.data_dir / "logs" if log_dir is None else Path(log_dir).resolve()
         self._children: dict[str, _Child] = {}
         self._echo_lock = threading.Lock()
 
@@ -130,8 +153,22 @@ class Suite:
         """gRPC address of each service, order service first."""
         return {name: address(self.host, self.port(name)) for name in SERVICES}
 
+    def probe_endpoints(self) -> dict[str, str]:
+        """Plaintext grpc.health.v1-only address of each service, order service first."""
+        ports = {name: self.probe_base_port + PORT_OFFSETS[name] for name in SERVICES}
+        return {name: address(self.host, port) for name, port in ports.items()}
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.data_dir / "certs"
+
+    def _transport_env(self, service: str) -> dict[str, str]:
+        if self.insecure:
+            return {"SHOP_INSECURE": "1"}
+        return {"SHOP_TLS_DIR": str(self.certs_dir / service), "SHOP_INSECURE": ""}
+
     def log_path(self, service: str) -> Path:
-        return self.data_dir / "logs" / f"{service}.log"
+        return self.log_dir / f"{service}.log"
 
     def environment(self, service: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
@@ -141,6 +178,8 @@ class Suite:
             SHOP_DATA_DIR=str(self.data_dir),
             SHOP_INSTANCE_ID=f"{service}@{endpoints[service]}",
             SHOP_LOG_FORMAT=self.log_format,
+            SHOP_PROBE_ADDRESS=self.probe_endpoints()[service],
+            **self._transport_env(service),
             # Without it a child's log lines would reach the pipe in blocks, late.
             PYTHONUNBUFFERED="1",
         )
@@ -154,7 +193,9 @@ class Suite:
 
     def start(self) -> None:
         """Launches every service (dependencies first); returns without waiting for readiness."""
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if not self.insecure:
+            certs.ensure(self.certs_dir, NAMESPACE)
         for service in START_ORDER:
             self._spawn(service)
 
@@ -209,7 +250,8 @@ class Suite:
             self._wait_serving(service, deadline, timeout)
 
     def _wait_serving(self, service: str, deadline: float, timeout: float) -> None:
-        target = self.endpoints()[service]
+        # The plaintext probe port shares the health servicer: no certificate needed to ask.
+        target = self.probe_endpoints()[service]
         with grpc.insecure_channel(target, options=_READINESS_CHANNEL_OPTIONS) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:

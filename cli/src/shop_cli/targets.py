@@ -14,6 +14,7 @@ from shop.inventory.v1 import inventory_pb2_grpc
 from shop.order.v1 import order_pb2_grpc
 from shop.payment.v1 import payment_pb2_grpc
 from shop.user.v1 import user_pb2_grpc
+from shop_cli.tls import add_tls_flags, client_tls
 from shop_grpc.channels import open_channel
 from shop_grpc.config import DEFAULT_PORTS, Env, dependency_target
 
@@ -26,6 +27,7 @@ SERVICE_NAMES = {
 
 
 def add_target_flags(parser: argparse.ArgumentParser, *services: str) -> None:
+    add_tls_flags(parser)
     for service in services:
         parser.add_argument(
             f"--{service}",
@@ -58,7 +60,12 @@ class Clients:
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
             target = target_of(self._args, service, self._environ)
-            self._channels[service] = open_channel(target, retry_services=[SERVICE_NAMES[service]])
+            self._channels[service] = open_channel(
+                target,
+                retry_services=[SERVICE_NAMES[service]],
+                tls=client_tls(self._args, self._environ),
+                server_name=service,
+            )
         return self._channels[service]
 
     @property

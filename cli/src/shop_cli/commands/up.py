@@ -13,7 +13,12 @@ from types import FrameType
 from typing import Any
 
 from shop_cli.arguments import command, positive_float, positive_int
+from shop_cli.replicas import DEFAULT_DNS_PORT, ReplicatedSuite
 from shop_cli.suite import Suite, SuiteError
+from shop_grpc import certs
+
+DEFAULT_BASE_PORT = 50051
+DEFAULT_PROBE_BASE_PORT = 8081
 
 
 class StopRequested(Exception):
@@ -29,8 +34,33 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--base-port",
         type=positive_int,
-        default=50051,
+        default=DEFAULT_BASE_PORT,
         help="order's port; inventory, payment and user take the next three (default 50051)",
+    )
+    parser.add_argument(
+        "--probe-base-port",
+        type=positive_int,
+        help="order's plaintext health probe port; the others take the next three "
+        "(default 8081, or right after the service ports when --base-port is given)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext without certificates, for debugging (default: mTLS with "
+        "certificates made under DATA_DIR/certs on first start)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=positive_int,
+        default=1,
+        help="replicas of each service, on 127.0.0.1, 127.0.0.2, ... (ignores --host), "
+        "reached round-robin through a DNS server on 127.0.0.1 (default 1)",
+    )
+    parser.add_argument(
+        "--dns-port",
+        type=positive_int,
+        default=DEFAULT_DNS_PORT,
+        help=f"port of that DNS server, with --replicas (default {DEFAULT_DNS_PORT})",
     )
     parser.add_argument(
         "--ready-timeout",
@@ -59,23 +89,36 @@ def say(text: str) -> None:
     print(f"shop     | {text}", file=sys.stderr, flush=True)
 
 
-def wait_for_exit(suite: Suite) -> dict[str, int]:
+def wait_for_exit(suite: Suite | ReplicatedSuite) -> dict[str, int]:
     while not (exited := suite.exited()):
         time.sleep(0.2)
     return exited
 
 
 def run(args: argparse.Namespace) -> int:
-    suite = Suite(args.data_dir, host=args.host, base_port=args.base_port, echo=sys.stdout)
+    try:
+        suite = _suite(args)
+    except SuiteError as exc:
+        say(f"error: {exc}")
+        return 1
     code = 0
     try:
         with _stop_signals():
             say(f"starting services; data and logs in {suite.data_dir}")
+            if not args.insecure and not certs.complete(suite.certs_dir):
+                say(f"making a CA and certificates in {suite.certs_dir}")
             suite.start()
             suite.wait_ready(args.ready_timeout)
             print("ready:", flush=True)
+            probes = suite.probe_endpoints()
             for service, endpoint in suite.endpoints().items():
-                print(f"  {service:<10} {endpoint}", flush=True)
+                print(f"  {service:<10} {endpoint}   probe {probes[service]}", flush=True)
+            if not args.insecure:
+                print(f"  mTLS; the shop commands' identity: {suite.certs_dir / 'client'}")
+            if isinstance(suite, ReplicatedSuite):
+                print("  to reach every replica from the shop commands:", flush=True)
+                for service, endpoint in suite.endpoints().items():
+                    print(f"    export SHOP_{service.upper()}_TARGET={endpoint}", flush=True)
             for service, exit_code in wait_for_exit(suite).items():
                 say(
                     f"error: {service} exited unexpectedly with code {exit_code}; "
@@ -90,7 +133,34 @@ def run(args: argparse.Namespace) -> int:
     return max(code, _stop(suite))
 
 
-def _stop(suite: Suite) -> int:
+def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
+    if args.replicas > 1:
+        return ReplicatedSuite(
+            args.data_dir,
+            args.replicas,
+            base_port=args.base_port,
+            dns_port=args.dns_port,
+            echo=sys.stdout,
+            probe_base_port=_probe_base_port(args),
+            insecure=args.insecure,
+        )
+    return Suite(
+        args.data_dir,
+        host=args.host,
+        base_port=args.base_port,
+        echo=sys.stdout,
+        probe_base_port=_probe_base_port(args),
+        insecure=args.insecure,
+    )
+
+
+def _probe_base_port(args: argparse.Namespace) -> int | None:
+    if args.probe_base_port is not None:
+        return int(args.probe_base_port)
+    return DEFAULT_PROBE_BASE_PORT if args.base_port == DEFAULT_BASE_PORT else None
+
+
+def _stop(suite: Suite | ReplicatedSuite) -> int:
     # Ignore further Ctrl-C: stop() is already bounded (SIGKILL after its timeout), and
     # abandoning it would orphan the children, which run in their own process group.
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}

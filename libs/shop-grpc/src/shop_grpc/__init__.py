@@ -1,13 +1,14 @@
 """The shared runtime of the shop services: imported by every service, never run.
 
 config       typed settings read once from the environment
-logs         structlog set-up (JSON, or console on a terminal)
+logs         structlog set-up (JSON, or console on a terminal), trace ids on every line
 errors       the one error tree (no gRPC imports; domain code raises these)
 status       errors <-> gRPC status codes with google.rpc details, both directions
 validation   collects field violations into one INVALID_ARGUMENT
 server       grpc.aio server bootstrap: health, reflection, interceptors, graceful shutdown
 channels     the one place outbound channels are built
 interceptors the server and client interceptor chains, in order
+telemetry    OpenTelemetry tracing from the OTEL_* variables; absent when no exporter is set
 storage      SQLAlchemy async engines for SQLite and PostgreSQL, migrations, units of work
 changes      wake-ups for watch streams
 pagination   opaque page tokens

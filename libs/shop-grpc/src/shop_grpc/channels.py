@@ -3,6 +3,15 @@
 Every channel load-balances round-robin over what its target resolves to and
 retries UNAVAILABLE through gRPC's own retry policy, for the services whose
 every method is safe to repeat (reads, and writes carrying an idempotency key).
+
+Targets such as ``dns:///inventory-headless.shop.svc.cluster.local:50052`` (a
+headless Service: one A record per ready pod) give one subchannel per
+replica. gRPC re-resolves only when a connection closes, so servers age their
+connections out (server.server_options) and clients may re-resolve soon after
+(DNS_MIN_RESOLUTION_MS); client-side health checking (``healthCheckConfig``,
+which watches grpc.health.v1 on each replica) drops a replica that reports
+NOT_SERVING while it drains, before it stops. Timeouts are not set here but per
+call, by the deadline interceptor (shop_grpc.deadlines).
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ from collections.abc import Sequence
 
 import grpc
 
+from shop_grpc import credentials, keepalive
+from shop_grpc.config import PLAINTEXT, TlsSettings
 from shop_grpc.interceptors import client_interceptors
 
 RETRY_POLICY = {
@@ -21,10 +32,19 @@ RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
+DNS_MIN_RESOLUTION_MS = 1000
+"""Least time between two DNS resolutions of one channel (gRPC's default is 30 s)."""
+RECONNECT_BACKOFF_MS = (200, 2000)
+"""First and longest wait before reconnecting to a replica that went away. gRPC's
+default grows to 120 s, so a restarted dependency would stay unreachable for minutes."""
 
 
 def service_config(retry_services: Sequence[str]) -> str:
-    config: dict[str, object] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    config: dict[str, object] = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        # "": the server's overall status, which every shop server turns NOT_SERVING to drain.
+        "healthCheckConfig": {"serviceName": ""},
+    }
     if retry_services:
         config["methodConfig"] = [
             {"name": [{"service": name} for name in retry_services], "retryPolicy": RETRY_POLICY}
@@ -32,10 +52,28 @@ def service_config(retry_services: Sequence[str]) -> str:
     return json.dumps(config)
 
 
-def open_channel(target: str, *, retry_services: Sequence[str] = ()) -> grpc.aio.Channel:
-    """A channel to `target` (host:port or a dns:/// name); retries only the named services."""
+def open_channel(
+    target: str,
+    *,
+    retry_services: Sequence[str] = (),
+    default_timeout: float | None = None,
+    tls: TlsSettings = PLAINTEXT,
+    server_name: str = "",
+) -> grpc.aio.Channel:
+    """A channel to `target` (host:port or a dns:/// name); retries only the named services.
+
+    `default_timeout`: the budget of each call made outside any inbound call's budget.
+    `tls`: the identity the channel presents (shop_grpc.credentials); `server_name`: the
+    name the server's certificate must carry, e.g. "inventory" (default: target's host).
+    """
     options = [
         ("grpc.service_config", service_config(retry_services)),
         ("grpc.enable_retries", 1),
+        ("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_RESOLUTION_MS),
+        ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+        ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
+        *keepalive.CLIENT_OPTIONS,
     ]
-    return grpc.aio.insecure_channel(target, options=options, interceptors=client_interceptors())
+    interceptors = client_interceptors(default_timeout)
+    return credentials.secure_channel(target, tls, options, interceptors, server_name)

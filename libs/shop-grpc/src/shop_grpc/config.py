@@ -14,6 +14,27 @@ Variables every service reads (``SHOP_`` prefix):
     SHOP_SHUTDOWN_GRACE_SECONDS    how long in-flight calls may finish on SIGTERM (default 10)
     SHOP_SHUTDOWN_DRAIN_SECONDS    how long to answer NOT_SERVING before stopping (default 0)
     SHOP_<DEPENDENCY>_TARGET       gRPC target of a dependency, e.g. SHOP_INVENTORY_TARGET
+    SHOP_TLS_DIR                   this identity's ca.crt, tls.crt and tls.key (a mounted
+                                   TLS Secret; default /etc/shop/tls); the server will not
+                                   start without them unless SHOP_INSECURE=1
+    SHOP_INSECURE                  1: plaintext, no client certificates, no identity checks
+                                   (debugging only; logged loudly at start)
+    SHOP_PROBE_ADDRESS             plaintext grpc.health.v1-only port for probes (default [::]:8081)
+    SHOP_DEFAULT_DEADLINE_SECONDS  budget of a call that arrives without a deadline, and of each
+                                   call made outside any inbound call (default 10)
+    SHOP_MAX_CONNECTION_AGE_SECONDS        clients are sent GOAWAY after this, so they
+                                   re-resolve DNS and find new replicas (default 30)
+    SHOP_MAX_CONNECTION_AGE_GRACE_SECONDS  how long calls (streams) on such a connection may
+                                   still run (default 300)
+    SHOP_FAULTS                    test-only fault injection, see shop_grpc.faults (default off)
+
+Tracing reads only the standard OpenTelemetry variables (shop_grpc.telemetry):
+    OTEL_EXPORTER_OTLP_ENDPOINT    OTLP/gRPC receiver, e.g. http://jaeger:4317; unset (and no
+                                   OTEL_TRACES_EXPORTER): tracing is off and costs nothing
+    OTEL_TRACES_EXPORTER           otlp | console | none
+    OTEL_SDK_DISABLED              true: tracing off whatever else is set
+    OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER[_ARG], OTEL_BSP_*,
+    OTEL_EXPORTER_OTLP_*           read by the OpenTelemetry SDK itself
 """
 
 from __future__ import annotations
@@ -25,10 +46,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shop_grpc import faults as faults_
+
 SERVICES = ("order", "inventory", "payment", "user")
 DEFAULT_PORTS = {"order": 50051, "inventory": 50052, "payment": 50053, "user": 50054}
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+TRACE_EXPORTERS = ("otlp", "console", "none")
 
 
 class ConfigError(ValueError):
@@ -88,6 +112,39 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class TracingSettings:
+    exporter: str = "none"
+    """otlp, console, or none: no tracing code installed at all."""
+
+
+def tracing_settings(env: Env) -> TracingSettings:
+    if env.str("OTEL_SDK_DISABLED", "").lower() == "true":
+        return TracingSettings()
+    endpoint = env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or env.str(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+    )
+    # The SDK's own default is otlp to localhost; ours is off unless asked for.
+    default = "otlp" if endpoint else "none"
+    return TracingSettings(env.choice("OTEL_TRACES_EXPORTER", default, TRACE_EXPORTERS))
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    directory: Path | None = None
+    """Holds ca.crt, tls.crt and tls.key of this identity; None means plaintext."""
+
+
+PLAINTEXT = TlsSettings()
+DEFAULT_TLS_DIR = "/etc/shop/tls"
+
+
+def tls_settings(env: Env) -> TlsSettings:
+    if env.str("SHOP_INSECURE", "").lower() in {"1", "true", "yes"}:
+        return PLAINTEXT
+    return TlsSettings(Path(env.str("SHOP_TLS_DIR", DEFAULT_TLS_DIR)))
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     service: str
     """Short service name: order, inventory, payment or user."""
@@ -103,6 +160,20 @@ class ServerSettings:
     """How long to keep serving while reporting NOT_SERVING before the stop begins, so
     health-checking clients and load balancers move away first."""
     log: LogSettings = LogSettings()
+    tls: TlsSettings = PLAINTEXT
+    """mTLS identity of this server and of the channels it opens."""
+    probe_address: str = ""
+    """host:port of the plaintext health-only probe server; empty: none."""
+    default_deadline_seconds: float = 10.0
+    """Budget of a call that arrives without a deadline, spent by the calls it makes."""
+    max_connection_age_seconds: float = 30.0
+    """Connections older than this get GOAWAY, so clients re-resolve and spread again."""
+    max_connection_age_grace_seconds: float = 300.0
+    """How long calls already running on such a connection may go on (long streams)."""
+    faults: tuple[faults_.Fault, ...] = ()
+    """Test-only injected faults; empty in any real deployment."""
+    tracing: TracingSettings = TracingSettings()
+    """Whether and where spans are exported (shop_grpc.telemetry)."""
 
 
 def server_settings(service: str, env: Env) -> ServerSettings:
@@ -120,7 +191,22 @@ def server_settings(service: str, env: Env) -> ServerSettings:
             format=env.choice("SHOP_LOG_FORMAT", "auto", LOG_FORMATS),
             level=env.choice("SHOP_LOG_LEVEL", "info", LOG_LEVELS),
         ),
+        default_deadline_seconds=env.float("SHOP_DEFAULT_DEADLINE_SECONDS", 10.0, minimum=0.01),
+        max_connection_age_seconds=env.float("SHOP_MAX_CONNECTION_AGE_SECONDS", 30.0, minimum=1),
+        max_connection_age_grace_seconds=env.float("SHOP_MAX_CONNECTION_AGE_GRACE_SECONDS", 300.0),
+        faults=_faults(env),
+        tracing=tracing_settings(env),
+        tls=tls_settings(env),
+        probe_address=env.str("SHOP_PROBE_ADDRESS", "[::]:8081"),
     )
+
+
+def _faults(env: Env) -> tuple[faults_.Fault, ...]:
+    spec = env.str("SHOP_FAULTS", "")
+    try:
+        return faults_.parse(spec)
+    except ValueError as error:
+        raise ConfigError(f"SHOP_FAULTS: {error}") from None
 
 
 def dependency_target(env: Env, dependency: str) -> str:

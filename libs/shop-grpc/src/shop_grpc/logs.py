@@ -1,7 +1,8 @@
 """structlog set-up: JSON lines for machines, colours for people on a terminal.
 
 Per-request values (rpc method, order id...) are bound with
-``structlog.contextvars`` so every line written while serving carries them.
+``structlog.contextvars`` so every line written while serving carries them,
+and, when tracing is on, the current span's ``trace_id`` and ``span_id``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import sys
 
 import structlog
+from opentelemetry import trace
 
 from shop_grpc.config import LogSettings
 
@@ -25,6 +27,7 @@ def configure(settings: LogSettings, **static: str) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
@@ -37,3 +40,17 @@ def configure(settings: LogSettings, **static: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def add_trace_ids(
+    _logger: object, _method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """trace_id and span_id of the current span, as Jaeger shows them; nothing outside one.
+
+    With tracing off there is never a current span: one context lookup per line.
+    """
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = trace.format_trace_id(context.trace_id)
+        event["span_id"] = trace.format_span_id(context.span_id)
+    return event

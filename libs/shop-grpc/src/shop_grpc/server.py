@@ -21,8 +21,10 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shop_grpc import credentials, keepalive, telemetry
 from shop_grpc.config import ConfigError, Env, ServerSettings
 from shop_grpc.interceptors import server_interceptors
+from shop_grpc.probe import ProbeServer
 
 log = structlog.get_logger("shop_grpc.server")
 SettingsT = TypeVar("SettingsT")
@@ -30,7 +32,21 @@ SettingsT = TypeVar("SettingsT")
 SERVER_OPTIONS = [
     # A second process on the same port must fail to bind, not share it silently.
     ("grpc.so_reuseport", 0),
+    *keepalive.SERVER_OPTIONS,
 ]
+
+
+def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    # Clients re-resolve DNS only when a connection closes: aging connections out is
+    # what lets them find replicas added since they connected.
+    return [
+        *SERVER_OPTIONS,
+        ("grpc.max_connection_age_ms", round(settings.max_connection_age_seconds * 1000)),
+        (
+            "grpc.max_connection_age_grace_ms",
+            round(settings.max_connection_age_grace_seconds * 1000),
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -46,7 +62,11 @@ class GrpcServer:
         self.settings = settings
         self.services = list(services)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(interceptors=server_interceptors(), options=SERVER_OPTIONS)
+        self.tls = credentials.server_tls(settings.tls)
+        self.probe = ProbeServer(self.health, settings.probe_address)
+        self.server = grpc.aio.server(
+            interceptors=server_interceptors(settings), options=server_options(settings)
+        )
         for service in self.services:
             service.add_to(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -59,8 +79,9 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Binds and starts serving; returns the bound port (useful with port 0)."""
-        self.port = self.server.add_insecure_port(self.settings.listen_address)
+        self.port = credentials.add_port(self.server, self.settings.listen_address, self.tls)
         await self.server.start()
+        await self.probe.start()
         return self.port
 
     async def set_serving(self, serving: bool) -> None:
@@ -79,6 +100,7 @@ class GrpcServer:
             await asyncio.sleep(self.settings.drain_seconds)
             grace = self.settings.shutdown_grace_seconds
         await self.server.stop(grace)
+        await self.probe.stop(0)
 
 
 Background = Callable[[], Coroutine[Any, Any, None]]
@@ -118,6 +140,8 @@ async def run(
             await task
     for close in cleanup:
         await close()
+    # Last: cleanup may still end spans (the saga's), and buffered spans must go out.
+    telemetry.shutdown()
     log.info("stopped")
 
 
@@ -132,4 +156,8 @@ def main(
     except ConfigError as error:
         print(f"{program}: {error}", file=sys.stderr)
         sys.exit(2)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as error:  # found at start, e.g. certificate files that are missing
+        print(f"{program}: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from shop_grpc import telemetry
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -79,6 +81,9 @@ class Database:
             self.engine = self._read_engine = create_async_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+        telemetry.trace_engine(self.engine)
+        if self._read_engine is not self.engine:
+            telemetry.trace_engine(self._read_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._sqlite_lock = asyncio.Lock()

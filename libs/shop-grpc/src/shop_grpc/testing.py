@@ -110,6 +110,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_QUICK_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 250),
+]
+
+
 class ServiceProcess:
     """``python -m <module>`` as an operator runs it, on a free loopback port.
 
@@ -119,10 +126,16 @@ class ServiceProcess:
     """
 
     def __init__(
-        self, module: str, data_dir: Path, env: dict[str, str] | None = None, grace: float = 1.0
+        self,
+        module: str,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        grace: float = 1.0,
+        address: str | None = None,
     ) -> None:
+        """`address`: host:port to serve on (default a free port on 127.0.0.1)."""
         self.module = module
-        self.address = f"127.0.0.1:{free_port()}"
+        self.address = address or f"127.0.0.1:{free_port()}"
         self.grace = grace
         self.env = {k: v for k, v in os.environ.items() if k != "SHOP_DATABASE_URL"}
         self.env.update(
@@ -130,6 +143,9 @@ class ServiceProcess:
             SHOP_DATA_DIR=str(data_dir),
             SHOP_SHUTDOWN_GRACE_SECONDS=str(grace),
             SHOP_LOG_FORMAT="json",
+            # Plaintext on purpose: these tests are about the process, mTLS has its own.
+            SHOP_INSECURE="1",
+            SHOP_PROBE_ADDRESS=f"127.0.0.1:{free_port()}",
             **(env or {}),
         )
         self.output = b""
@@ -143,7 +159,8 @@ class ServiceProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        self.channel = grpc.aio.insecure_channel(self.address)
+        # Short reconnect backoff: the first attempts find nobody listening yet.
+        self.channel = grpc.aio.insecure_channel(self.address, options=_QUICK_RECONNECT)
         try:
             await self._wait_serving()
         except BaseException:

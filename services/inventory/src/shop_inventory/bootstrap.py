@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shop_grpc import logs
+from shop_grpc import logs, telemetry
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.server import GrpcServer, run
 from shop_grpc.storage import Database
@@ -18,6 +18,7 @@ from shop_inventory.service_layer.unit_of_work import SqlUnitOfWork
 async def serve(settings: Settings) -> None:
     server_settings = settings.server
     logs.configure(server_settings.log, service="inventory", instance=server_settings.instance_id)
+    telemetry.configure(server_settings)
     db = Database(server_settings.database_url)
     await db.migrate(metadata)
     changes = ChangeSignal()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from shop_grpc import logs
+from shop_grpc import logs, telemetry
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.channels import open_channel
 from shop_grpc.server import GrpcServer, run
@@ -43,15 +43,36 @@ class OrderApp:
 
 
 def connect(settings: Settings) -> tuple[Dependencies, list[grpc.aio.Channel]]:
-    timeout = settings.call_timeout_seconds
+    # Calls the saga makes outside any inbound call (recovery) get this budget each.
+    budget = settings.server.default_deadline_seconds
     # Every call the saga makes is idempotent (keyed by order id), so all may be retried.
-    users = open_channel(settings.targets.user, retry_services=[USER_SERVICE])
-    inventory = open_channel(settings.targets.inventory, retry_services=[INVENTORY_SERVICE])
-    payment = open_channel(settings.targets.payment, retry_services=[PAYMENT_SERVICE])
+    # Each channel presents order's certificate and checks the service's name on the other end.
+    tls = settings.server.tls
+    users = open_channel(
+        settings.targets.user,
+        retry_services=[USER_SERVICE],
+        tls=tls,
+        server_name="user",
+        default_timeout=budget,
+    )
+    inventory = open_channel(
+        settings.targets.inventory,
+        retry_services=[INVENTORY_SERVICE],
+        tls=tls,
+        server_name="inventory",
+        default_timeout=budget,
+    )
+    payment = open_channel(
+        settings.targets.payment,
+        retry_services=[PAYMENT_SERVICE],
+        tls=tls,
+        server_name="payment",
+        default_timeout=budget,
+    )
     deps = Dependencies(
-        users=GrpcUsers(users, timeout),
-        inventory=GrpcInventory(inventory, timeout),
-        payments=GrpcPayments(payment, timeout),
+        users=GrpcUsers(users),
+        inventory=GrpcInventory(inventory),
+        payments=GrpcPayments(payment),
     )
     return deps, [users, inventory, payment]
 
@@ -75,6 +96,7 @@ async def build(settings: Settings, deps: Dependencies | None = None) -> OrderAp
 
 async def serve(settings: Settings) -> None:
     logs.configure(settings.server.log, service="order", instance=settings.server.instance_id)
+    telemetry.configure(settings.server)
     app = await build(settings)
     server = GrpcServer(settings.server, [registration(app.servicer)])
     await run(

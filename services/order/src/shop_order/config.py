@@ -2,7 +2,6 @@
 
 Beyond shop_grpc.config's common variables:
     SHOP_USER_TARGET, SHOP_INVENTORY_TARGET, SHOP_PAYMENT_TARGET   where the dependencies are
-    SHOP_CALL_TIMEOUT_SECONDS        timeout of each outbound call (default 5)
     SHOP_ORDER_LEASE_SECONDS         saga lease; a dead replica's orders move on after this (15)
     SHOP_ORDER_RECOVERY_SECONDS      how often unfinished orders are looked for (2)
     SHOP_ORDER_GIVE_UP_SECONDS       an unreachable dependency fails a young order after this (60)
@@ -30,8 +29,6 @@ class Targets:
 class Settings:
     server: ServerSettings
     targets: Targets
-    call_timeout_seconds: float
-    """Timeout of each call to user, inventory or payment."""
     saga: SagaSettings
     waits: WaitSettings
     boot_id: str
@@ -46,7 +43,6 @@ def load(env: Env) -> Settings:
             inventory=dependency_target(env, "inventory"),
             payment=dependency_target(env, "payment"),
         ),
-        call_timeout_seconds=env.float("SHOP_CALL_TIMEOUT_SECONDS", 5.0, minimum=0.01),
         saga=SagaSettings(
             lease_seconds=env.float("SHOP_ORDER_LEASE_SECONDS", 15.0, minimum=1.0),
             recovery_interval_seconds=env.float("SHOP_ORDER_RECOVERY_SECONDS", 2.0, minimum=0.05),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,7 +16,7 @@ from shop_grpc.config import Env
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.testing import serving, test_settings
 from shop_order import bootstrap, config
-from shop_order.entrypoints.grpc import registration
+from shop_order.entrypoints.grpc import WaitSettings, registration
 
 CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
 
@@ -24,7 +25,11 @@ CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year
 async def stub(database_url: str, world) -> AsyncIterator[order_pb2_grpc.OrderServiceStub]:
     settings = config.load(Env({}))
     settings = type(settings)(
-        **{**settings.__dict__, "server": test_settings("order", database_url)}
+        **{
+            **settings.__dict__,
+            "server": test_settings("order", database_url),
+            "waits": WaitSettings(default_wait_seconds=0.5),
+        }
     )
     app = await bootstrap.build(settings, deps=world.deps)
     async with serving(settings.server, [registration(app.servicer)]) as channel:
@@ -162,3 +167,33 @@ async def test_checkout_rejects_placing_an_empty_cart(stub):
         _ = [r async for r in stub.Checkout(iter(requests), timeout=5)]
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cart is empty" in caught.value.details()
+
+
+async def test_create_order_not_final_within_the_deadline_is_deadline_exceeded(stub, world):
+    world.faults.hang["charge"] = released = asyncio.Event()
+    request = order_pb2.CreateOrderRequest(
+        user_id="alice", lines=[line("widget", 1)], card=CARD, request_id="slow-1"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateOrder(request, timeout=0.5)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    released.set()
+    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id="alice"), timeout=5)
+    [order] = listed.orders
+    updates = [
+        u
+        async for u in stub.WatchOrder(
+            order_pb2.WatchOrderRequest(order_id=order.order_id), timeout=5
+        )
+    ]
+    assert updates[-1].status == order_pb2.Order.STATUS_CONFIRMED
+
+
+async def test_create_order_without_deadline_returns_the_order_as_it_stands(stub, world):
+    world.faults.hang["charge"] = asyncio.Event()
+    order = await stub.CreateOrder(
+        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 1)], card=CARD)
+    )
+    assert order.status == order_pb2.Order.STATUS_PENDING
+    world.faults.hang["charge"].set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shop_grpc import logs
+from shop_grpc import logs, telemetry
 from shop_grpc.server import GrpcServer, run
 from shop_grpc.storage import Database
 from shop_payment.adapters.orm import metadata
@@ -16,6 +16,7 @@ async def serve(settings: Settings) -> None:
     logs.configure(
         server_settings.log, service=server_settings.service, instance=server_settings.instance_id
     )
+    telemetry.configure(server_settings)
     db = Database(server_settings.database_url)
     await db.migrate(metadata)
     server = GrpcServer(server_settings, [registration(db, DeterministicProcessor())])

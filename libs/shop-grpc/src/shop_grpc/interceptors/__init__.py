@@ -1,23 +1,61 @@
 """The interceptor chains, in the order they run (outermost first).
 
 Server:
-  1. RequestLogging   binds the method to the log context; one line per call
-  2. ErrorMapping     ShopError -> status code + google.rpc details; anything else -> INTERNAL
+  1. tracing          only when an exporter is configured (shop_grpc.telemetry): the server
+                      span, parented on the caller's traceparent. Outermost, so every log line
+                      below carries its ids and it records the final status, denials included.
+                      Health and reflection are not traced.
+  2. RequestLogging   binds the method to the log context; one line per call
+  3. IdentityCheck    with mTLS only: the caller's certificate identity against
+                      shop_grpc.policy; PERMISSION_DENIED before any later step or handler
+  4. ErrorMapping     ShopError -> status code + google.rpc details; anything else -> INTERNAL
+  5. DeadlineBinding  binds the call's deadline (or the default budget) for outbound calls;
+                      answers a stray CancelledError with a status (shop_grpc.deadlines)
+  6. FaultInjection   only when SHOP_FAULTS is set (tests): delays or fails chosen methods
+                      right before the handler, so it sees what the handler would see
 
-Client: none yet; channels.open_channel installs ``client_interceptors()``.
+Client (channels.open_channel installs ``client_interceptors()``):
+  1. deadline propagation  timeout = min(explicit, remaining - hop margin), or fail fast with
+                           DEADLINE_EXCEEDED (shop_grpc.deadlines). It must run before any
+                           tracing interceptor: OpenTelemetry's async client interceptor stops
+                           cancellation reaching the server unless the call has an explicit timeout.
+  2. tracing               only when an exporter is configured (shop_grpc.telemetry): the client
+                           span, and traceparent in the metadata. Inside deadline propagation, so
+                           it always sees, and passes on, an explicit timeout. Its unary
+                           variants are patched to cancel the call when the caller is cancelled
+                           (shop_grpc.telemetry_sdk); with the timeout, a call can never outlive
+                           its budget either way.
 """
 
 from __future__ import annotations
 
 import grpc
 
+from shop_grpc import telemetry
+from shop_grpc.config import ServerSettings
+from shop_grpc.deadlines import client_interceptors as deadline_propagation
+from shop_grpc.interceptors.deadlines import DeadlineBinding
 from shop_grpc.interceptors.errors import ErrorMapping
+from shop_grpc.interceptors.faults import FaultInjection
+from shop_grpc.interceptors.identity import identity_check
 from shop_grpc.interceptors.logging import RequestLogging
 
 
-def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    return [RequestLogging(), ErrorMapping()]
+def server_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterceptor]:
+    chain: list[grpc.aio.ServerInterceptor] = [
+        *telemetry.server_interceptors(),
+        RequestLogging(),
+        *identity_check(settings.tls),
+        ErrorMapping(),
+        DeadlineBinding(settings.default_deadline_seconds),
+    ]
+    if settings.faults:
+        chain.append(FaultInjection(settings.faults))
+    return chain
 
 
-def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    return []
+def client_interceptors(
+    default_timeout: float | None = None,
+) -> list[grpc.aio.ClientInterceptor]:
+    """`default_timeout`: the budget of a call made outside any inbound call's budget."""
+    return [*deadline_propagation(default_timeout), *telemetry.client_interceptors()]

@@ -1,6 +1,7 @@
 """gRPC clients of user, inventory and payment, behind the ports the saga uses.
 
-Every call gets an explicit timeout, and failures come back as shop_grpc.errors.
+Failures come back as shop_grpc.errors. No call passes a timeout: the channel's deadline
+interceptor gives each one what is left of the current budget (shop_grpc.deadlines).
 """
 
 from __future__ import annotations
@@ -36,19 +37,17 @@ _OUTCOMES = {
 
 
 class GrpcUsers:
-    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = user_pb2_grpc.UserServiceStub(channel)
-        self.timeout = timeout
 
     async def ensure_exists(self, user_id: str) -> None:
         request = user_pb2.GetUserRequest(user_id=user_id)
-        await result_of(self.stub.GetUser(request, timeout=self.timeout))
+        await result_of(self.stub.GetUser(request))
 
 
 class GrpcInventory:
-    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = inventory_pb2_grpc.InventoryServiceStub(channel)
-        self.timeout = timeout
 
     async def reserve(self, order_id: str, lines: list[OrderLine]) -> Reservation:
         request = inventory_pb2.ReserveItemsRequest(
@@ -58,7 +57,7 @@ class GrpcInventory:
                 for line in lines
             ],
         )
-        reply = await result_of(self.stub.ReserveItems(request, timeout=self.timeout))
+        reply = await result_of(self.stub.ReserveItems(request))
         return Reservation(
             lines=[
                 OrderLine(line.product_id, line.quantity, money_from_proto(line.unit_price))
@@ -69,22 +68,18 @@ class GrpcInventory:
 
     async def commit(self, order_id: str) -> None:
         request = inventory_pb2.CommitReservationRequest(order_id=order_id)
-        await result_of(self.stub.CommitReservation(request, timeout=self.timeout))
+        await result_of(self.stub.CommitReservation(request))
 
     async def release(self, order_id: str) -> None:
         request = inventory_pb2.ReleaseReservationRequest(order_id=order_id)
-        await result_of(self.stub.ReleaseReservation(request, timeout=self.timeout))
+        await result_of(self.stub.ReleaseReservation(request))
 
     async def offer(self, product_id: str) -> ProductOffer:
         product = await result_of(
-            self.stub.GetProduct(
-                inventory_pb2.GetProductRequest(product_id=product_id), timeout=self.timeout
-            )
+            self.stub.GetProduct(inventory_pb2.GetProductRequest(product_id=product_id))
         )
         stock = await result_of(
-            self.stub.GetStock(
-                inventory_pb2.GetStockRequest(product_id=product_id), timeout=self.timeout
-            )
+            self.stub.GetStock(inventory_pb2.GetStockRequest(product_id=product_id))
         )
         return ProductOffer(
             product_id=product.product_id,
@@ -95,9 +90,8 @@ class GrpcInventory:
 
 
 class GrpcPayments:
-    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = payment_pb2_grpc.PaymentServiceStub(channel)
-        self.timeout = timeout
 
     async def create_payment_method(self, card: Card, request_id: str) -> str:
         request = payment_pb2.CreatePaymentMethodRequest(
@@ -109,7 +103,7 @@ class GrpcPayments:
             ),
             request_id=request_id,
         )
-        method = await result_of(self.stub.CreatePaymentMethod(request, timeout=self.timeout))
+        method = await result_of(self.stub.CreatePaymentMethod(request))
         return str(method.payment_method_id)
 
     async def charge(self, order_id: str, payment_method_id: str, amount: Money) -> Payment:
@@ -119,9 +113,9 @@ class GrpcPayments:
             amount=money_to_proto(amount),
             request_id=f"charge-{order_id}",
         )
-        reply = await result_of(self.stub.Charge(request, timeout=self.timeout))
+        reply = await result_of(self.stub.Charge(request))
         return Payment(reply.payment_id, _OUTCOMES[reply.status], reply.failure_code)
 
     async def refund_all(self, payment_id: str, request_id: str) -> None:
         request = payment_pb2.RefundRequest(payment_id=payment_id, request_id=request_id)
-        await result_of(self.stub.Refund(request, timeout=self.timeout))
+        await result_of(self.stub.Refund(request))

@@ -11,6 +11,7 @@ from shop.common.v1 import money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 from shop_grpc.changes import ChangeSignal
+from shop_grpc.errors import DeadlineExceeded
 from shop_grpc.protoconv import money_to_proto, timestamp
 from shop_grpc.server import Registration
 from shop_grpc.validation import Violations
@@ -180,10 +181,18 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def _reply_when_final(
         self, order: Order, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
+        """The order once final. A caller with a deadline gets DEADLINE_EXCEEDED rather than
+        an order still PENDING (the saga goes on; GetOrder or WatchOrder show the outcome);
+        one without gets the order as it stands after the default wait."""
         remaining = context.time_remaining()
         budget = self.waits.default_wait_seconds if remaining is None else remaining
         budget = max(budget - REPLY_MARGIN_SECONDS, 0.0)
         order = await orders.wait_until_final(self.uow, self.signal, order.order_id, budget)
+        if remaining is not None and not order.is_final:
+            raise DeadlineExceeded(
+                f"order {order.order_id} was not final within the deadline; it is still being "
+                "processed"
+            )
         return to_proto(order)
 
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import structlog
 
+from shop_grpc import deadlines, telemetry
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import DeadlineExceeded, FailedPrecondition, NotFound, Unavailable
 from shop_grpc.storage import utcnow
@@ -122,6 +123,24 @@ async def _release_stock(order: Order, deps: Dependencies) -> None:
     saga.finish_undo(order)
 
 
+def _caller_gave_up(error: Exception) -> bool:
+    left = deadlines.remaining()
+    return isinstance(error, DeadlineExceeded) and left is not None and left <= 0
+
+
+def _span_attributes(order: Order) -> dict[str, str | int]:
+    """What a trace may show of an order: ids, counts and amounts, never card or user details."""
+    attributes: dict[str, str | int] = {
+        "shop.order.id": order.order_id,
+        "shop.order.lines": len(order.lines),
+        "shop.order.items": sum(line.quantity for line in order.lines),
+    }
+    if order.total is not None:
+        attributes["shop.order.amount_minor"] = order.total.amount_minor
+        attributes["shop.order.currency"] = order.total.currency
+    return attributes
+
+
 STEPS: dict[Step, StepAction] = {
     Step.ACCEPTED: _start,
     Step.CHECKING_USER: _check_user,
@@ -213,8 +232,16 @@ class SagaRunner:
                 return  # the write that made it final gave the lease up
             step = order.step
             try:
-                await STEPS[step](order, self.deps)
+                with telemetry.span(f"saga {step.value}", _span_attributes(order)) as span:
+                    await STEPS[step](order, self.deps)
+                    span.set_attribute("shop.saga.next_step", order.step.value)
             except (Unavailable, DeadlineExceeded) as error:
+                if _caller_gave_up(error):
+                    # The saga started inside a call whose deadline has now passed; it
+                    # carries on with budgets of its own rather than failing fast until
+                    # the recovery loop takes over.
+                    deadlines.bind(None)
+                    continue
                 failures += 1
                 if not self._handle_unreachable(order, error, failures):
                     await self._release(order, retry_after=self._backoff(failures))

@@ -86,7 +86,16 @@ async def _create_all(
     async with uow:
         results = [await _replayed_create(uow, entry.request_id) for entry in entries]
         fresh = [i for i, result in enumerate(results) if result is None]
-        await _ensure_free(uow, [(names[i], entries[i].profile.normalized()) for i in fresh])
+        try:
+            await _ensure_free(uow, [(names[i], entries[i].profile.normalized()) for i in fresh])
+        except UserTaken:
+            # The same request may have committed since we looked: then it is a replay.
+            replays = [await _replayed_create(uow, entries[i].request_id) for i in fresh]
+            if not all(replays):
+                raise
+            for i, replay in zip(fresh, replays, strict=True):
+                results[i] = replay
+            return [r for r in results if r is not None]
         now = utcnow()
         created = {i: User.create(entries[i].profile, now) for i in fresh}
         ids = [entry.request_id for entry in entries]

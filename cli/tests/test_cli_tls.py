@@ -1,0 +1,75 @@
+"""Certificates and transport settings as the CLI hands them out."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography import x509
+
+from shop_cli.__main__ import build_parser, run
+from shop_cli.commands.up import _probe_base_port
+from shop_cli.suite import Suite
+
+
+def test_certs_init_writes_every_identity_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "certs"
+    assert run(["certs", "init", "--namespace", "shop", "--out", str(out)]) == 0
+    for identity in ("order", "inventory", "payment", "user", "client"):
+        cert = x509.load_pem_x509_certificate((out / identity / "tls.crt").read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+        assert uris == [f"spiffe://shop/ns/shop/sa/{identity}"]
+        assert (out / identity / "ca.crt").read_bytes() == (out / "ca" / "ca.crt").read_bytes()
+    first = (out / "ca" / "ca.crt").read_bytes()
+    assert run(["certs", "init", "--namespace", "shop", "--out", str(out)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert run(["certs", "init", "--namespace", "shop", "--out", str(out), "--force"]) == 0
+    assert (out / "ca" / "ca.crt").read_bytes() != first
+    assert run(["certs", "init", "--namespace", "Not_A_Label", "--out", str(out)]) == 1
+
+
+def test_the_suite_gives_each_service_its_own_identity_and_probe_port(tmp_path):
+    suite = Suite(tmp_path, base_port=41000, probe_base_port=9100)
+    order = suite.environment("order")
+    assert order["SHOP_TLS_DIR"] == str(tmp_path.resolve() / "certs" / "order")
+    assert order["SHOP_PROBE_ADDRESS"] == "127.0.0.1:9100"
+    assert suite.environment("user")["SHOP_PROBE_ADDRESS"] == "127.0.0.1:9103"
+    assert suite.environment("user")["SHOP_TLS_DIR"].endswith("/certs/user")
+    assert Suite(tmp_path, base_port=41000).probe_endpoints()["order"] == "127.0.0.1:41004"
+    insecure = Suite(tmp_path, base_port=41000, insecure=True).environment("order")
+    assert insecure["SHOP_INSECURE"] == "1"
+    assert "SHOP_TLS_DIR" not in insecure
+
+
+def test_probe_ports_are_8081_on_by_default_and_follow_a_moved_base_port():
+    def probe_base(*argv: str) -> int | None:
+        return _probe_base_port(build_parser().parse_args(["up", *argv]))
+
+    assert probe_base() == 8081
+    assert probe_base("--base-port", "60000") is None  # right after the service ports
+    assert probe_base("--base-port", "60000", "--probe-base-port", "7000") == 7000
+
+
+def test_probe_refuses_tls_files_without_tls_and_a_cert_without_its_key(tmp_path: Path):
+    cert = str(tmp_path / "tls.crt")
+    assert run(["probe", "127.0.0.1:1", "-tls-client-cert", cert]) == 1
+    assert run(["probe", "127.0.0.1:1", "-tls", "-tls-client-cert", cert]) == 1
+    missing = ["-tls-client-cert", cert, "-tls-client-key", cert]
+    assert run(["probe", "127.0.0.1:1", "-tls", *missing]) == 1  # unreadable files
+
+
+def test_a_service_without_its_certificates_exits_2_saying_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(SHOP_TLS_DIR=str(tmp_path), SHOP_DATA_DIR=str(tmp_path), SHOP_LOG_FORMAT="json")
+    result = subprocess.run(
+        [sys.executable, "-m", "shop_user"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"SHOP_TLS_DIR={tmp_path}" in result.stderr
+    assert "SHOP_INSECURE=1" in result.stderr

@@ -1,0 +1,62 @@
+"""Binds the inbound call's deadline for the outbound calls its handler makes.
+
+See shop_grpc.deadlines for the rules. Also keeps a stray CancelledError from
+reaching grpc: a handler whose own task was not cancelled but which lets one
+escape (a downstream call cancelled under it) would leave its caller waiting
+until the caller's deadline, so it is answered with a status instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import grpc
+
+from shop_grpc import deadlines
+from shop_grpc.interceptors._wrap import wrap
+
+
+def _binding(
+    budget: float | None,
+) -> Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def around(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        left = context.time_remaining()
+        # Each call runs in a task of its own, with its own copy of the context:
+        # nothing to reset afterwards.
+        deadlines.bind(budget if left is None else left)
+        try:
+            yield
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the inbound call itself was cancelled: grpc expects this
+            code = (
+                grpc.StatusCode.DEADLINE_EXCEEDED
+                if (deadlines.remaining() or 1.0) <= 0
+                else grpc.StatusCode.CANCELLED
+            )
+            await context.abort(code, "a call this one depended on was cancelled")
+
+    return around
+
+
+class DeadlineBinding(grpc.aio.ServerInterceptor):
+    def __init__(self, default_seconds: float) -> None:
+        self.default_seconds = default_seconds
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        # A stream may stay open for hours: without a caller deadline, each call it
+        # makes gets the default budget of its own instead of sharing one.
+        streaming = handler.request_streaming or handler.response_streaming
+        budget = None if streaming else self.default_seconds
+        return wrap(handler, handler_call_details.method, _binding(budget))

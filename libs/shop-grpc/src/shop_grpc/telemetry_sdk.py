@@ -1,0 +1,253 @@
+"""The OpenTelemetry SDK side of shop_grpc.telemetry, imported only once tracing is on.
+
+The SDK, the OTLP exporter and the gRPC instrumentation take a noticeable
+part of a second to import; a process without an exporter never loads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc._aio_client import (
+    StreamUnaryAioClientInterceptor,
+    UnaryUnaryAioClientInterceptor,
+)
+from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_name, service_prefix
+from opentelemetry.sdk.resources import (
+    SERVICE_INSTANCE_ID,
+    SERVICE_NAME,
+    OTELResourceDetector,
+    Resource,
+)
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import SpanKind, Status
+from opentelemetry.util.types import AttributeValue
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from shop_grpc.config import ServerSettings
+
+# Exception event attributes that may carry request data; the type is kept.
+_DROPPED_EVENT_ATTRIBUTES = ("exception.message", "exception.stacktrace")
+
+
+def build_provider(settings: ServerSettings, exporter: SpanExporter) -> TracerProvider:
+    """A provider sampling per OTEL_TRACES_SAMPLER, batching to `exporter` through Redacting."""
+    # sampler=None: the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
+    provider = TracerProvider(resource=resource(settings), sampler=None)
+    # BatchSpanProcessor reads OTEL_BSP_* (queue size, schedule delay, batch size).
+    provider.add_span_processor(BatchSpanProcessor(Redacting(exporter)))
+    return provider
+
+
+def resource(settings: ServerSettings) -> Resource:
+    """Our defaults for the service's name and replica, overridden by the OTEL_* variables."""
+    defaults: dict[str, AttributeValue] = {
+        SERVICE_NAME: f"shop-{settings.service}",
+        SERVICE_INSTANCE_ID: settings.instance_id,
+    }
+    # OTEL_RESOURCE_ATTRIBUTES, and OTEL_SERVICE_NAME over it.
+    from_env = OTELResourceDetector().detect().attributes
+    return Resource.create({**defaults, **from_env})
+
+
+def exporter(kind: str) -> SpanExporter:
+    """otlp: OTLP/gRPC to OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; console: stdout."""
+    if kind == "console":
+        return ConsoleSpanExporter()
+    # Imported here: only this exporter pulls in the OTLP protobuf and gRPC client code.
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def _traced() -> Any:
+    # One filter for both sides; OTEL_PYTHON_GRPC_EXCLUDED_SERVICES is not read on
+    # this path (only by the instrumentor that patches grpc globally), so the
+    # exclusions live here alone.
+    return negate(any_of(service_name("grpc.health.v1.Health"), service_prefix("grpc.reflection.")))
+
+
+def server_interceptor(provider: TracerProvider) -> grpc.aio.ServerInterceptor:
+    # The instrumentation is untyped.
+    return aio_server_interceptor(tracer_provider=provider, filter_=_traced())  # type: ignore[no-untyped-call]
+
+
+def client_interceptors(provider: TracerProvider) -> list[grpc.aio.ClientInterceptor]:
+    interceptors: list[grpc.aio.ClientInterceptor] = aio_client_interceptors(  # type: ignore[no-untyped-call]
+        tracer_provider=provider, filter_=_traced()
+    )
+    return [_cancellable(i) for i in interceptors]
+
+
+class _CancelThrough:
+    """The library's single-response interceptors wait for the whole call inside the
+    interceptor chain, so cancelling the caller cancels only that wait: the call itself
+    runs on to its deadline and its span never ends. This cancels both.
+    """
+
+    def __init__(self, original: Any) -> None:
+        # Takes over the state (tracer, filter, hooks) the library's factory gave it.
+        self.__dict__.update(original.__dict__)
+
+    async def _wrap_unary_response(
+        self, continuation: Callable[[], Awaitable[grpc.aio.Call]], span: trace.Span
+    ) -> grpc.aio.Call:
+        call = await continuation()
+
+        async def started() -> grpc.aio.Call:
+            return call
+
+        try:
+            return await super()._wrap_unary_response(started, span)  # type: ignore[misc]
+        except asyncio.CancelledError:
+            call.cancel()
+            span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.CANCELLED.value[0])
+            span.set_status(Status(trace.StatusCode.ERROR))
+            span.end()
+            raise
+
+
+class _UnaryUnary(_CancelThrough, UnaryUnaryAioClientInterceptor):
+    pass
+
+
+class _StreamUnary(_CancelThrough, StreamUnaryAioClientInterceptor):
+    pass
+
+
+_CANCELLABLE: dict[type, type] = {
+    UnaryUnaryAioClientInterceptor: _UnaryUnary,
+    StreamUnaryAioClientInterceptor: _StreamUnary,
+}
+
+
+def _cancellable(interceptor: grpc.aio.ClientInterceptor) -> grpc.aio.ClientInterceptor:
+    # Streamed responses are read in the caller's task: cancelling it cancels the call.
+    fixed = _CANCELLABLE.get(type(interceptor))
+    return interceptor if fixed is None else fixed(interceptor)
+
+
+class SqlSpans:
+    """One client span per statement, under the current span only.
+
+    Statements run outside any traced call (recovery scans, polling) would each
+    start a trace of their own and bury the useful ones, so they are skipped.
+    """
+
+    def __init__(self, tracer: trace.Tracer, engine: Engine) -> None:
+        self.tracer = tracer
+        url = engine.url
+        system = url.get_backend_name()
+        database = url.database or ""
+        self.database = Path(database).name if system == "sqlite" else database
+        self.attributes: dict[str, AttributeValue] = {
+            "db.system": system,
+            "db.name": self.database,
+        }
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        event.listen(engine, "handle_error", self._failed)
+
+    def _before(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        if context is None or not trace.get_current_span().is_recording():
+            return
+        operation = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
+        attributes = {
+            **self.attributes,
+            "db.operation": operation,
+            # The text as sent, with placeholders: bound values are not part of it.
+            "db.statement": statement,
+        }
+        context._shop_span = self.tracer.start_span(
+            f"{operation} {self.database}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+
+    @staticmethod
+    def _after(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        span = getattr(context, "_shop_span", None)
+        if span is not None:
+            span.end()
+
+    @staticmethod
+    def _failed(exception_context: Any) -> None:
+        span = getattr(exception_context.execution_context, "_shop_span", None)
+        if span is not None:
+            # The driver's message may quote row values (PostgreSQL's DETAIL does).
+            error = type(exception_context.original_exception).__name__
+            span.set_status(Status(trace.StatusCode.ERROR, error))
+            span.set_attribute("error.type", error)
+            span.end()
+
+
+class Redacting(SpanExporter):
+    """Passes spans on without free-text status descriptions or exception messages.
+
+    Status descriptions come from error details, which may quote what a caller
+    sent (``email 'x@y' is already used``); codes and exception types say what
+    went wrong without it.
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([_redacted(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _redacted(span: ReadableSpan) -> ReadableSpan:
+    if span.status.description is None and not any(e.name == "exception" for e in span.events):
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=list(_events(span.events)),
+        links=span.links,
+        kind=span.kind,
+        status=Status(span.status.status_code),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _events(events: Sequence[Event]) -> Iterator[Event]:
+    for item in events:
+        if item.name != "exception":
+            yield item
+            continue
+        attributes = {
+            k: v for k, v in (item.attributes or {}).items() if k not in _DROPPED_EVENT_ATTRIBUTES
+        }
+        yield Event(item.name, attributes, item.timestamp)
