@@ -43,32 +43,21 @@ class OrderApp:
 
 
 def connect(settings: Settings) -> tuple[Dependencies, list[grpc.aio.Channel]]:
-    # Calls the saga makes outside any inbound call (recovery) get this budget each.
-    budget = settings.server.default_deadline_seconds
-    # Every call the saga makes is idempotent (keyed by order id), so all may be retried.
-    # Each channel presents order's certificate and checks the service's name on the other end.
-    tls = settings.server.tls
-    users = open_channel(
-        settings.targets.user,
-        retry_services=[USER_SERVICE],
-        tls=tls,
-        server_name="user",
-        default_timeout=budget,
-    )
-    inventory = open_channel(
-        settings.targets.inventory,
-        retry_services=[INVENTORY_SERVICE],
-        tls=tls,
-        server_name="inventory",
-        default_timeout=budget,
-    )
-    payment = open_channel(
-        settings.targets.payment,
-        retry_services=[PAYMENT_SERVICE],
-        tls=tls,
-        server_name="payment",
-        default_timeout=budget,
-    )
+    def dependency(target: str, service: str, server_name: str) -> grpc.aio.Channel:
+        # Every call the saga makes is idempotent (keyed by order id), so all may be retried.
+        # The channel presents order's certificate and checks the service's name on the
+        # other end; calls made outside any inbound call (recovery) get the default budget.
+        return open_channel(
+            target,
+            retry_services=[service],
+            tls=settings.server.tls,
+            server_name=server_name,
+            default_timeout=settings.server.default_deadline_seconds,
+        )
+
+    users = dependency(settings.targets.user, USER_SERVICE, "user")
+    inventory = dependency(settings.targets.inventory, INVENTORY_SERVICE, "inventory")
+    payment = dependency(settings.targets.payment, PAYMENT_SERVICE, "payment")
     deps = Dependencies(
         users=GrpcUsers(users),
         inventory=GrpcInventory(inventory),
