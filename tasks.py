@@ -5,7 +5,11 @@
     python3 tasks.py test     # run every test
     python3 tasks.py lint     # ruff, ruff format --check, mypy, buf lint
     python3 tasks.py protos   # regenerate libs/shop-protos from protos/
-    python3 tasks.py ci       # what CI runs: protos-check, lint, test
+    python3 tasks.py ci       # what CI runs (.ci/run): every check below, then test and images-test
+    python3 tasks.py k8s-check      # helm lint/template, kubernetes-validate, kustomize
+    python3 tasks.py manifests      # regenerate deploy/k8s from the chart (manifests-check: drift)
+    python3 tasks.py tools          # helm and kubectl into .tools/k8s/bin
+    python3 tasks.py images-test    # build every image with podman, run and stop each one
 
 Every task first makes sure `.venv` holds the workspace. uv is installed into
 `.tools/uv` the first time, from the package registry, so nothing but Python
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -121,10 +126,25 @@ def task_lint(_: list[str]) -> None:
     run(tool("buf"), "lint", cwd=PROTO_ROOT)
 
 
-def task_ci(args: list[str]) -> None:
-    task_protos_check([])
-    task_lint([])
-    task_test(args)
+def task_ci(_: list[str]) -> None:
+    """Exactly what CI runs: .ci/run."""
+    os.execvp("bash", ["bash", str(ROOT / ".ci" / "run")])
+
+
+def deploy_task(name: str) -> Callable[[list[str]], None]:
+    """A task of deploy/tools.py (the Kubernetes checks), run after the workspace sync."""
+
+    def task(_: list[str]) -> None:
+        sync()
+        run(tool("python"), ROOT / "deploy" / "tools.py", name)
+
+    return task
+
+
+def task_images_test(_: list[str]) -> None:
+    """deploy/images.py: needs root the first time (it installs podman and debootstrap)."""
+    sync()
+    run(tool("python"), ROOT / "deploy" / "images.py")
 
 
 TASKS = {
@@ -134,6 +154,11 @@ TASKS = {
     "protos-check": task_protos_check,
     "lint": task_lint,
     "ci": task_ci,
+    "tools": deploy_task("tools"),
+    "manifests": deploy_task("manifests"),
+    "manifests-check": deploy_task("manifests-check"),
+    "k8s-check": deploy_task("k8s-check"),
+    "images-test": task_images_test,
 }
 
 

@@ -1,11 +1,18 @@
-"""The whole suite as four processes, started the way `shop up` starts it."""
+"""The whole suite as four processes, started the way `shop up` starts it — or, given a kube
+context (`--kube-context` or SHOP_E2E_KUBE_CONTEXT), the Helm release in that cluster
+(SHOP_E2E_NAMESPACE, default `default`; SHOP_E2E_RELEASE, default `shop`). Scenarios that stop
+processes or read their files are marked `local_only` and skipped against a cluster."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -26,9 +33,56 @@ DECLINED = payment_pb2.PaymentCard(
 )
 
 
+def _load_cluster_backend() -> Any:
+    """tests/e2e/cluster.py, importable as `shop_e2e_cluster` (tests are not a package)."""
+    spec = importlib.util.spec_from_file_location("shop_e2e_cluster", CLUSTER_BACKEND)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+CLUSTER_BACKEND = Path(__file__).with_name("cluster.py")
+cluster = _load_cluster_backend()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kube-context", default=None, help="run tests/e2e against this cluster")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "local_only: needs the local suite's processes or files")
+
+
+def kube_context(config: pytest.Config) -> str | None:
+    return config.getoption("--kube-context", None) or os.environ.get("SHOP_E2E_KUBE_CONTEXT")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    context = kube_context(config)
+    if not context:
+        return
+    skip = pytest.mark.skip(
+        reason=f"stops processes or reads local files; cluster mode ({context})"
+    )
+    for item in items:
+        if item.get_closest_marker("local_only"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+def suite(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     data_dir = tmp_path_factory.mktemp("suite")
+    context = kube_context(request.config)
+    if context:
+        namespace = os.environ.get("SHOP_E2E_NAMESPACE", "default")
+        release = os.environ.get("SHOP_E2E_RELEASE", "shop")
+        with cluster.connect(context, namespace, release, data_dir) as running:
+            yield running
+        return
     with Suite(data_dir, base_port=find_free_base_port()) as running:
         yield running
     # A clean stop is part of the contract: every service exits 0 on SIGTERM.

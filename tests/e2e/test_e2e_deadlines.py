@@ -33,6 +33,8 @@ CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year
 Order = order_pb2.Order
 Payment = payment_pb2.Payment
 
+pytestmark = pytest.mark.local_only  # its own suite with injected faults
+
 
 @pytest.fixture(scope="module")
 def slow_payment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:

@@ -30,6 +30,8 @@ DRAIN = 3.0
 # Re-resolution waits for a connection to age out, then for gRPC's own backoff.
 PICKUP_SECONDS = MAX_CONNECTION_AGE + 4
 
+pytestmark = pytest.mark.local_only  # its own replicas behind a local DNS server
+
 
 @dataclass
 class Cluster:

@@ -60,6 +60,7 @@ async def test_a_certificate_from_another_ca_is_refused(suite, tmp_path):
         assert await code_of(stub.ListProducts(request, timeout=5)) == grpc.StatusCode.UNAVAILABLE
 
 
+@pytest.mark.local_only  # reads the local suite's logs or certificates
 async def test_the_operator_may_not_reserve_stock_or_charge(suite, shop):
     product = await shop.product(stock=5)
     client = suite.certs_dir / "client"
@@ -79,6 +80,7 @@ async def test_the_operator_may_not_reserve_stock_or_charge(suite, shop):
     assert any("ReserveItems" in line and '"caller": "client"' in line for line in denied)
 
 
+@pytest.mark.local_only  # reads the local suite's logs or certificates
 async def test_order_itself_may_reserve_stock(suite, shop):
     product = await shop.product(stock=5)
     async with channel_as(suite, suite.certs_dir / "order", "inventory") as channel:
@@ -105,6 +107,7 @@ async def test_the_probe_port_serves_health_in_plaintext_and_nothing_else(suite,
         assert await listing.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
+@pytest.mark.local_only  # reads the local suite's logs or certificates
 def test_shop_demo_finds_the_client_identity_in_the_data_dir(suite):
     targets = [f"--{name}={address}" for name, address in suite.endpoints().items()]
     env = {**os.environ, "SHOP_DATA_DIR": str(suite.data_dir)}
@@ -137,6 +140,7 @@ def served_serial(address: str, client: Path) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
+@pytest.mark.local_only  # reads the local suite's logs or certificates
 async def test_rewritten_certificates_are_used_without_a_restart(suite, shop):
     authority = certs.load_authority(suite.certs_dir)
     client = suite.certs_dir / "client"

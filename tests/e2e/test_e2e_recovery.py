@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
@@ -12,6 +13,8 @@ from shop.payment.v1 import payment_pb2
 Order = order_pb2.Order
 Payment = payment_pb2.Payment
 FINAL = (Order.STATUS_CONFIRMED, Order.STATUS_FAILED, Order.STATUS_CANCELLED)
+
+pytestmark = pytest.mark.local_only  # kills and restarts the order process
 
 
 async def test_sigkill_mid_saga_then_restart_finishes_every_order_consistently(suite, shop):

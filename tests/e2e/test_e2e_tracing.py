@@ -29,7 +29,7 @@ from shop_cli.suite import Suite, find_free_base_port
 from shop_grpc.channels import open_channel
 from shop_grpc.config import PLAINTEXT, TlsSettings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_only]  # its own suite with a fake collector
 
 TRACE_ID = uuid.uuid4().hex
 CALLER_SPAN_ID = uuid.uuid4().hex[:16]

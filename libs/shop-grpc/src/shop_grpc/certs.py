@@ -155,13 +155,19 @@ def issue(
     *,
     days: int = DEFAULT_DAYS,
     extra_ips: Iterable[str] = (),
+    names: Iterable[str] | None = None,
 ) -> Issued:
-    """A certificate for `identity`: services may serve and call, the client only calls."""
+    """A certificate for `identity`: services may serve and call, the client only calls.
+
+    `names`: the DNS names a service is dialled by, when not the usual ones (a Helm
+    release prefixes its Services).
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(spiffe_id(namespace, identity))]
     usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
     if identity != CLIENT:
-        sans += [x509.DNSName(name) for name in dns_names(identity, namespace)]
+        names = dns_names(identity, namespace) if names is None else names
+        sans += [x509.DNSName(name) for name in names]
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (*LOOPBACK_IPS, *extra_ips)]
         usages.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
     now = _now()

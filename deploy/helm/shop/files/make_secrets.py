@@ -1,0 +1,160 @@
+"""Creates the release's missing Secrets: mTLS identities and database passwords.
+
+Run by the chart's hook Job in the order image, with the spec the chart renders
+(spec.json). A Secret that exists is never changed, so `helm upgrade` keeps the CA,
+every certificate and every password; delete a Secret to have it made again.
+
+Helm's own genSignedCert cannot write URI SANs, and the servers identify callers by
+the SPIFFE URI ``spiffe://shop/ns/<ns>/sa/<identity>``, hence this Job. Certificates
+come from shop_grpc.certs, the code behind `shop certs init`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import ssl
+import string
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from shop_grpc import certs
+
+ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+API = "https://kubernetes.default.svc"
+
+
+class Api:
+    """The few calls this needs, on the pod's service-account token."""
+
+    def __init__(self, base: str, token: str, context: ssl.SSLContext | None) -> None:
+        self.base, self.token, self.context = base, token, context
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
+            return json.load(response)
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}"))
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
+    def create_secret(self, namespace: str, secret: dict[str, Any]) -> None:
+        try:
+            self._call("POST", f"/api/v1/namespaces/{namespace}/secrets", secret)
+        except urllib.error.HTTPError as error:
+            # Another run made it first; what exists wins.
+            if error.code != 409:
+                raise
+
+
+def secret(name: str, labels: dict[str, str], data: dict[str, bytes], kind: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": kind,
+        "metadata": {"name": name, "labels": labels},
+        "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+    }
+
+
+def decoded(found: dict[str, Any], key: str) -> bytes:
+    return base64.b64decode(found["data"][key])
+
+
+def pem_key(key: certs.PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def authority(api: Api, spec: dict[str, Any]) -> certs.Authority:
+    """The release's CA: the stored one, or a new one stored first."""
+    namespace, name = spec["namespace"], spec["tls"]["caSecret"]
+    found = api.get_secret(namespace, name)
+    if found is None:
+        made = certs.new_authority(namespace)
+        data = {"tls.crt": made.cert_pem, "tls.key": pem_key(made.key), "ca.crt": made.cert_pem}
+        api.create_secret(namespace, secret(name, spec["labels"], data, "kubernetes.io/tls"))
+        found = api.get_secret(namespace, name)
+        assert found is not None
+    key = serialization.load_pem_private_key(decoded(found, "tls.key"), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise SystemExit(f"Secret {name}: the CA key is not an EC key")
+    return certs.Authority(key, x509.load_pem_x509_certificate(decoded(found, "tls.crt")))
+
+
+def make_tls(api: Api, spec: dict[str, Any]) -> None:
+    namespace, days = spec["namespace"], spec["days"]
+    missing = {
+        identity: wanted
+        for identity, wanted in spec["tls"]["identities"].items()
+        if api.get_secret(namespace, wanted["secret"]) is None
+    }
+    if not missing:
+        return
+    ca = authority(api, spec)
+    for identity, wanted in sorted(missing.items()):
+        issued = certs.issue(ca, identity, namespace, days=days, names=wanted["dnsNames"])
+        if certs.spiffe_id(namespace, identity) != wanted["spiffeId"]:
+            raise SystemExit(f"{identity}: the chart asks for {wanted['spiffeId']}")
+        data = {"ca.crt": ca.cert_pem, "tls.crt": issued.cert_pem, "tls.key": issued.key_pem}
+        api.create_secret(
+            namespace, secret(wanted["secret"], spec["labels"], data, "kubernetes.io/tls")
+        )
+        print(f"created Secret {wanted['secret']} for {identity} ({wanted['spiffeId']})")
+
+
+def password() -> str:
+    # Letters and digits only: it goes into a URL unescaped.
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(32))
+
+
+def database_data(urls: dict[str, str]) -> dict[str, bytes]:
+    data = {"postgres-password": password().encode()}
+    for service, url in sorted(urls.items()):
+        chosen = password()
+        data[f"{service}-password"] = chosen.encode()
+        data[f"{service}-url"] = url.replace("{password}", chosen).encode()
+    return data
+
+
+def make_database(api: Api, spec: dict[str, Any]) -> None:
+    namespace, wanted = spec["namespace"], spec["database"]
+    if api.get_secret(namespace, wanted["secret"]) is not None:
+        return
+    data = database_data(wanted["urls"])
+    api.create_secret(namespace, secret(wanted["secret"], spec["labels"], data, "Opaque"))
+    print(f"created Secret {wanted['secret']} with a password per database")
+
+
+def main(argv: list[str]) -> None:
+    spec = json.loads(Path(argv[1]).read_text())
+    context = ssl.create_default_context(cafile=str(ACCOUNT / "ca.crt"))
+    api = Api(API, (ACCOUNT / "token").read_text().strip(), context)
+    if "tls" in spec:
+        make_tls(api, spec)
+    if "database" in spec:
+        make_database(api, spec)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,138 @@
+{{/* Names, labels and the per-service settings every template shares. */}}
+
+{{- define "shop.chart" -}}
+{{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-<part>: shop-order, shop-order-headless, shop-postgresql. */}}
+{{- define "shop.name" -}}
+{{ printf "%s-%s" .root.Release.Name .part | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "shop.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "shop.labels" -}}
+{{ include "shop.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: shop
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ include "shop.chart" .root }}
+{{- end }}
+
+{{/* A service's settings: serviceDefaults overlaid with its own entry. Call with root, svc. */}}
+{{- define "shop.serviceConfig" -}}
+{{- $entry := index .root.Values.services .svc | default dict -}}
+{{- toYaml (mergeOverwrite (deepCopy .root.Values.serviceDefaults) (deepCopy $entry)) -}}
+{{- end }}
+
+{{/* Services that are enabled, in name order, as a YAML list. */}}
+{{- define "shop.enabledServices" -}}
+{{- $names := list -}}
+{{- range $svc := keys .Values.services | sortAlpha -}}
+{{- $cfg := include "shop.serviceConfig" (dict "root" $ "svc" $svc) | fromYaml -}}
+{{- if $cfg.enabled }}{{ $names = append $names $svc }}{{ end -}}
+{{- end -}}
+{{- toYaml $names -}}
+{{- end }}
+
+{{/* Services whose `dependencies` name .svc: the callers its NetworkPolicy admits. */}}
+{{- define "shop.callers" -}}
+{{- $callers := list -}}
+{{- range $other := include "shop.enabledServices" .root | fromYamlArray -}}
+{{- $cfg := include "shop.serviceConfig" (dict "root" $.root "svc" $other) | fromYaml -}}
+{{- if has $.svc $cfg.dependencies }}{{ $callers = append $callers $other }}{{ end -}}
+{{- end -}}
+{{- toYaml $callers -}}
+{{- end }}
+
+{{- define "shop.image" -}}
+{{- $image := .root.Values.image -}}
+{{- $repo := printf "%s%s" $image.prefix .svc -}}
+{{- if $image.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" $image.registry) $repo }}{{ end -}}
+{{ $repo }}:{{ $image.tag | default .root.Chart.AppVersion }}
+{{- end }}
+
+{{/* The gRPC target clients dial: every ready pod behind the headless Service, round-robin. */}}
+{{- define "shop.target" -}}
+dns:///{{ include "shop.name" (dict "root" .root "part" (printf "%s-headless" .svc)) }}.{{ .root.Release.Namespace }}.svc.cluster.local:{{ .root.Values.ports.grpc }}
+{{- end }}
+
+{{/* Every DNS name of a service's certificate: the bare name clients verify against
+     (grpc.ssl_target_name_override), the names of both Services, each short and qualified. */}}
+{{- define "shop.dnsNames" -}}
+{{- $ns := .root.Release.Namespace -}}
+{{- $names := list -}}
+{{- range $host := list .svc (printf "%s-headless" .svc) (include "shop.name" (dict "root" .root "part" .svc)) (include "shop.name" (dict "root" .root "part" (printf "%s-headless" .svc))) -}}
+{{- $names = concat $names (list $host (printf "%s.%s" $host $ns) (printf "%s.%s.svc" $host $ns) (printf "%s.%s.svc.cluster.local" $host $ns)) -}}
+{{- end -}}
+{{- toYaml (append $names "localhost") -}}
+{{- end }}
+
+{{- define "shop.spiffeId" -}}
+spiffe://shop/ns/{{ .root.Release.Namespace }}/sa/{{ .identity }}
+{{- end }}
+
+{{/* Secret holding an identity's ca.crt, tls.crt and tls.key. */}}
+{{- define "shop.tlsSecret" -}}
+{{- $default := include "shop.name" (dict "root" .root "part" (printf "%s-tls" .identity)) -}}
+{{- if eq .root.Values.tls.mode "existing" -}}
+{{ index .root.Values.tls.existingSecrets .identity | default $default }}
+{{- else -}}
+{{ $default }}
+{{- end -}}
+{{- end }}
+
+{{- define "shop.otlpEndpoint" -}}
+{{- if .Values.tracing.endpoint -}}
+{{ .Values.tracing.endpoint }}
+{{- else if .Values.jaeger.enabled -}}
+http://{{ include "shop.name" (dict "root" . "part" "jaeger") }}.{{ .Release.Namespace }}.svc.cluster.local:4317
+{{- end -}}
+{{- end }}
+
+{{/* Database name and user of a service in the bundled PostgreSQL. */}}
+{{- define "shop.dbName" -}}
+shop_{{ . | replace "-" "_" }}
+{{- end }}
+
+{{- define "shop.restrictedContainer" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Fails the render on combinations that cannot work; included by NOTES.txt and objects. */}}
+{{- define "shop.validate" -}}
+{{- $services := include "shop.enabledServices" . | fromYamlArray -}}
+{{- range $svc := $services -}}
+{{- $cfg := include "shop.serviceConfig" (dict "root" $ "svc" $svc) | fromYaml -}}
+{{- range $dep := $cfg.dependencies -}}
+{{- if not (has $dep $services) -}}
+{{- fail (printf "services.%s.dependencies names %q, which is not an enabled service" $svc $dep) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $cfg.autoscaling.enabled (gt (int $cfg.autoscaling.minReplicas) (int $cfg.autoscaling.maxReplicas)) -}}
+{{- fail (printf "services.%s.autoscaling: minReplicas is above maxReplicas" $svc) -}}
+{{- end -}}
+{{- if eq $.Values.database.mode "external" -}}
+{{- $ref := index $.Values.database.externalSecrets $svc | default dict -}}
+{{- if not (and $ref.name $ref.key) -}}
+{{- fail (printf "database.mode=external needs database.externalSecrets.%s.name and .key (a Secret holding its postgresql:// URL)" $svc) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq .Values.tls.mode "existing") (not .Values.tls.existingSecrets) -}}
+{{- fail "tls.mode=existing needs tls.existingSecrets (identity -> Secret name), e.g. from `shop certs init`" -}}
+{{- end -}}
+{{- if and .Values.tracing.endpoint .Values.jaeger.enabled -}}
+{{- fail "set either tracing.endpoint or jaeger.enabled, not both: spans go to one place" -}}
+{{- end -}}
+{{- end }}

@@ -1,0 +1,288 @@
+"""Policy checks over what the Helm chart renders, with the real helm (deploy/tools.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("inventory", "order", "payment", "user")
+CALL_GRAPH = {"order": {"user", "inventory", "payment"}}
+"""Who calls whom, as the order service's configuration says (SHOP_<DEP>_TARGET)."""
+CONFIG_SOURCES = [
+    ROOT / "libs/shop-grpc/src/shop_grpc/config.py",
+    *sorted(ROOT.glob("services/*/src/shop_*/config.py")),
+]
+NOT_SET_BY_DEFAULT = {
+    "SHOP_INSECURE": "debugging only: plaintext would defeat the identity checks",
+    "SHOP_FAULTS": "test-only fault injection",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "OTEL_EXPORTER_OTLP_ENDPOINT covers it",
+}
+
+
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tools = _load("shop_deploy_tools", ROOT / "deploy/tools.py")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def helm_available() -> None:
+    try:
+        tools.fetch()
+    except (OSError, subprocess.CalledProcessError, StopIteration) as error:
+        pytest.skip(f"helm could not be fetched ({error}); the chart is not checked")
+
+
+def render(case: str = "default", *extra: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(tools.render(case, *extra)) if doc]
+
+
+@pytest.fixture(scope="module", params=list(tools.CASES))
+def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return render(request.param)
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "StatefulSet", "Job"}:
+            yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
+        elif doc["kind"] == "Pod":
+            yield f"Pod/{doc['metadata']['name']}", doc["spec"]
+
+
+def service_deployments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        doc["metadata"]["labels"]["app.kubernetes.io/component"]: doc
+        for doc in of_kind(docs, "Deployment")
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] in SERVICES
+    }
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item for item in container["env"]}
+
+
+def test_every_container_runs_restricted(rendered: list[dict[str, Any]]) -> None:
+    for where, spec in pod_specs(rendered):
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, where
+        assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["runAsNonRoot"] is True, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            assert container["resources"]["requests"] and container["resources"]["limits"], where
+
+
+def test_long_running_containers_have_probes(rendered: list[dict[str, Any]]) -> None:
+    for where, spec in pod_specs(rendered):
+        if where.split("/")[0] in {"Job", "Pod"}:
+            continue
+        for container in spec["containers"]:
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert probe in container, f"{where}: no {probe}"
+
+
+def test_services_probe_the_plaintext_port_and_drain_in_time(
+    rendered: list[dict[str, Any]],
+) -> None:
+    deployments = service_deployments(rendered)
+    assert set(deployments) == set(SERVICES)
+    for name, deployment in deployments.items():
+        spec = deployment["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": 8081}, name
+        assert spec["securityContext"]["runAsUser"] == 10001
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["topologySpreadConstraints"]
+        env = env_of(deployment)
+        needed = (
+            container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            + float(env["SHOP_SHUTDOWN_DRAIN_SECONDS"]["value"])
+            + float(env["SHOP_SHUTDOWN_GRACE_SECONDS"]["value"])
+        )
+        assert spec["terminationGracePeriodSeconds"] > needed, name
+
+
+def test_every_service_has_a_headless_service(rendered: list[dict[str, Any]]) -> None:
+    services = {doc["metadata"]["name"]: doc["spec"] for doc in of_kind(rendered, "Service")}
+    for name in SERVICES:
+        headless = services[f"shop-{name}-headless"]
+        assert headless["clusterIP"] == "None"
+        assert headless["publishNotReadyAddresses"] is False
+        for spec in (headless, services[f"shop-{name}"]):
+            for port in spec["ports"]:
+                assert port["appProtocol"] == "grpc" and port["name"].startswith("grpc")
+
+
+def variables_the_code_reads() -> set[str]:
+    names: set[str] = set()
+    for path in CONFIG_SOURCES:
+        names |= set(re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", path.read_text()))
+    return names
+
+
+def test_every_variable_the_code_reads_is_set(rendered: list[dict[str, Any]]) -> None:
+    read = variables_the_code_reads()
+    assert {"SHOP_LISTEN_ADDRESS", "SHOP_ORDER_LEASE_SECONDS", "OTEL_SDK_DISABLED"} <= read
+    deployments = service_deployments(rendered)
+    for name, deployment in deployments.items():
+        env = env_of(deployment)
+        own = f"services/{name}/"
+        wanted = {
+            var
+            for path in CONFIG_SOURCES
+            if "shop-grpc" in str(path) or own in str(path)
+            for var in re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", path.read_text())
+        } - set(NOT_SET_BY_DEFAULT)
+        wanted |= {f"SHOP_{dep.upper()}_TARGET" for dep in CALL_GRAPH.get(name, ())}
+        assert wanted <= set(env), f"{name} misses {sorted(wanted - set(env))}"
+        assert env["SHOP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        attributes = env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+        for attribute in ("k8s.pod.name", "k8s.namespace.name", "k8s.node.name"):
+            assert f"{attribute}=$(" in attributes
+
+
+def test_variables_left_unset_can_be_set() -> None:
+    schema = json.loads((tools.CHART / "values.schema.json").read_text())
+    settable = set(schema["properties"]["env"]["properties"])
+    pattern = next(iter(schema["properties"]["env"]["patternProperties"]))
+    for name in NOT_SET_BY_DEFAULT:
+        assert name in settable or re.match(pattern, name), name
+    docs = render("default", "--set", "env.SHOP_FAULTS=x=delay:1ms")
+    for deployment in service_deployments(docs).values():
+        assert env_of(deployment)["SHOP_FAULTS"]["value"] == "x=delay:1ms"
+
+
+def dialed_hosts(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Service -> every host name a client's target names, plus the name it verifies."""
+    hosts: dict[str, set[str]] = {name: {name} for name in SERVICES}
+    containers = [c for _, spec in pod_specs(docs) for c in spec["containers"]]
+    for container in containers:
+        for item in container.get("env", []):
+            match = re.fullmatch(r"SHOP_([A-Z]+)_TARGET", item["name"])
+            if match:
+                host = re.sub(r"^dns:///", "", item["value"]).rsplit(":", 1)[0]
+                hosts[match.group(1).lower()].add(host)
+    return hosts
+
+
+def certificate_names(docs: list[dict[str, Any]]) -> dict[str, tuple[set[str], list[str]]]:
+    """Identity -> (DNS names, URIs) the chart asks for, in whichever mode it renders."""
+    names: dict[str, tuple[set[str], list[str]]] = {}
+    for doc in of_kind(docs, "Certificate"):
+        identity = doc["spec"].get("commonName", "")
+        if not doc["spec"].get("isCA"):
+            names[identity] = (set(doc["spec"].get("dnsNames", [])), doc["spec"]["uris"])
+    for doc in of_kind(docs, "ConfigMap"):
+        if "spec.json" in doc.get("data", {}):
+            spec = json.loads(doc["data"]["spec.json"])
+            for identity, wanted in spec.get("tls", {}).get("identities", {}).items():
+                names[identity] = (set(wanted["dnsNames"]), [wanted["spiffeId"]])
+    return names
+
+
+@pytest.mark.parametrize("case", ["default", "cert-manager"])
+def test_certificates_cover_every_dialed_name(case: str) -> None:
+    docs = render(case)
+    names = certificate_names(docs)
+    assert set(names) == {*SERVICES, "client"}
+    for identity, (_dns, uris) in names.items():
+        assert uris == [f"spiffe://shop/ns/shop/sa/{identity}"]
+    for service, hosts in dialed_hosts(docs).items():
+        assert len(hosts) > 1, f"nothing dials {service}"
+        assert hosts <= names[service][0], f"{service}: {sorted(hosts - names[service][0])}"
+        for short in (f"shop-{service}", f"shop-{service}-headless"):
+            assert f"{short}.shop.svc" in names[service][0]
+
+
+def allowed_peers(rule_peers: list[dict[str, Any]]) -> set[str]:
+    found = set()
+    for peer in rule_peers:
+        labels = peer.get("podSelector", {}).get("matchLabels", {})
+        if "app.kubernetes.io/component" in labels and "namespaceSelector" not in peer:
+            found.add(labels["app.kubernetes.io/component"])
+    return found
+
+
+def test_network_policies_allow_exactly_the_call_graph(rendered: list[dict[str, Any]]) -> None:
+    policies = {
+        doc["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: doc["spec"]
+        for doc in of_kind(rendered, "NetworkPolicy")
+    }
+    callers = {name: {c for c, deps in CALL_GRAPH.items() if name in deps} for name in SERVICES}
+    for name in SERVICES:
+        policy = policies[name]
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        grpc_in = [
+            r for r in policy["ingress"] if {"port": "grpc", "protocol": "TCP"} in r["ports"]
+        ]
+        assert len(grpc_in) == 1
+        assert allowed_peers(grpc_in[0]["from"]) == callers[name] | {"client"}, name
+        probe_in = [r for r in policy["ingress"] if r not in grpc_in]
+        assert probe_in == [{"ports": [{"port": "grpc-probe", "protocol": "TCP"}]}]
+        service_out = {
+            peer
+            for rule in policy["egress"]
+            for peer in allowed_peers(rule.get("to", []))
+            if peer in SERVICES
+        }
+        assert service_out == CALL_GRAPH.get(name, set()), name
+        egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+        assert {53, 5432} <= egress_ports, name
+
+
+def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
+    dev = render("dev")
+    production = render("production")
+    assert any(d["metadata"]["name"] == "shop-jaeger" for d in of_kind(dev, "Deployment"))
+    assert not any(
+        d["metadata"]["name"] == "shop-jaeger" for d in of_kind(production, "Deployment")
+    )
+    endpoint = env_of(service_deployments(dev)["order"])["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]
+    assert endpoint == "http://shop-jaeger.shop.svc.cluster.local:4317"
+    assert of_kind(production, "HorizontalPodAutoscaler")
+    assert not of_kind(production, "StatefulSet")
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--set", "services.order.replica=3"], "replica"),
+        (["--set", "env.SHOP_LOG_LEVLE=debug"], "SHOP_LOG_LEVLE"),
+        (["--set", "tls.mode=genca"], "tls"),
+        (["--set", "database.mode=external"], "database.externalSecrets.inventory"),
+        (["--set", "services.order.dependencies={user,shipping}"], "shipping"),
+        (["--set", "jaeger.enabled=true", "--set", "tracing.endpoint=http://x:4317"], "either"),
+    ],
+)
+def test_bad_values_fail_the_render(flags: list[str], says: str) -> None:
+    with pytest.raises(SystemExit, match=re.escape(says)):
+        tools.render("default", *flags)
+
+
+def test_rendered_manifests_are_current() -> None:
+    assert tools.RENDERED.read_text() == tools.rendered_manifests()

@@ -1,0 +1,106 @@
+"""The chart's secrets Job script, run against an in-memory stand-in for the Kubernetes API."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "shop_make_secrets", ROOT / "deploy/helm/shop/files/make_secrets.py"
+)
+assert _spec and _spec.loader
+job = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(job)
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.secrets: dict[str, dict[str, Any]] = {}
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.secrets.get(f"{namespace}/{name}")
+
+    def create_secret(self, namespace: str, secret: dict[str, Any]) -> None:
+        self.secrets.setdefault(f"{namespace}/{secret['metadata']['name']}", secret)
+
+
+SPEC: dict[str, Any] = {
+    "namespace": "shop",
+    "labels": {"app.kubernetes.io/instance": "shop"},
+    "days": 30,
+    "tls": {
+        "caSecret": "shop-tls-ca",
+        "identities": {
+            "inventory": {
+                "secret": "shop-inventory-tls",
+                "spiffeId": "spiffe://shop/ns/shop/sa/inventory",
+                "dnsNames": ["inventory", "shop-inventory-headless.shop.svc.cluster.local"],
+            },
+            "client": {
+                "secret": "shop-client-tls",
+                "spiffeId": "spiffe://shop/ns/shop/sa/client",
+                "dnsNames": [],
+            },
+        },
+    },
+    "database": {
+        "secret": "shop-postgresql",
+        "urls": {"order": "postgresql://shop_order:{password}@db:5432/shop_order"},
+    },
+}
+
+
+def run(api: FakeApi) -> None:
+    job.make_tls(api, json.loads(json.dumps(SPEC)))
+    job.make_database(api, SPEC)
+
+
+def data(api: FakeApi, name: str, key: str) -> bytes:
+    return base64.b64decode(api.secrets[f"shop/{name}"]["data"][key])
+
+
+def test_certificates_name_the_identity_and_every_dialed_name() -> None:
+    api = FakeApi()
+    run(api)
+    cert = x509.load_pem_x509_certificate(data(api, "shop-inventory-tls", "tls.crt"))
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
+        "spiffe://shop/ns/shop/sa/inventory"
+    ]
+    assert set(sans.get_values_for_type(x509.DNSName)) == set(
+        SPEC["tls"]["identities"]["inventory"]["dnsNames"]
+    )
+    ca = x509.load_pem_x509_certificate(data(api, "shop-inventory-tls", "ca.crt"))
+    cert.verify_directly_issued_by(ca)
+    client = x509.load_pem_x509_certificate(data(api, "shop-client-tls", "tls.crt"))
+    assert not client.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
+
+
+def test_a_second_run_changes_nothing_and_a_lost_secret_is_reissued_by_the_same_ca() -> None:
+    api = FakeApi()
+    run(api)
+    before = json.dumps(api.secrets, sort_keys=True)
+    run(api)
+    assert json.dumps(api.secrets, sort_keys=True) == before
+    old_ca = data(api, "shop-tls-ca", "tls.crt")
+    del api.secrets["shop/shop-client-tls"]
+    run(api)
+    assert data(api, "shop-client-tls", "ca.crt") == old_ca
+
+
+def test_database_urls_carry_their_own_password() -> None:
+    api = FakeApi()
+    run(api)
+    password = data(api, "shop-postgresql", "order-password").decode()
+    assert len(password) == 32 and password.isalnum()
+    assert data(api, "shop-postgresql", "order-url").decode() == (
+        f"postgresql://shop_order:{password}@db:5432/shop_order"
+    )
