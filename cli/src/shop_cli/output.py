@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
-from typing import TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import TextIO, TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -14,6 +14,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from shop_grpc import errors
 from shop_grpc.status import from_rpc_error
+
+M = TypeVar("M", bound=Message)
 
 Row = Sequence[object]
 
@@ -73,6 +75,14 @@ def print_json(message: Message, out: TextIO = sys.stdout) -> None:
 
 def print_json_list(messages: Iterable[Message], out: TextIO = sys.stdout) -> None:
     print(json.dumps([json_format.MessageToDict(m) for m in messages], indent=2), file=out)
+
+
+def print_list(messages: Sequence[M], as_json: bool, table: Callable[[Sequence[M]], str]) -> None:
+    """A list as JSON, or as the readable table `table` renders."""
+    if as_json:
+        print_json_list(messages)
+    else:
+        print(table(messages))
 
 
 def print_json_line(message: Message, out: TextIO = sys.stdout) -> None:

@@ -118,10 +118,7 @@ async def list_products(args: argparse.Namespace) -> int:
             return list(page.products), page.next_page_token
 
         found = await collect(fetch, args.limit)
-    if args.json:
-        output.print_json_list(found)
-    else:
-        print(views.products(found))
+    output.print_list(found, args.json, views.products)
     return 0
 
 

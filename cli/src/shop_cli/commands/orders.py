@@ -166,10 +166,7 @@ async def list_all(
 async def list_orders(args: argparse.Namespace) -> int:
     async with Clients(args) as clients:
         found = await list_all(clients, args.user_id, args.timeout, args.limit)
-    if args.json:
-        output.print_json_list(found)
-    else:
-        print(views.orders(found))
+    output.print_list(found, args.json, views.orders)
     return 0
 
 

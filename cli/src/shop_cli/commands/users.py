@@ -105,10 +105,7 @@ async def list_users(args: argparse.Namespace) -> int:
             return list(page.users), page.next_page_token
 
         found = await collect(fetch, args.limit)
-    if args.json:
-        output.print_json_list(found)
-    else:
-        print(views.users(found))
+    output.print_list(found, args.json, views.users)
     return 0
 
 

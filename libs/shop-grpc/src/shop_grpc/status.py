@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from shop_grpc import errors
@@ -159,10 +159,6 @@ def from_rpc_error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.ShopErro
     # UNAVAILABLE, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED...: the dependency failed;
     # callers treat it as retryable trouble, not as an answer.
     return simple.get(code, errors.Unavailable)(f"{code.name}: {message}", reason=reason_text)
-
-
-def status_code_name(code: int) -> str:
-    return str(code_pb2.Code.Name(code))
 
 
 async def result_of(call: Awaitable[T]) -> T:

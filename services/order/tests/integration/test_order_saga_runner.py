@@ -6,13 +6,10 @@ import asyncio
 
 import pytest
 
-from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import InvalidArgument
-from shop_grpc.storage import Database
 from shop_order.domain.model import Order, OrderLine, Status
 from shop_order.service_layer import orders
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
-from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
 APPROVED_CARD = ("4242424242424242", 12, 2040, "123")
 
@@ -231,9 +228,6 @@ async def test_list_orders_pages_newest_first(new_runner, world):
     assert ids == [o.order_id for o in reversed(placed)]
     assert token3 == ""
     await runner.stop()
-
-
-def _unused(_: Database, __: ChangeSignal, ___: OrderUnitOfWork) -> None: ...
 
 
 async def test_a_cancel_that_lands_while_the_order_confirms_still_cancels_it(new_runner, world):

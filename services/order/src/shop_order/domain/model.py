@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from shop_grpc.money import Money
@@ -67,8 +67,6 @@ class Order:
     charge_attempted: bool = False
     create_time: datetime | None = None
     update_time: datetime | None = None
-    # Step attempts that failed for lack of a dependency, since the last success.
-    attempts: int = field(default=0, compare=False)
 
     @property
     def is_final(self) -> bool:

@@ -15,7 +15,7 @@ from shop_grpc.errors import DeadlineExceeded
 from shop_grpc.protoconv import money_to_proto, timestamp
 from shop_grpc.server import Registration
 from shop_grpc.validation import Violations
-from shop_order.domain.cart import Cart, PricedLine, cart_total
+from shop_order.domain.cart import MAX_LINES, MAX_QUANTITY, Cart, PricedLine, cart_total
 from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
 from shop_order.service_layer.ports import Card, Dependencies
@@ -23,8 +23,6 @@ from shop_order.service_layer.saga_runner import SagaRunner
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
-MAX_LINES = 100
-MAX_QUANTITY = 10_000
 MAX_ID = 64
 # Time kept back from the caller's deadline to write the reply.
 REPLY_MARGIN_SECONDS = 0.05
