@@ -34,6 +34,8 @@ VENV_BIN = ROOT / ".venv" / "bin"
 UV_REQUIREMENT = "uv>=0.9,<1"
 PROTO_ROOT = ROOT / "protos"
 PROTO_OUT = ROOT / "libs" / "shop-protos" / "src"
+# shop's API, and protovalidate's rule definitions that it imports (protos/buf/validate).
+GENERATED_PACKAGES = ("shop", "buf")
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> None:
@@ -89,14 +91,16 @@ def generate_protos(out: Path) -> None:
         f"--mypy_grpc_out={out}",
         *protos,
     )
-    for folder in [out / "shop", *(p for p in (out / "shop").rglob("*") if p.is_dir())]:
-        (folder / "__init__.py").touch()
-    (out / "shop" / "py.typed").touch()
+    for top in GENERATED_PACKAGES:
+        for folder in [out / top, *(p for p in (out / top).rglob("*") if p.is_dir())]:
+            (folder / "__init__.py").touch()
+        (out / top / "py.typed").touch()
 
 
 def task_protos(_: list[str]) -> None:
     sync()
-    shutil.rmtree(PROTO_OUT / "shop", ignore_errors=True)
+    for top in GENERATED_PACKAGES:
+        shutil.rmtree(PROTO_OUT / top, ignore_errors=True)
     generate_protos(PROTO_OUT)
 
 
@@ -105,12 +109,15 @@ def task_protos_check(_: list[str]) -> None:
     sync()
     with tempfile.TemporaryDirectory() as tmp:
         generate_protos(Path(tmp))
-        diff = subprocess.run(
-            ["diff", "-r", "-q", str(Path(tmp) / "shop"), str(PROTO_OUT / "shop")],
-            capture_output=True,
-            text=True,
-        )
-    stale = [line for line in diff.stdout.splitlines() if "__pycache__" not in line]
+        diffs = [
+            subprocess.run(
+                ["diff", "-r", "-q", str(Path(tmp) / top), str(PROTO_OUT / top)],
+                capture_output=True,
+                text=True,
+            ).stdout
+            for top in GENERATED_PACKAGES
+        ]
+    stale = [line for d in diffs for line in d.splitlines() if "__pycache__" not in line]
     if stale:
         print("generated code is stale; run `python3 tasks.py protos`:", *stale, sep="\n  ")
         sys.exit(1)

@@ -23,6 +23,7 @@ from shop_cli.suite import NAMESPACE
 from shop_grpc import certs
 from shop_grpc.channels import open_channel
 from shop_grpc.config import TlsSettings
+from shop_grpc.testing import id_for
 
 
 def channel_as(suite, identity_dir: Path, service: str) -> grpc.aio.Channel:
@@ -67,15 +68,15 @@ async def test_the_operator_may_not_reserve_stock_or_charge(suite, shop):
     async with channel_as(suite, client, "inventory") as channel:
         inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
         reserve = inventory.ReserveItems(
-            inventory_pb2.ReserveItemsRequest(order_id="o-by-hand"), timeout=5
+            inventory_pb2.ReserveItemsRequest(order_id=id_for("o-by-hand")), timeout=5
         )
         assert await code_of(reserve) == grpc.StatusCode.PERMISSION_DENIED
     async with channel_as(suite, client, "payment") as channel:
         payments = payment_pb2_grpc.PaymentServiceStub(channel)
-        charge = payments.Charge(payment_pb2.ChargeRequest(order_id="o-by-hand"), timeout=5)
+        charge = payments.Charge(payment_pb2.ChargeRequest(order_id=id_for("o-by-hand")), timeout=5)
         assert await code_of(charge) == grpc.StatusCode.PERMISSION_DENIED
     assert (await shop.stock(product)).available == 5
-    assert await shop.payments_of("o-by-hand") == []
+    assert await shop.payments_of(id_for("o-by-hand")) == []
     denied = [line for line in suite.log_tail("inventory", 200) if "permission denied" in line]
     assert any("ReserveItems" in line and '"caller": "client"' in line for line in denied)
 
@@ -86,11 +87,11 @@ async def test_order_itself_may_reserve_stock(suite, shop):
     async with channel_as(suite, suite.certs_dir / "order", "inventory") as channel:
         inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
         request = inventory_pb2.ReserveItemsRequest(
-            order_id="o-as-order", lines=[{"product_id": product, "quantity": 2}]
+            order_id=id_for("o-as-order"), lines=[{"product_id": product, "quantity": 2}]
         )
         await inventory.ReserveItems(request, timeout=5)
         await inventory.ReleaseReservation(
-            inventory_pb2.ReleaseReservationRequest(order_id="o-as-order"), timeout=5
+            inventory_pb2.ReleaseReservationRequest(order_id=id_for("o-as-order")), timeout=5
         )
     assert (await shop.stock(product)).available == 5
 

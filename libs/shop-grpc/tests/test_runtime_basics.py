@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 
-from shop_grpc import pagination
 from shop_grpc.config import ConfigError, Env, server_settings
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.money import CurrencyMismatch, Money
+from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database, UtcDateTime, async_url
 
 
@@ -35,13 +38,67 @@ def test_money_adds_in_minor_units_and_refuses_to_mix_currencies():
         Money("USD", 1) + Money("EUR", 1)
 
 
-def test_page_tokens_round_trip_and_reject_foreign_or_forged_tokens():
-    token = pagination.encode("users", ["2026-01-01T00:00:00+00:00", "u-1"])
-    assert pagination.decode("users", token) == ["2026-01-01T00:00:00+00:00", "u-1"]
-    assert pagination.decode("users", "") is None
-    for bad in (pagination.encode("orders", ["x"]), "not-a-token!", "e30"):
-        with pytest.raises(InvalidArgument):
-            pagination.decode("users", bad)
+def test_page_tokens_round_trip_with_their_types():
+    tokens = PageTokens(bytes(32))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    token = tokens.issue("users", [at, "u-1"])
+    assert tokens.read_time_and_id("users", token) == (at, "u-1")
+    assert tokens.read_id("products", tokens.issue("products", ["widget"])) == "widget"
+    assert tokens.read_time_and_id("users", "") is None
+    assert "u-1" not in base64.urlsafe_b64decode(token + "==").decode(errors="replace")
+
+
+def _sealed(tokens: PageTokens, scope: str, plain: bytes) -> str:
+    """A token this key really sealed, holding whatever `plain` says (a server bug's token)."""
+    nonce = bytes(12)
+    raw = nonce + tokens._aead.encrypt(nonce, plain, scope.encode())
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _forged(scope_key: list[object]) -> str:
+    """A token as the first format made them: readable JSON, no seal (the issue's example)."""
+    raw = json.dumps({"s": "orders/u", "k": scope_key}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_any_token_this_list_did_not_issue_is_invalid_argument_on_page_token():
+    tokens = PageTokens(bytes(32))
+    good = tokens.issue("orders/u", [datetime(2026, 1, 1, tzinfo=UTC), "o-1"])
+    flipped = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    bad = [
+        _forged(["x", "y"]),
+        _forged([1, 2, 3]),
+        "not-a-token!",
+        "e30",
+        flipped,
+        good[:10],
+        tokens.issue("orders/v", [datetime(2026, 1, 1, tzinfo=UTC), "o-1"]),  # other user
+        PageTokens(bytes(range(32))).issue("orders/u", [datetime.now(UTC), "o"]),  # other key
+        _sealed(tokens, "orders/u", b'["x","y"]'),  # sealed, but not a time
+        _sealed(tokens, "orders/u", b'["2026-01-01T00:00:00","o"]'),  # naive time
+        _sealed(tokens, "orders/u", b'["2026-01-01T00:00:00+00:00",5]'),
+        _sealed(tokens, "orders/u", b'{"k":1}'),
+        _sealed(tokens, "orders/u", b"\xff\xfe"),
+    ]
+    for token in bad:
+        with pytest.raises(InvalidArgument) as caught:
+            tokens.read_time_and_id("orders/u", token)
+        assert [v.field for v in caught.value.violations] == ["page_token"], token
+    with pytest.raises(InvalidArgument):
+        tokens.read_id("products", _sealed(tokens, "products", b"[true]"))
+
+
+async def test_every_replica_of_a_database_shares_one_page_token_key(database_url):
+    first, second = Database(database_url), Database(database_url)
+    await first.migrate(MetaData())
+    keys = await asyncio.gather(first.secret("page-tokens"), second.secret("page-tokens"))
+    assert keys[0] == keys[1]
+    assert len(keys[0]) == 32
+    assert await first.secret("other") != keys[0]
+    token = (await PageTokens.load(first)).issue("users", ["u"])
+    assert (await PageTokens.load(second)).read_id("users", token) == "u"
+    await first.dispose()
+    await second.dispose()
 
 
 def test_plain_urls_get_the_async_drivers():

@@ -9,6 +9,7 @@ import pytest
 from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop_grpc.changes import ChangeSignal
+from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database
 from shop_grpc.testing import database_url, serving, test_settings  # noqa: F401
 from shop_inventory.adapters.orm import metadata
@@ -81,7 +82,9 @@ async def inventory(database_url: str, reservation_ttl: timedelta) -> AsyncItera
 
     settings = test_settings("inventory", database_url)
     try:
-        async with serving(settings, [registration(uow, changes, reservation_ttl)]) as channel:
+        async with serving(
+            settings, [registration(uow, changes, reservation_ttl, await PageTokens.load(db))]
+        ) as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
             yield Inventory(stub, uow, changes)  # type: ignore[arg-type]
     finally:

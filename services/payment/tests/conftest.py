@@ -6,6 +6,7 @@ import pytest
 
 from shop.payment.v1 import payment_pb2_grpc
 from shop_grpc.money import Money
+from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database
 from shop_grpc.testing import (
     database_url,  # noqa: F401  (a fixture)
@@ -48,5 +49,7 @@ async def stub(
     database_url: str,  # noqa: F811
 ) -> AsyncIterator[payment_pb2_grpc.PaymentServiceAsyncStub]:
     settings = test_settings("payment", database_url)
-    async with serving(settings, [registration(db, processor)]) as channel:
+    async with serving(
+        settings, [registration(db, processor, await PageTokens.load(db))]
+    ) as channel:
         yield payment_pb2_grpc.PaymentServiceStub(channel)  # type: ignore[misc]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,7 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -33,6 +35,16 @@ from sqlalchemy.types import TypeDecorator
 from shop_grpc import telemetry
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# The runtime's own table in every service's database: keys that every replica of the
+# service must share (they all use the same database) and that outlive restarts.
+_runtime = MetaData()
+_secrets = Table(
+    "shop_secrets",
+    _runtime,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
 
 
 def async_url(url: str) -> str:
@@ -100,13 +112,34 @@ class Database:
             yield session
 
     async def migrate(self, metadata: MetaData) -> None:
-        """Creates missing tables; safe when several replicas start at once."""
+        """Creates missing tables (the service's and the runtime's); safe when several
+        replicas start at once."""
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 # Serialize concurrent start-ups: CREATE TABLE IF NOT EXISTS still races.
                 key = zlib.crc32(",".join(sorted(metadata.tables)).encode())
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            await conn.run_sync(_runtime.create_all)
             await conn.run_sync(metadata.create_all)
+
+    async def secret(self, name: str, size: int = 32) -> bytes:
+        """A random key of `size` bytes, made once per database and shared by every replica.
+
+        The first caller to ask stores it; a concurrent first caller loses the insert and
+        reads the winner's key. Needs ``migrate()`` first.
+        """
+        dialect = sqlite if self.is_sqlite else postgresql
+        insert = (
+            dialect.insert(_secrets)
+            .values(name=name, value=secrets.token_bytes(size))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        async with self.session() as session:
+            await session.execute(insert)
+            await session.commit()
+            value = await session.scalar(select(_secrets.c.value).where(_secrets.c.name == name))
+        assert value is not None
+        return bytes(value)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

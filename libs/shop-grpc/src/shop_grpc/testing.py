@@ -72,6 +72,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
+def id_for(name: str) -> str:
+    """The lower-case UUID that stands for `name` in a test: the same name gives the same id.
+
+    Ids the services issue are UUIDs (the ``server_id`` rule in shop/common/v1/rules.proto), so
+    tests that make up ids use these rather than readable strings the API would refuse.
+    """
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"shop-test:{name}"))
+
+
 def test_settings(service: str, database_url: str, **overrides: object) -> ServerSettings:
     values: dict[str, object] = {
         "service": service,

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from shop_grpc import logs, telemetry
 from shop_grpc.changes import ChangeSignal
+from shop_grpc.pagination import PageTokens
 from shop_grpc.server import GrpcServer, run
 from shop_grpc.storage import Database
 from shop_inventory.adapters.orm import metadata
@@ -27,7 +28,9 @@ async def serve(settings: Settings) -> None:
         return SqlUnitOfWork(db, changes)
 
     ttl = timedelta(seconds=settings.reservation_ttl_seconds)
-    server = GrpcServer(server_settings, [registration(uow, changes, ttl)])
+    server = GrpcServer(
+        server_settings, [registration(uow, changes, ttl, await PageTokens.load(db))]
+    )
     await run(
         server,
         background=[expiry_sweeper(uow, settings.sweep_seconds)],

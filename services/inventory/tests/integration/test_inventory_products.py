@@ -74,7 +74,7 @@ async def test_invalid_product_names_every_bad_field(inventory):
         "product.title",
         "product.description",
         "product.price.currency_code",
-        "product.price.amount_minor",
+        "product.price",  # not positive
     }
     code, _ = await _fails(
         inventory.stub.GetProduct(inventory_pb2.GetProductRequest(product_id="bad_id"))

@@ -9,6 +9,7 @@ from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2
 from shop_grpc import errors
 from shop_grpc.status import from_rpc_error
+from shop_grpc.testing import id_for
 
 PENDING = inventory_pb2.Reservation.STATE_PENDING
 COMMITTED = inventory_pb2.Reservation.STATE_COMMITTED
@@ -33,7 +34,7 @@ async def test_reserve_holds_stock_and_prices_lines(inventory):
     await inventory.add_product("a", price_minor=250, stock=10)
     await inventory.add_product("b", price_minor=1000, stock=3)
 
-    reservation = await inventory.reserve("order-1", ("a", 4), ("b", 3))
+    reservation = await inventory.reserve(id_for("order-1"), ("a", 4), ("b", 3))
 
     assert reservation.state == PENDING
     assert [(x.product_id, x.quantity, x.unit_price.amount_minor) for x in reservation.lines] == [
@@ -45,17 +46,17 @@ async def test_reserve_holds_stock_and_prices_lines(inventory):
     assert await inventory.stock("a") == (6, 4, 0)
     assert await inventory.stock("b") == (0, 3, 0)
     fetched = await inventory.stub.GetReservation(
-        inventory_pb2.GetReservationRequest(order_id="order-1")
+        inventory_pb2.GetReservationRequest(order_id=id_for("order-1"))
     )
     assert fetched == reservation
 
 
 async def test_commit_sells_and_is_idempotent(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve("order-1", ("a", 4))
+    await inventory.reserve(id_for("order-1"), ("a", 4))
 
-    committed = await inventory.stub.CommitReservation(_commit("order-1"))
-    again = await inventory.stub.CommitReservation(_commit("order-1"))
+    committed = await inventory.stub.CommitReservation(_commit(id_for("order-1")))
+    again = await inventory.stub.CommitReservation(_commit(id_for("order-1")))
 
     assert committed.state == again.state == COMMITTED
     assert await inventory.stock("a") == (6, 0, 4)
@@ -63,10 +64,10 @@ async def test_commit_sells_and_is_idempotent(inventory):
 
 async def test_release_returns_held_stock_and_is_idempotent(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve("order-1", ("a", 4))
+    await inventory.reserve(id_for("order-1"), ("a", 4))
 
-    released = await inventory.stub.ReleaseReservation(_release("order-1"))
-    again = await inventory.stub.ReleaseReservation(_release("order-1"))
+    released = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
+    again = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
 
     assert released.state == again.state == RELEASED
     assert await inventory.stock("a") == (10, 0, 0)
@@ -74,10 +75,10 @@ async def test_release_returns_held_stock_and_is_idempotent(inventory):
 
 async def test_release_after_commit_takes_sold_stock_back(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve("order-1", ("a", 4))
-    await inventory.stub.CommitReservation(_commit("order-1"))
+    await inventory.reserve(id_for("order-1"), ("a", 4))
+    await inventory.stub.CommitReservation(_commit(id_for("order-1")))
 
-    returned = await inventory.stub.ReleaseReservation(_release("order-1"))
+    returned = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
 
     assert returned.state == RELEASED
     assert await inventory.stock("a") == (10, 0, 0)
@@ -85,10 +86,10 @@ async def test_release_after_commit_takes_sold_stock_back(inventory):
 
 async def test_commit_after_release_is_failed_precondition(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve("order-1", ("a", 4))
-    await inventory.stub.ReleaseReservation(_release("order-1"))
+    await inventory.reserve(id_for("order-1"), ("a", 4))
+    await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
 
-    code, error = await _error(inventory.stub.CommitReservation(_commit("order-1")))
+    code, error = await _error(inventory.stub.CommitReservation(_commit(id_for("order-1"))))
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "RESERVATION_RELEASED"
@@ -100,7 +101,7 @@ async def test_short_stock_fails_every_short_line_and_holds_nothing(inventory):
     await inventory.add_product("b", stock=10)
     await inventory.add_product("c", stock=0)
 
-    code, error = await _error(inventory.reserve("order-1", ("a", 3), ("b", 2), ("c", 1)))
+    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 3), ("b", 2), ("c", 1)))
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert isinstance(error, errors.FailedPrecondition)
@@ -111,17 +112,19 @@ async def test_short_stock_fails_every_short_line_and_holds_nothing(inventory):
     assert await inventory.stock("a") == (1, 0, 0)
     assert await inventory.stock("b") == (10, 0, 0)
     code, _ = await _error(
-        inventory.stub.GetReservation(inventory_pb2.GetReservationRequest(order_id="order-1"))
+        inventory.stub.GetReservation(
+            inventory_pb2.GetReservationRequest(order_id=id_for("order-1"))
+        )
     )
     assert code == grpc.StatusCode.NOT_FOUND
 
 
 async def test_repeated_reserve_returns_the_first_reservation(inventory):
     await inventory.add_product("a", stock=10)
-    first = await inventory.reserve("order-1", ("a", 4))
-    await inventory.stub.CommitReservation(_commit("order-1"))
+    first = await inventory.reserve(id_for("order-1"), ("a", 4))
+    await inventory.stub.CommitReservation(_commit(id_for("order-1")))
 
-    again = await inventory.reserve("order-1", ("a", 4))
+    again = await inventory.reserve(id_for("order-1"), ("a", 4))
 
     assert again.order_id == first.order_id
     assert again.state == COMMITTED
@@ -130,9 +133,9 @@ async def test_repeated_reserve_returns_the_first_reservation(inventory):
 
 async def test_repeated_reserve_with_other_lines_is_failed_precondition(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve("order-1", ("a", 4))
+    await inventory.reserve(id_for("order-1"), ("a", 4))
 
-    code, error = await _error(inventory.reserve("order-1", ("a", 5)))
+    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 5)))
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "RESERVATION_MISMATCH"
@@ -142,16 +145,18 @@ async def test_repeated_reserve_with_other_lines_is_failed_precondition(inventor
 async def test_concurrent_duplicate_reserves_hold_stock_once(inventory):
     await inventory.add_product("a", stock=10)
 
-    results = await asyncio.gather(*(inventory.reserve("order-1", ("a", 2)) for _ in range(5)))
+    results = await asyncio.gather(
+        *(inventory.reserve(id_for("order-1"), ("a", 2)) for _ in range(5))
+    )
 
-    assert {r.order_id for r in results} == {"order-1"}
+    assert {r.order_id for r in results} == {id_for("order-1")}
     assert await inventory.stock("a") == (8, 2, 0)
 
 
 async def test_unknown_product_is_not_found_and_holds_nothing(inventory):
     await inventory.add_product("a", stock=10)
 
-    code, error = await _error(inventory.reserve("order-1", ("a", 1), ("ghost", 1)))
+    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 1), ("ghost", 1)))
 
     assert code == grpc.StatusCode.NOT_FOUND
     assert isinstance(error, errors.NotFound)
@@ -163,7 +168,7 @@ async def test_products_in_different_currencies_cannot_share_a_reservation(inven
     await inventory.add_product("a", currency="USD", stock=10)
     await inventory.add_product("b", currency="EUR", stock=10)
 
-    code, error = await _error(inventory.reserve("order-1", ("a", 1), ("b", 1)))
+    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 1), ("b", 1)))
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "MIXED_CURRENCIES"
@@ -185,7 +190,7 @@ async def test_invalid_reserve_names_each_bad_line(inventory):
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert {v.field for v in error.violations} == {
         "order_id",
-        "lines[1].product_id",
+        "lines",  # names product "a" twice
         "lines[2].quantity",
         "lines[3].product_id",
         "lines[3].quantity",
@@ -198,7 +203,7 @@ async def test_reserve_needs_between_one_and_a_hundred_lines(inventory):
     for lines in ([], too_many):
         code, error = await _error(
             inventory.stub.ReserveItems(
-                inventory_pb2.ReserveItemsRequest(order_id="order-1", lines=lines)
+                inventory_pb2.ReserveItemsRequest(order_id=id_for("order-1"), lines=lines)
             )
         )
         assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -208,9 +213,11 @@ async def test_reserve_needs_between_one_and_a_hundred_lines(inventory):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda stub: stub.CommitReservation(_commit("nope")),
-        lambda stub: stub.ReleaseReservation(_release("nope")),
-        lambda stub: stub.GetReservation(inventory_pb2.GetReservationRequest(order_id="nope")),
+        lambda stub: stub.CommitReservation(_commit(id_for("nope"))),
+        lambda stub: stub.ReleaseReservation(_release(id_for("nope"))),
+        lambda stub: stub.GetReservation(
+            inventory_pb2.GetReservationRequest(order_id=id_for("nope"))
+        ),
     ],
 )
 async def test_unknown_reservation_is_not_found(inventory, call):
@@ -224,7 +231,7 @@ async def test_concurrent_reserves_never_oversell(inventory):
 
     async def attempt(n: int) -> grpc.StatusCode:
         try:
-            await inventory.reserve(f"order-{n}", ("a", 1))
+            await inventory.reserve(id_for(f"order-{n}"), ("a", 1))
         except grpc.aio.AioRpcError as exc:
             return exc.code()
         return grpc.StatusCode.OK

@@ -8,6 +8,7 @@ import pytest
 from shop.inventory.v1 import inventory_pb2
 from shop_grpc import errors
 from shop_grpc.status import from_rpc_error
+from shop_grpc.testing import id_for
 
 
 async def _stream(*messages: tuple[str, str, int]):
@@ -46,7 +47,7 @@ async def test_import_naming_an_unknown_product_applies_nothing(inventory):
         await inventory.import_stock([("a", 5), ("ghost", 1)], request_id="imp-1")
 
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "messages[1]" in caught.value.details()
+    assert "requests[1]" in caught.value.details()
     assert "ghost" in caught.value.details()
     assert await inventory.stock("a") == (0, 0, 0)
     # The failed attempt did not burn its request_id.
@@ -57,10 +58,10 @@ async def test_import_naming_an_unknown_product_applies_nothing(inventory):
 @pytest.mark.parametrize(
     ("messages", "field"),
     [
-        ([], "messages"),
-        ([("r", "a", 0)], "messages[0].quantity"),
-        ([("r", "", 1)], "messages[0].product_id"),
-        ([("r", "a", 1), ("other", "a", 1)], "messages[1].request_id"),
+        ([], "requests"),
+        ([("r", "a", 0)], "requests[0].quantity"),
+        ([("r", "", 1)], "requests[0].product_id"),
+        ([("r", "a", 1), ("other", "a", 1)], "requests[1].request_id"),
     ],
 )
 async def test_invalid_import_is_rejected_before_anything_applies(inventory, messages, field):
@@ -83,7 +84,7 @@ async def test_watch_sends_current_level_then_changes(inventory):
         first = [await call.read(), await call.read()]
         assert [(x.product_id, x.available) for x in first] == [("a", 3), ("b", 0)]
 
-        await inventory.reserve("order-1", ("a", 2))
+        await inventory.reserve(id_for("order-1"), ("a", 2))
         change = await asyncio.wait_for(call.read(), timeout=5)
 
         assert (change.product_id, change.available, change.reserved) == ("a", 1, 2)

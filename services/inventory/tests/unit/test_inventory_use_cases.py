@@ -175,7 +175,7 @@ async def test_list_products_reports_whether_more_follow(uow):
 async def test_import_is_all_or_nothing_and_idempotent(uow):
     await _add(uow, "a")
 
-    with pytest.raises(ImportedProductNotFound, match=r"messages\[1\]"):
+    with pytest.raises(ImportedProductNotFound, match=r"requests\[1\]"):
         await stock.import_stock(uow, "r1", [ImportLine("a", 2), ImportLine("x", 1)], NOW)
     assert _level(uow, "a") == (0, 0, 0)
 

@@ -9,6 +9,7 @@ import grpc
 from shop_grpc import logs, telemetry
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.channels import open_channel
+from shop_grpc.pagination import PageTokens
 from shop_grpc.server import GrpcServer, run
 from shop_grpc.storage import Database
 from shop_order.adapters.clients import (
@@ -79,7 +80,8 @@ async def build(settings: Settings, deps: Dependencies | None = None) -> OrderAp
         return OrderUnitOfWork(db, readonly=readonly)
 
     runner = SagaRunner(uow, deps, lease, signal, settings.saga)
-    servicer = OrderServicer(uow, deps, runner, signal, settings.waits)
+    tokens = await PageTokens.load(db)
+    servicer = OrderServicer(uow, deps, runner, signal, settings.waits, tokens)
     return OrderApp(db, channels, runner, servicer)
 
 

@@ -14,11 +14,17 @@ from shop.payment.v1 import payment_pb2
 from shop_grpc import status
 from shop_grpc.config import Env
 from shop_grpc.errors import InvalidArgument
-from shop_grpc.testing import serving, test_settings
+from shop_grpc.testing import id_for, serving, test_settings
 from shop_order import bootstrap, config
 from shop_order.entrypoints.grpc import WaitSettings, registration
 
+ALICE = id_for("alice")
 CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
+
+
+@pytest.fixture(autouse=True)
+def alice_exists(world) -> None:
+    world.users.known.add(ALICE)
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def line(product_id: str, quantity: int) -> money_pb2.LineItem:
 
 async def test_create_order_returns_the_confirmed_order(stub):
     order = await stub.CreateOrder(
-        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 2)], card=CARD),
+        order_pb2.CreateOrderRequest(user_id=ALICE, lines=[line("widget", 2)], card=CARD),
         timeout=5,
     )
     assert order.status == order_pb2.Order.STATUS_CONFIRMED
@@ -69,20 +75,20 @@ async def test_malformed_requests_get_invalid_argument_naming_every_bad_field(st
         "user_id",
         "lines[0].quantity",
         "lines[1].product_id",
-        "lines[2].product_id",
+        "lines",  # names "widget" twice
         "card.number",
         "card.exp_month",
         "card.cvc",
         "request_id",
     }
-    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id="alice"), timeout=5)
+    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=ALICE), timeout=5)
     assert list(listed.orders) == []
     assert world.faults.calls == []
 
 
 async def test_a_card_the_payment_service_rejects_is_invalid_argument_and_stores_nothing(stub):
     request = order_pb2.CreateOrderRequest(
-        user_id="alice",
+        user_id=ALICE,
         lines=[line("widget", 1)],
         card=payment_pb2.PaymentCard(number="4242x", exp_month=1, exp_year=2040, cvc="123"),
     )
@@ -90,19 +96,19 @@ async def test_a_card_the_payment_service_rejects_is_invalid_argument_and_stores
         await stub.CreateOrder(request, timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "card.number" in caught.value.details()
-    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id="alice"), timeout=5)
+    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=ALICE), timeout=5)
     assert list(listed.orders) == []
 
 
 async def test_unknown_orders_are_not_found(stub):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.GetOrder(order_pb2.GetOrderRequest(order_id="nope"), timeout=5)
+        await stub.GetOrder(order_pb2.GetOrderRequest(order_id=id_for("nope")), timeout=5)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_cancelling_a_failed_order_is_a_failed_precondition(stub):
     failed = await stub.CreateOrder(
-        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("gadget", 99)], card=CARD),
+        order_pb2.CreateOrderRequest(user_id=ALICE, lines=[line("gadget", 99)], card=CARD),
         timeout=5,
     )
     assert failed.status == order_pb2.Order.STATUS_FAILED
@@ -113,7 +119,7 @@ async def test_cancelling_a_failed_order_is_a_failed_precondition(stub):
 
 async def test_cancel_returns_the_cancelled_order(stub, world):
     order = await stub.CreateOrder(
-        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 1)], card=CARD),
+        order_pb2.CreateOrderRequest(user_id=ALICE, lines=[line("widget", 1)], card=CARD),
         timeout=5,
     )
     cancelled = await stub.CancelOrder(
@@ -126,7 +132,7 @@ async def test_cancel_returns_the_cancelled_order(stub, world):
 
 async def test_watch_order_ends_after_the_final_state(stub):
     order = await stub.CreateOrder(
-        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 1)], card=CARD),
+        order_pb2.CreateOrderRequest(user_id=ALICE, lines=[line("widget", 1)], card=CARD),
         timeout=5,
     )
     updates = [
@@ -144,7 +150,7 @@ async def test_checkout_prices_the_cart_then_streams_the_placed_order(stub):
         order_pb2.CheckoutRequest(set_line=order_pb2.SetCartLine(product_id="gadget", quantity=9)),
         order_pb2.CheckoutRequest(set_line=order_pb2.SetCartLine(product_id="gadget", quantity=1)),
         order_pb2.CheckoutRequest(
-            place_order=order_pb2.PlaceOrder(user_id="alice", card=CARD, request_id="co-1")
+            place_order=order_pb2.PlaceOrder(user_id=ALICE, card=CARD, request_id="co-1")
         ),
     ]
     replies = [r async for r in stub.Checkout(iter(requests), timeout=10)]
@@ -161,7 +167,7 @@ async def test_checkout_prices_the_cart_then_streams_the_placed_order(stub):
 
 async def test_checkout_rejects_placing_an_empty_cart(stub):
     requests = [
-        order_pb2.CheckoutRequest(place_order=order_pb2.PlaceOrder(user_id="alice", card=CARD))
+        order_pb2.CheckoutRequest(place_order=order_pb2.PlaceOrder(user_id=ALICE, card=CARD))
     ]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         _ = [r async for r in stub.Checkout(iter(requests), timeout=5)]
@@ -172,14 +178,14 @@ async def test_checkout_rejects_placing_an_empty_cart(stub):
 async def test_create_order_not_final_within_the_deadline_is_deadline_exceeded(stub, world):
     world.faults.hang["charge"] = released = asyncio.Event()
     request = order_pb2.CreateOrderRequest(
-        user_id="alice", lines=[line("widget", 1)], card=CARD, request_id="slow-1"
+        user_id=ALICE, lines=[line("widget", 1)], card=CARD, request_id="slow-1"
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreateOrder(request, timeout=0.5)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
     released.set()
-    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id="alice"), timeout=5)
+    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=ALICE), timeout=5)
     [order] = listed.orders
     updates = [
         u
@@ -193,7 +199,7 @@ async def test_create_order_not_final_within_the_deadline_is_deadline_exceeded(s
 async def test_create_order_without_deadline_returns_the_order_as_it_stands(stub, world):
     world.faults.hang["charge"] = asyncio.Event()
     order = await stub.CreateOrder(
-        order_pb2.CreateOrderRequest(user_id="alice", lines=[line("widget", 1)], card=CARD)
+        order_pb2.CreateOrderRequest(user_id=ALICE, lines=[line("widget", 1)], card=CARD)
     )
     assert order.status == order_pb2.Order.STATUS_PENDING
     world.faults.hang["charge"].set()

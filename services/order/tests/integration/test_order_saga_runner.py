@@ -7,11 +7,14 @@ import asyncio
 import pytest
 
 from shop_grpc.errors import InvalidArgument
+from shop_grpc.pagination import PageTokens
 from shop_order.domain.model import Order, OrderLine, Status
 from shop_order.service_layer import orders
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
 
 APPROVED_CARD = ("4242424242424242", 12, 2040, "123")
+
+TOKENS = PageTokens(bytes(32))
 
 
 async def place(
@@ -82,7 +85,7 @@ async def test_a_bad_card_is_rejected_before_anything_is_stored(new_runner, worl
     runner = new_runner()
     with pytest.raises(InvalidArgument):
         await place(runner, world, card=Card("not-a-number", 12, 2040, "123"))
-    found, _ = await orders.list_orders(runner.uow, "alice", 10, "")
+    found, _ = await orders.list_orders(runner.uow, TOKENS, "alice", 10, "")
     assert found == []
 
 
@@ -221,9 +224,9 @@ async def test_watch_streams_every_step_and_ends_when_final(new_runner, world):
 async def test_list_orders_pages_newest_first(new_runner, world):
     runner = new_runner()
     placed = [await place(runner, world, lines=[OrderLine("widget", 1)]) for _ in range(5)]
-    page1, token = await orders.list_orders(runner.uow, "alice", 2, "")
-    page2, token2 = await orders.list_orders(runner.uow, "alice", 2, token)
-    page3, token3 = await orders.list_orders(runner.uow, "alice", 2, token2)
+    page1, token = await orders.list_orders(runner.uow, TOKENS, "alice", 2, "")
+    page2, token2 = await orders.list_orders(runner.uow, TOKENS, "alice", 2, token)
+    page3, token3 = await orders.list_orders(runner.uow, TOKENS, "alice", 2, token2)
     ids = [o.order_id for o in page1 + page2 + page3]
     assert ids == [o.order_id for o in reversed(placed)]
     assert token3 == ""

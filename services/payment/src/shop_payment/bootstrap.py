@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shop_grpc import logs, telemetry
+from shop_grpc.pagination import PageTokens
 from shop_grpc.server import GrpcServer, run
 from shop_grpc.storage import Database
 from shop_payment.adapters.orm import metadata
@@ -19,5 +20,7 @@ async def serve(settings: Settings) -> None:
     telemetry.configure(server_settings)
     db = Database(server_settings.database_url)
     await db.migrate(metadata)
-    server = GrpcServer(server_settings, [registration(db, DeterministicProcessor())])
+    server = GrpcServer(
+        server_settings, [registration(db, DeterministicProcessor(), await PageTokens.load(db))]
+    )
     await run(server, cleanup=[db.dispose])

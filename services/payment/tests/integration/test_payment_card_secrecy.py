@@ -13,7 +13,9 @@ import structlog
 from shop.common.v1 import money_pb2
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shop_grpc import testing
+from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database
+from shop_grpc.testing import id_for
 from shop_payment.adapters.orm import metadata
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration
@@ -68,13 +70,15 @@ async def test_card_number_and_cvc_are_never_stored_or_logged(
     await db.migrate(metadata)
     # Imported through the module: a bare test_settings would be collected as a test.
     settings = testing.test_settings("payment", url)
-    async with testing.serving(settings, [registration(db, DeterministicProcessor())]) as channel:
+    async with testing.serving(
+        settings, [registration(db, DeterministicProcessor(), await PageTokens.load(db))]
+    ) as channel:
         stub = payment_pb2_grpc.PaymentServiceStub(channel)
         card = payment_pb2.PaymentCard(number=NUMBER, exp_month=12, exp_year=2099, cvc=CVC)
         method = await stub.CreatePaymentMethod(payment_pb2.CreatePaymentMethodRequest(card=card))
         payment = await stub.Charge(
             payment_pb2.ChargeRequest(
-                order_id="order-1",
+                order_id=id_for("order-1"),
                 payment_method_id=method.payment_method_id,
                 amount=money_pb2.Money(currency_code="USD", amount_minor=4200),
             )

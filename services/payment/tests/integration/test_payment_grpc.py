@@ -92,21 +92,22 @@ async def test_payment_method_request_id_is_idempotent(stub, db):
     assert (await row_counts(db))["payment_methods"] == 1
 
 
+BETWEEN_1_AND_12 = "must be greater than or equal to 1 and less than or equal to 12"
 BAD_CARDS = [
     (card("4242 4242 4242 4241"), {"card.number": "fails the Luhn check"}),
     (card("4242"), {"card.number": "must be 12 to 19 digits"}),
-    (card(exp_month=13), {"card.exp_month": "must be between 1 and 12"}),
+    (card(exp_month=13), {"card.exp_month": BETWEEN_1_AND_12}),
     (card(exp_year=2001), {"card.exp_year": "is in the past"}),
     (card(cvc="12"), {"card.cvc": "must be 3 or 4 digits"}),
     (
         card("1234", exp_month=0, cvc=""),
         {
             "card.number": "must be 12 to 19 digits",
-            "card.exp_month": "must be between 1 and 12",
+            "card.exp_month": BETWEEN_1_AND_12,
             "card.cvc": "must be 3 or 4 digits",
         },
     ),
-    (None, {"card": "is required"}),
+    (None, {"card": "value is required"}),
 ]
 
 
@@ -201,7 +202,7 @@ BAD_CHARGES = [
         payment_pb2.ChargeRequest(
             order_id="o", payment_method_id="not-a-uuid", amount=usd(0, "usd")
         ),
-        {"payment_method_id", "amount.amount_minor", "amount.currency_code"},
+        {"order_id", "payment_method_id", "amount", "amount.currency_code"},
     ),
     (
         payment_pb2.ChargeRequest(
@@ -210,7 +211,7 @@ BAD_CHARGES = [
             amount=usd(-5),
             request_id="r" * 65,
         ),
-        {"order_id", "amount.amount_minor", "request_id"},
+        {"order_id", "amount", "amount.amount_minor", "request_id"},
     ),
 ]
 
@@ -320,7 +321,7 @@ BAD_REFUNDS = [
     (payment_pb2.RefundRequest(), {"payment_id", "request_id"}),
     (
         payment_pb2.RefundRequest(payment_id="nope", amount=usd(0, "US"), request_id="r"),
-        {"payment_id", "amount.amount_minor", "amount.currency_code"},
+        {"payment_id", "amount", "amount.currency_code"},
     ),
     (
         payment_pb2.RefundRequest(payment_id=str(uuid.uuid4()), request_id="r" * 65),

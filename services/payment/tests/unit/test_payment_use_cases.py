@@ -7,6 +7,7 @@ import pytest
 
 from shop_grpc.errors import FailedPrecondition, InvalidArgument, NotFound
 from shop_grpc.money import Money
+from shop_grpc.pagination import PageTokens
 from shop_payment.domain.cards import Card
 from shop_payment.domain.errors import DuplicateKey, RefundRequestReused
 from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus, Refund, new_payment
@@ -15,6 +16,8 @@ from shop_payment.service_layer import payments
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 USD10 = Money("USD", 1000)
+
+TOKENS = PageTokens(bytes(32))
 
 
 class FakeRepository:
@@ -196,7 +199,7 @@ async def test_list_pages_until_the_last(uow, processor):
         await payments.charge(uow, processor, f"o{n}", pm.payment_method_id, USD10, at)
     seen, token = [], ""
     while True:
-        page, token = await payments.list_payments(uow, "", 2, token)
+        page, token = await payments.list_payments(uow, TOKENS, "", 2, token)
         seen += [p.order_id for p in page]
         if not token:
             break
@@ -207,6 +210,6 @@ async def test_list_refuses_a_token_of_another_list(uow, processor):
     pm = await method(uow, processor)
     for n in range(3):
         await payments.charge(uow, processor, f"o{n}", pm.payment_method_id, USD10, NOW)
-    _, token = await payments.list_payments(uow, "", 1, "")
+    _, token = await payments.list_payments(uow, TOKENS, "", 1, "")
     with pytest.raises(InvalidArgument):
-        await payments.list_payments(uow, "o1", 1, token)
+        await payments.list_payments(uow, TOKENS, "o1", 1, token)

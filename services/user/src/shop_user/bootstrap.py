@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shop_grpc import logs, telemetry
 from shop_grpc.changes import ChangeSignal
+from shop_grpc.pagination import PageTokens
 from shop_grpc.server import GrpcServer, run
 from shop_grpc.storage import Database
 from shop_user.adapters.orm import metadata
@@ -20,5 +21,5 @@ async def serve(settings: Settings) -> None:
     db = Database(server_settings.database_url)
     await db.migrate(metadata)
     changes = ChangeSignal()
-    server = GrpcServer(server_settings, [registration(db, changes)])
+    server = GrpcServer(server_settings, [registration(db, changes, await PageTokens.load(db))])
     await run(server, cleanup=[db.dispose], stopping=[changes.close])

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_grpc import errors, testing
 from shop_grpc.changes import ChangeSignal
+from shop_grpc.pagination import PageTokens
 from shop_grpc.status import from_rpc_error
 from shop_grpc.storage import Database
 from shop_user.adapters.orm import metadata, user_events, users
@@ -57,7 +58,7 @@ async def api(database_url):
     settings = testing.test_settings("user", database_url)
     try:
         async with testing.serving(
-            settings, [registration(db, ChangeSignal(poll_seconds=0.2))]
+            settings, [registration(db, ChangeSignal(poll_seconds=0.2), await PageTokens.load(db))]
         ) as channel:
             api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
             yield api

@@ -8,10 +8,13 @@ from datetime import datetime
 import pytest
 
 from shop_grpc.errors import InvalidArgument
+from shop_grpc.pagination import PageTokens
 from shop_user.domain import passwords
 from shop_user.domain.errors import RequestIdReused, StorageConflict, UserNotFound, UserTaken
 from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
 from shop_user.service_layer import services
+
+TOKENS = PageTokens(bytes(32))
 
 
 class FakeUsers:
@@ -188,7 +191,7 @@ async def test_list_pages_through_every_user_in_creation_order(uow):
     created = [await services.create_user(uow, new(f"user{i}", password="x" * 8)) for i in range(5)]
     seen, token = [], ""
     while True:
-        page = await services.list_users(uow, 2, token)
+        page = await services.list_users(uow, TOKENS, 2, token)
         seen += page.users
         token = page.next_page_token
         if not token:
@@ -200,7 +203,7 @@ async def test_list_pages_through_every_user_in_creation_order(uow):
 
 async def test_a_foreign_page_token_is_invalid(uow):
     with pytest.raises(InvalidArgument) as info:
-        await services.list_users(uow, 2, "garbage")
+        await services.list_users(uow, TOKENS, 2, "garbage")
     assert info.value.violations[0].field == "page_token"
 
 

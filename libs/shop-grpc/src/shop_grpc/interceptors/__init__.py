@@ -11,7 +11,12 @@ Server:
   4. ErrorMapping     ShopError -> status code + google.rpc details; anything else -> INTERNAL
   5. DeadlineBinding  binds the call's deadline (or the default budget) for outbound calls;
                       answers a stray CancelledError with a status (shop_grpc.deadlines)
-  6. FaultInjection   only when SHOP_FAULTS is set (tests): delays or fails chosen methods
+  6. RequestValidation every request message against the rules in its .proto
+                      (protovalidate; shop_grpc.validation): INVALID_ARGUMENT before any
+                      handler code runs. Inside ErrorMapping, which turns it into a status;
+                      after the identity check, so unauthorised callers learn nothing of the
+                      rules' verdicts.
+  7. FaultInjection   only when SHOP_FAULTS is set (tests): delays or fails chosen methods
                       right before the handler, so it sees what the handler would see
 
 Client (channels.open_channel installs ``client_interceptors()``):
@@ -39,6 +44,7 @@ from shop_grpc.interceptors.errors import ErrorMapping
 from shop_grpc.interceptors.faults import FaultInjection
 from shop_grpc.interceptors.identity import identity_check
 from shop_grpc.interceptors.logging import RequestLogging
+from shop_grpc.interceptors.validation import RequestValidation
 
 
 def server_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterceptor]:
@@ -48,6 +54,7 @@ def server_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterce
         *identity_check(settings.tls),
         ErrorMapping(),
         DeadlineBinding(settings.default_deadline_seconds),
+        RequestValidation(),
     ]
     if settings.faults:
         chain.append(FaultInjection(settings.faults))

@@ -20,15 +20,28 @@ _FACTORIES = {
 }
 
 
-def _behavior(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
+def behavior_of(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
     behavior: Callable[..., Any] = (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
     return behavior
 
 
+def with_behavior(
+    handler: grpc.RpcMethodHandler, behavior: Callable[..., Any]
+) -> grpc.RpcMethodHandler:
+    """`handler` of the same kind and (de)serializers, running `behavior` instead."""
+    factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
+    rebuilt: grpc.RpcMethodHandler = factory(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+    return rebuilt
+
+
 def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
-    behavior = _behavior(handler)
+    behavior = behavior_of(handler)
     if inspect.isasyncgenfunction(behavior):
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -36,22 +49,14 @@ def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.Rp
                 async for response in behavior(request, context):
                     yield response
 
-        wrapped: Callable[..., Any] = streaming
-    else:
+        return with_behavior(handler, streaming)
 
-        async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            async with around(method, context):
-                result = behavior(request, context)
-                return await result if isinstance(result, Awaitable) else result
+    async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with around(method, context):
+            result = behavior(request, context)
+            return await result if isinstance(result, Awaitable) else result
 
-        wrapped = single
-    factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
-    handler = factory(
-        wrapped,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-    return handler
+    return with_behavior(handler, single)
 
 
 async def intercept(

@@ -20,7 +20,7 @@ class ImportedProductNotFound(ProductNotFound):
 
     def __init__(self, product_id: str, index: int) -> None:
         super().__init__(product_id)
-        self.message = f"messages[{index}]: product {product_id!r} not found"
+        self.message = f"requests[{index}]: product {product_id!r} not found"
         self.args = (self.message,)
 
 

@@ -8,7 +8,6 @@ from shop_grpc.errors import FieldViolation, InvalidArgument
 from shop_grpc.money import Money
 
 MAX_LINES = 100
-MAX_QUANTITY = 10_000
 
 
 @dataclass

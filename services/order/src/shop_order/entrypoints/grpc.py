@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -11,11 +12,12 @@ from shop.common.v1 import money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 from shop_grpc.changes import ChangeSignal
-from shop_grpc.errors import DeadlineExceeded
+from shop_grpc.errors import DeadlineExceeded, FieldViolation, InvalidArgument
+from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import money_to_proto, timestamp
 from shop_grpc.server import Registration
-from shop_grpc.validation import Violations
-from shop_order.domain.cart import MAX_LINES, MAX_QUANTITY, Cart, PricedLine, cart_total
+from shop_grpc.validation import Violations, check_message
+from shop_order.domain.cart import Cart, PricedLine, cart_total
 from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
 from shop_order.service_layer.ports import Card, Dependencies
@@ -23,7 +25,6 @@ from shop_order.service_layer.saga_runner import SagaRunner
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
-MAX_ID = 64
 # Time kept back from the caller's deadline to write the reply.
 REPLY_MARGIN_SECONDS = 0.05
 
@@ -42,7 +43,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         runner: SagaRunner,
         signal: ChangeSignal,
         waits: WaitSettings,
+        tokens: PageTokens,
     ) -> None:
+        self.tokens = tokens
         self.uow = uow
         self.deps = deps
         self.runner = runner
@@ -52,38 +55,20 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CreateOrder(
         self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        with Violations() as v:
-            v.required(request.user_id, "user_id")
-            v.length(request.user_id, "user_id", low=1, high=MAX_ID)
-            _check_lines(v, request.lines)
-            _check_card(v, request.card if request.HasField("card") else None, "card")
-            v.request_id(request.request_id)
-        order = await orders.place_order(
-            self.uow,
-            self.deps.payments,
-            self.runner,
-            user_id=request.user_id,
-            lines=[OrderLine(line.product_id, line.quantity) for line in request.lines],
-            card=_card(request.card),
-            request_id=request.request_id,
-        )
+        # Field rules: order.proto, checked by the validation interceptor.
+        order = await self._place(request)
         return await self._reply_when_final(order, context)
 
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        with Violations() as v:
-            v.required(request.order_id, "order_id")
         return to_proto(await orders.get_order(self.uow, request.order_id))
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.ListOrdersResponse:
-        with Violations() as v:
-            v.required(request.user_id, "user_id")
-            v.page_size(request.page_size)
         found, token = await orders.list_orders(
-            self.uow, request.user_id, request.page_size, request.page_token
+            self.uow, self.tokens, request.user_id, request.page_size, request.page_token
         )
         return order_pb2.ListOrdersResponse(
             orders=[to_proto(o) for o in found], next_page_token=token
@@ -92,17 +77,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        with Violations() as v:
-            v.required(request.order_id, "order_id")
-            v.request_id(request.request_id)
         order = await orders.cancel_order(self.uow, self.runner, request.order_id)
         return await self._reply_when_final(order, context)
 
     async def WatchOrder(
         self, request: order_pb2.WatchOrderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[order_pb2.Order]:
-        with Violations() as v:
-            v.required(request.order_id, "order_id")
         async for order in orders.watch_order(self.uow, self.signal, request.order_id):
             yield to_proto(order)
 
@@ -111,44 +91,53 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         request_iterator: AsyncIterator[order_pb2.CheckoutRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[order_pb2.CheckoutResponse]:
+        # Each message's fields are checked by the validation interceptor as it arrives.
         cart = Cart()
+        index = 0
         async for message in request_iterator:
             if message.HasField("set_line"):
-                line = message.set_line
-                with Violations() as v:
-                    v.required(line.product_id, "set_line.product_id")
-                    v.check(
-                        0 <= line.quantity <= MAX_QUANTITY,
-                        "set_line.quantity",
-                        f"must be between 0 and {MAX_QUANTITY}",
-                    )
-                cart.set(line.product_id, line.quantity)
+                with _fields_under(f"requests[{index}]."):
+                    cart.set(message.set_line.product_id, message.set_line.quantity)
                 yield order_pb2.CheckoutResponse(cart=await self._priced_cart(cart))
-            elif message.HasField("place_order"):
-                async for update in self._place_cart(cart, message.place_order):
+            else:
+                prefix = f"requests[{index}].place_order."
+                async for update in self._place_cart(cart, message.place_order, prefix):
                     yield update
                 return
-            else:
-                with Violations() as v:
-                    v.add("action", "must be set_line or place_order")
+            index += 1
 
-    async def _place_cart(
-        self, cart: Cart, place: order_pb2.PlaceOrder
-    ) -> AsyncIterator[order_pb2.CheckoutResponse]:
-        with Violations() as v:
-            v.check(not cart.is_empty, "place_order", "the cart is empty")
-            v.required(place.user_id, "place_order.user_id")
-            _check_card(v, place.card if place.HasField("card") else None, "place_order.card")
-            v.request_id(place.request_id, "place_order.request_id")
-        order = await orders.place_order(
+    async def _place(self, request: order_pb2.CreateOrderRequest) -> Order:
+        """Places a valid CreateOrderRequest: the one path of CreateOrder and Checkout."""
+        return await orders.place_order(
             self.uow,
             self.deps.payments,
             self.runner,
+            user_id=request.user_id,
+            lines=[OrderLine(line.product_id, line.quantity) for line in request.lines],
+            card=_card(request.card),
+            request_id=request.request_id,
+        )
+
+    async def _place_cart(
+        self, cart: Cart, place: order_pb2.PlaceOrder, prefix: str
+    ) -> AsyncIterator[order_pb2.CheckoutResponse]:
+        with Violations() as v:
+            v.check(not cart.is_empty, prefix.rstrip("."), "the cart is empty")
+        request = order_pb2.CreateOrderRequest(
             user_id=place.user_id,
-            lines=[OrderLine(pid, qty) for pid, qty in cart.quantities.items()],
-            card=_card(place.card),
+            lines=[
+                money_pb2.LineItem(product_id=product_id, quantity=quantity)
+                for product_id, quantity in cart.quantities.items()
+            ],
+            card=place.card,
             request_id=place.request_id,
         )
+        # The same rules as CreateOrder, whatever path the lines took into the cart.
+        check_message(request, prefix)
+        # The card's violations (from the payment service) name CreateOrderRequest's fields,
+        # which are this message's fields too.
+        with _fields_under(prefix):
+            order = await self._place(request)
         async for update in orders.watch_order(self.uow, self.signal, order.order_id):
             yield order_pb2.CheckoutResponse(order=to_proto(update))
 
@@ -194,30 +183,15 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return to_proto(order)
 
 
-def _check_lines(v: Violations, lines: Sequence[money_pb2.LineItem]) -> None:
-    if not v.check(1 <= len(lines) <= MAX_LINES, "lines", f"must hold 1 to {MAX_LINES} lines"):
-        return
-    seen: set[str] = set()
-    for i, line in enumerate(lines):
-        if v.required(line.product_id, f"lines[{i}].product_id"):
-            v.check(line.product_id not in seen, f"lines[{i}].product_id", "appears twice")
-            seen.add(line.product_id)
-        v.check(
-            1 <= line.quantity <= MAX_QUANTITY,
-            f"lines[{i}].quantity",
-            f"must be between 1 and {MAX_QUANTITY}",
-        )
-
-
-def _check_card(v: Violations, card: payment_pb2.PaymentCard | None, field: str) -> None:
-    """Presence and shape only; the payment service checks the number itself."""
-    if card is None:
-        v.add(field, "is required")
-        return
-    v.required(card.number, f"{field}.number")
-    v.check(1 <= card.exp_month <= 12, f"{field}.exp_month", "must be between 1 and 12")
-    v.check(card.exp_year > 0, f"{field}.exp_year", "is required")
-    v.required(card.cvc, f"{field}.cvc")
+@contextlib.contextmanager
+def _fields_under(prefix: str) -> Iterator[None]:
+    """Names the fields of an InvalidArgument raised inside as parts of a larger request."""
+    try:
+        yield
+    except InvalidArgument as error:
+        raise InvalidArgument(
+            [FieldViolation(prefix + v.field, v.description) for v in error.violations]
+        ) from error
 
 
 def _card(card: payment_pb2.PaymentCard) -> Card:

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
 from shop_grpc import pagination
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import Unavailable
+from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import utcnow
 from shop_order.domain import saga
 from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound
@@ -76,11 +76,11 @@ async def get_order(uow: UnitOfWorkFactory, order_id: str) -> Order:
 
 
 async def list_orders(
-    uow: UnitOfWorkFactory, user_id: str, page_size: int, page_token: str
+    uow: UnitOfWorkFactory, tokens: PageTokens, user_id: str, page_size: int, page_token: str
 ) -> tuple[list[Order], str]:
+    """One page of the user's orders, newest first, and the next page's token."""
     scope = f"orders/{user_id}"
-    key = pagination.decode(scope, page_token)
-    after = None if key is None else (datetime.fromisoformat(key[0]), str(key[1]))
+    after = tokens.read_time_and_id(scope, page_token)
     limit = pagination.page_size(page_size)
     async with uow(readonly=True) as tx:
         orders = await tx.orders.list_for_user(user_id, after, limit + 1)
@@ -88,7 +88,7 @@ async def list_orders(
         return orders, ""
     last = orders[limit - 1]
     assert last.create_time is not None
-    return orders[:limit], pagination.encode(scope, [last.create_time.isoformat(), last.order_id])
+    return orders[:limit], tokens.issue(scope, [last.create_time, last.order_id])
 
 
 async def cancel_order(uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str) -> Order:

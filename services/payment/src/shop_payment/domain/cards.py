@@ -6,11 +6,15 @@ are kept out of ``repr`` so that no traceback or log line can show them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
 MIN_DIGITS = 12
 MAX_DIGITS = 19
+# ASCII only: str.isdigit() and int() also accept other scripts' digits ('²', '٣').
+_DIGITS = re.compile(r"[0-9]+")
+_CVC = re.compile(r"[0-9]{3,4}")
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,13 @@ def normalize_number(raw: str) -> str:
     return raw.replace(" ", "")
 
 
+def is_digits(text: str) -> bool:
+    """True if `text` is one or more ASCII digits 0-9."""
+    return _DIGITS.fullmatch(text) is not None
+
+
 def luhn_valid(digits: str) -> bool:
-    if not digits.isdigit():
+    if not is_digits(digits):
         return False
     total = 0
     for position, char in enumerate(reversed(digits)):
@@ -62,7 +71,7 @@ def brand_of(digits: str) -> str:
 def card_problems(card: Card, today: date) -> list[tuple[str, str]]:
     """(field, description) for every unusable part of `card`; field names as in PaymentCard."""
     problems = _number_problems(card.number) + _expiry_problems(card, today)
-    if not (card.cvc.isdigit() and len(card.cvc) in (3, 4)):
+    if _CVC.fullmatch(card.cvc) is None:
         problems.append(("cvc", "must be 3 or 4 digits"))
     return problems
 
@@ -71,7 +80,7 @@ def _number_problems(digits: str) -> list[tuple[str, str]]:
     # The descriptions never echo the number: they end up in status messages and logs.
     if not digits:
         return [("number", "is required")]
-    if not (digits.isdigit() and MIN_DIGITS <= len(digits) <= MAX_DIGITS):
+    if not (is_digits(digits) and MIN_DIGITS <= len(digits) <= MAX_DIGITS):
         return [("number", f"must be {MIN_DIGITS} to {MAX_DIGITS} digits")]
     if not luhn_valid(digits):
         return [("number", "fails the Luhn check")]

@@ -8,13 +8,13 @@ race, the unique index lets one insert win and the other re-reads its result.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from shop_grpc import pagination
-from shop_grpc.errors import Aborted, FieldViolation, InvalidArgument
+from shop_grpc.errors import Aborted
 from shop_grpc.money import Money
+from shop_grpc.pagination import PageTokens
 from shop_payment.domain.cards import Card
 from shop_payment.domain.errors import (
     DuplicateKey,
@@ -25,7 +25,7 @@ from shop_payment.domain.errors import (
 )
 from shop_payment.domain.model import Payment, PaymentMethod, Refund, new_id, new_payment
 from shop_payment.domain.processor import Processor
-from shop_payment.service_layer.unit_of_work import PageKey, PaymentUnitOfWork
+from shop_payment.service_layer.unit_of_work import PaymentUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -160,11 +160,11 @@ async def get_payment(uow: PaymentUnitOfWork, payment_id: str) -> Payment:
 
 
 async def list_payments(
-    uow: PaymentUnitOfWork, order_id: str, page_size: int, page_token: str
+    uow: PaymentUnitOfWork, tokens: PageTokens, order_id: str, page_size: int, page_token: str
 ) -> tuple[list[Payment], str]:
     """One page, newest first, and the token of the next page ("" on the last)."""
     scope = f"payments:{order_id}"
-    after = _page_key(pagination.decode(scope, page_token))
+    after = tokens.read_time_and_id(scope, page_token)
     limit = pagination.page_size(page_size)
     async with uow:
         found = await uow.payments.list_payments(order_id, after, limit + 1)
@@ -172,18 +172,7 @@ async def list_payments(
     if len(found) <= limit:
         return page, ""
     last = page[-1]
-    return page, pagination.encode(scope, [last.create_time.isoformat(), last.payment_id])
-
-
-def _page_key(key: list[Any] | None) -> PageKey | None:
-    if key is None:
-        return None
-    try:
-        time, payment_id = key
-        return datetime.fromisoformat(time), str(payment_id)
-    except (TypeError, ValueError):
-        # The scope matched but the key is not one we wrote: tampered with.
-        raise InvalidArgument([FieldViolation("page_token", "is not a valid page token")]) from None
+    return page, tokens.issue(scope, [last.create_time, last.payment_id])
 
 
 def _log_payment(event: str, payment: Payment, amount: Money) -> None:

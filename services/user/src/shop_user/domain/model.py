@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import enum
-import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from shop_grpc.validation import Violations
-
-USERNAME = re.compile(r"[a-z0-9._-]{3,32}")
-# Deliberately simple: one @, no spaces, a dotted domain. Deliverability is the
-# mail system's job, not a regular expression's.
-EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
-MAX_EMAIL = 254
-MAX_DISPLAY_NAME = 100
-MIN_PASSWORD = 8
-MAX_PASSWORD = 128
 UPDATABLE_FIELDS = ("username", "email", "display_name")
+# Fields a user cannot be without; the shapes of all of them are rules in user.proto.
+REQUIRED_FIELDS = ("username", "email")
 
 
 def normalize_email(email: str) -> str:
     """Emails are unique case-insensitively, so they are stored lower-cased."""
     return email.lower()
-
-
-def check_username(v: Violations, value: str, field: str) -> None:
-    v.matches(value, USERNAME, field, "3 to 32 characters of a-z, 0-9, '.', '_' or '-'")
-
-
-def check_email(v: Violations, value: str, field: str) -> None:
-    if not v.required(value, field):
-        return
-    if v.check(len(value) <= MAX_EMAIL, field, f"must be at most {MAX_EMAIL} characters long"):
-        v.check(bool(EMAIL.fullmatch(value)), field, "must be an email address like a@example.com")
-
-
-def check_display_name(v: Violations, value: str, field: str) -> None:
-    v.check(
-        len(value) <= MAX_DISPLAY_NAME,
-        field,
-        f"must be at most {MAX_DISPLAY_NAME} characters long",
-    )
-
-
-def check_password(v: Violations, value: str, field: str) -> None:
-    v.length(value, field, low=MIN_PASSWORD, high=MAX_PASSWORD)
 
 
 @dataclass(frozen=True)

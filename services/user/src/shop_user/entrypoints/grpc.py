@@ -13,6 +13,7 @@ import grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import FieldViolation, InvalidArgument
+from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import timestamp
 from shop_grpc.server import Registration
 from shop_grpc.storage import Database
@@ -35,41 +36,20 @@ _KINDS = {
 
 
 def check_create(v: Violations, request: user_pb2.CreateUserRequest, prefix: str = "") -> None:
-    """Adds a violation per bad field, named under `prefix` (``requests[3].request.``)."""
-    if v.check(request.HasField("user"), f"{prefix}user", "is required"):
-        user = request.user
-        model.check_username(v, user.username, f"{prefix}user.username")
-        model.check_email(v, user.email, f"{prefix}user.email")
-        model.check_display_name(v, user.display_name, f"{prefix}user.display_name")
-    model.check_password(v, request.password, f"{prefix}password")
-    v.request_id(request.request_id, f"{prefix}request_id")
+    """What user.proto cannot say: a new user needs the fields an update may leave out.
+
+    Adds a violation per missing field, named under `prefix` (``requests[3].request.``).
+    """
+    for name in model.REQUIRED_FIELDS:
+        v.required(getattr(request.user, name), f"{prefix}user.{name}")
 
 
 def check_update(v: Violations, request: user_pb2.UpdateUserRequest) -> None:
-    v.uuid(request.user.user_id, "user.user_id")
-    paths = list(request.update_mask.paths)
-    v.check(bool(paths), "update_mask", f"must name at least one of {_updatable()}")
-    for path in paths:
-        if v.check(
-            path in model.UPDATABLE_FIELDS,
-            "update_mask",
-            f"names {path!r}; only {_updatable()} can be updated",
-        ):
-            _check_field(v, path, getattr(request.user, path))
-    v.request_id(request.request_id)
-
-
-def _updatable() -> str:
-    return ", ".join(model.UPDATABLE_FIELDS)
-
-
-def _check_field(v: Violations, path: str, value: str) -> None:
-    checks = {
-        "username": model.check_username,
-        "email": model.check_email,
-        "display_name": model.check_display_name,
-    }
-    checks[path](v, value, f"user.{path}")
+    """The user to update must be named, and a masked field the user needs cannot be emptied."""
+    v.required(request.user.user_id, "user.user_id")
+    for path in request.update_mask.paths:
+        if path in model.REQUIRED_FIELDS:
+            v.required(getattr(request.user, path), f"user.{path}")
 
 
 def check_batch(entries: list[user_pb2.BatchCreateUsersRequest]) -> None:
@@ -77,8 +57,6 @@ def check_batch(entries: list[user_pb2.BatchCreateUsersRequest]) -> None:
         first_seen: dict[str, int] = {}
         for i, entry in enumerate(entries):
             prefix = f"requests[{i}].request"
-            if not v.check(entry.HasField("request"), prefix, "is required"):
-                continue
             check_create(v, entry.request, f"{prefix}.")
             request_id = entry.request.request_id
             if request_id and request_id in first_seen:
@@ -124,9 +102,10 @@ def changes_of(request: user_pb2.UpdateUserRequest) -> Changes:
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, db: Database, changes: ChangeSignal) -> None:
+    def __init__(self, db: Database, changes: ChangeSignal, tokens: PageTokens) -> None:
         self.db = db
         self.changes = changes
+        self.tokens = tokens
 
     def _uow(self) -> SqlUserUnitOfWork:
         return SqlUserUnitOfWork(self.db, self.changes)
@@ -141,8 +120,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def GetUser(
         self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.User:
-        with Violations() as v:
-            v.uuid(request.user_id, "user_id")
         return user_to_proto(await services.get_user(self._uow(), request.user_id))
 
     async def UpdateUser(
@@ -158,18 +135,15 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def DeleteUser(
         self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.DeleteUserResponse:
-        with Violations() as v:
-            v.uuid(request.user_id, "user_id")
-            v.request_id(request.request_id)
         await services.delete_user(self._uow(), request.user_id, request.request_id)
         return user_pb2.DeleteUserResponse()
 
     async def ListUsers(
         self, request: user_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.ListUsersResponse:
-        with Violations() as v:
-            v.page_size(request.page_size)
-        page = await services.list_users(self._uow(), request.page_size, request.page_token)
+        page = await services.list_users(
+            self._uow(), self.tokens, request.page_size, request.page_token
+        )
         return user_pb2.ListUsersResponse(
             users=[user_to_proto(user) for user in page.users],
             next_page_token=page.next_page_token,
@@ -178,8 +152,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def WatchUsers(
         self, request: user_pb2.WatchUsersRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[user_pb2.UserEvent]:
-        with Violations() as v:
-            v.check(request.after_sequence >= 0, "after_sequence", "must not be negative")
         events = services.watch_users(self._uow(), self.changes.wait, request.after_sequence)
         async for event in events:
             yield event_to_proto(event)
@@ -211,8 +183,8 @@ async def _read_batch(
     return entries
 
 
-def registration(db: Database, changes: ChangeSignal) -> Registration:
-    servicer = UserServicer(db, changes)
+def registration(db: Database, changes: ChangeSignal, tokens: PageTokens) -> Registration:
+    servicer = UserServicer(db, changes, tokens)
     return Registration(
         name=SERVICE_NAME,
         add_to=lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),

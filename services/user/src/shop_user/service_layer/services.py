@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeVar
 
 import structlog
 
 from shop_grpc import pagination
-from shop_grpc.errors import FieldViolation, InvalidArgument
+from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import utcnow
 from shop_user.domain import passwords
 from shop_user.domain.errors import RequestIdReused, StorageConflict, UserNotFound, UserTaken
@@ -145,29 +144,18 @@ async def get_user(uow: UserUnitOfWork, user_id: str) -> User:
     return user
 
 
-async def list_users(uow: UserUnitOfWork, page_size: int, page_token: str) -> Page:
-    after = _page_key(page_token)
+async def list_users(
+    uow: UserUnitOfWork, tokens: PageTokens, page_size: int, page_token: str
+) -> Page:
+    """One page of users in creation order, and the next page's token ("" on the last)."""
+    after = tokens.read_time_and_id(PAGE_SCOPE, page_token)
     size = pagination.page_size(page_size)
     async with uow:
         found = await uow.users.page(after, size + 1)
     if len(found) <= size:
         return Page(found, "")
     last = found[size - 1]
-    token = pagination.encode(PAGE_SCOPE, [last.create_time.isoformat(), last.user_id])
-    return Page(found[:size], token)
-
-
-def _page_key(page_token: str) -> tuple[datetime, str] | None:
-    key = pagination.decode(PAGE_SCOPE, page_token)
-    if key is None:
-        return None
-    try:
-        time, user_id = key
-        return datetime.fromisoformat(time), str(user_id)
-    except (TypeError, ValueError):
-        raise InvalidArgument(
-            [FieldViolation("page_token", "is not a token this list issued")]
-        ) from None
+    return Page(found[:size], tokens.issue(PAGE_SCOPE, [last.create_time, last.user_id]))
 
 
 async def watch_users(

@@ -22,17 +22,27 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from shop.common.v1 import rules_pb2 as shop_dot_common_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashop/common/v1/money.proto\x12\x0eshop.common.v1\"4\n\x05Money\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"0\n\x08LineItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashop/common/v1/money.proto\x12\x0eshop.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1ashop/common/v1/rules.proto\"\x9c\x01\n\x05Money\x12k\n\rcurrency_code\x18\x01 \x01(\tBT\xbaHQ\xba\x01N\n\rcurrency_code\x12!must be an ISO 4217 code like USD\x1a\x1athis.matches(\'^[A-Z]{3}$\')\x12&\n\x0c\x61mount_minor\x18\x02 \x01(\x03\x42\x10\xbaH\r\"\x0b\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01(\x00\"G\n\x08LineItem\x12\x1d\n\nproduct_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x90\x91$\x01\x12\x1c\n\x08quantity\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.common.v1.money_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MONEY']._serialized_start=46
-  _globals['_MONEY']._serialized_end=98
-  _globals['_LINEITEM']._serialized_start=100
-  _globals['_LINEITEM']._serialized_end=148
+  _globals['_MONEY'].fields_by_name['currency_code']._loaded_options = None
+  _globals['_MONEY'].fields_by_name['currency_code']._serialized_options = b'\272HQ\272\001N\n\rcurrency_code\022!must be an ISO 4217 code like USD\032\032this.matches(\'^[A-Z]{3}$\')'
+  _globals['_MONEY'].fields_by_name['amount_minor']._loaded_options = None
+  _globals['_MONEY'].fields_by_name['amount_minor']._serialized_options = b'\272H\r\"\013\030\200\200\232\246\352\257\343\001(\000'
+  _globals['_LINEITEM'].fields_by_name['product_id']._loaded_options = None
+  _globals['_LINEITEM'].fields_by_name['product_id']._serialized_options = b'\272H\006r\004\220\221$\001'
+  _globals['_LINEITEM'].fields_by_name['quantity']._loaded_options = None
+  _globals['_LINEITEM'].fields_by_name['quantity']._serialized_options = b'\272H\007\032\005\030\220N(\001'
+  _globals['_MONEY']._serialized_start=104
+  _globals['_MONEY']._serialized_end=260
+  _globals['_LINEITEM']._serialized_start=262
+  _globals['_LINEITEM']._serialized_end=333
 # @@protoc_insertion_point(module_scope)

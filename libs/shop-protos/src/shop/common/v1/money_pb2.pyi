@@ -25,9 +25,11 @@ class Money(_message.Message):
     CURRENCY_CODE_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
     currency_code: _builtins.str
-    """ISO 4217 code, upper case, e.g. "USD"."""
+    """ISO 4217 code: three upper-case ASCII letters, e.g. "USD"."""
     amount_minor: _builtins.int
-    """Amount in the currency's minor unit; 1999 USD is $19.99."""
+    """Amount in the currency's minor unit; 1999 USD is $19.99. 0 to 10^15,
+    so that sums of lines can never overflow 64 bits.
+    """
     def __init__(
         self,
         *,
@@ -51,9 +53,9 @@ class LineItem(_message.Message):
     PRODUCT_ID_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     product_id: _builtins.str
-    """The inventory product id."""
+    """The inventory product id (see Product.product_id)."""
     quantity: _builtins.int
-    """Must be positive."""
+    """1 to 10,000."""
     def __init__(
         self,
         *,

@@ -22,51 +22,97 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shop.common.v1 import money_pb2 as shop_dot_common_dot_v1_dot_money__pb2
+from shop.common.v1 import rules_pb2 as shop_dot_common_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!shop/inventory/v1/inventory.proto\x12\x11shop.inventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\"\x98\x01\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12$\n\x05price\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\nStockLevel\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x0c\n\x04sold\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x14\x43reateProductRequest\x12+\n\x07product\x18\x01 \x01(\x0b\x32\x1a.shop.inventory.v1.Product\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\'\n\x11GetProductRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\"<\n\x13ListProductsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x14ListProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.shop.inventory.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x0fGetStockRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\"N\n\x12ImportStockRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"[\n\x13ImportStockResponse\x12\x15\n\rlines_applied\x18\x01 \x01(\x05\x12-\n\x06levels\x18\x02 \x03(\x0b\x32\x1d.shop.inventory.v1.StockLevel\"(\n\x11WatchStockRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\"\xfb\x02\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x05lines\x18\x02 \x03(\x0b\x32\x1f.shop.inventory.v1.ReservedLine\x12$\n\x05total\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x33\n\x05state\x18\x04 \x01(\x0e\x32$.shop.inventory.v1.Reservation.State\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_COMMITTED\x10\x02\x12\x12\n\x0eSTATE_RELEASED\x10\x03\x12\x11\n\rSTATE_EXPIRED\x10\x04\"_\n\x0cReservedLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12)\n\nunit_price\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\"d\n\x13ReserveItemsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\'\n\x05lines\x18\x02 \x03(\x0b\x32\x18.shop.common.v1.LineItem\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x18\x43ommitReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"A\n\x19ReleaseReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\")\n\x15GetReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t2\x97\x07\n\x10InventoryService\x12T\n\rCreateProduct\x12\'.shop.inventory.v1.CreateProductRequest\x1a\x1a.shop.inventory.v1.Product\x12N\n\nGetProduct\x12$.shop.inventory.v1.GetProductRequest\x1a\x1a.shop.inventory.v1.Product\x12_\n\x0cListProducts\x12&.shop.inventory.v1.ListProductsRequest\x1a\'.shop.inventory.v1.ListProductsResponse\x12M\n\x08GetStock\x12\".shop.inventory.v1.GetStockRequest\x1a\x1d.shop.inventory.v1.StockLevel\x12^\n\x0bImportStock\x12%.shop.inventory.v1.ImportStockRequest\x1a&.shop.inventory.v1.ImportStockResponse(\x01\x12S\n\nWatchStock\x12$.shop.inventory.v1.WatchStockRequest\x1a\x1d.shop.inventory.v1.StockLevel0\x01\x12V\n\x0cReserveItems\x12&.shop.inventory.v1.ReserveItemsRequest\x1a\x1e.shop.inventory.v1.Reservation\x12`\n\x11\x43ommitReservation\x12+.shop.inventory.v1.CommitReservationRequest\x1a\x1e.shop.inventory.v1.Reservation\x12\x62\n\x12ReleaseReservation\x12,.shop.inventory.v1.ReleaseReservationRequest\x1a\x1e.shop.inventory.v1.Reservation\x12Z\n\x0eGetReservation\x12(.shop.inventory.v1.GetReservationRequest\x1a\x1e.shop.inventory.v1.Reservationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!shop/inventory/v1/inventory.proto\x12\x11shop.inventory.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\x1a\x1ashop/common/v1/rules.proto\"\xc3\x02\n\x07Product\x12\x1d\n\nproduct_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x90\x91$\x01\x12\x1d\n\x05title\x18\x02 \x01(\tB\x0e\xbaH\x0br\t\x10\x01\x18\xc8\x01\xa8\x91$\x01\x12!\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\xd0\x0f\xb0\x91$\x01\x12\xa5\x01\n\x05price\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.MoneyB\x7f\xbaH|\xba\x01v\n\x0bprice.range\x12-must be positive and at most 10^9 minor units\x1a\x38this.amount_minor > 0 && this.amount_minor <= 1000000000\xc8\x01\x01\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\nStockLevel\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x0c\n\x04sold\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x14\x43reateProductRequest\x12\x33\n\x07product\x18\x01 \x01(\x0b\x32\x1a.shop.inventory.v1.ProductB\x06\xbaH\x03\xc8\x01\x01\x12\x1d\n\nrequest_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"2\n\x11GetProductRequest\x12\x1d\n\nproduct_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x90\x91$\x01\"S\n\x13ListProductsRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xa0\x91$\x01\"]\n\x14ListProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.shop.inventory.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x0fGetStockRequest\x12\x1d\n\nproduct_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x90\x91$\x01\"s\n\x12ImportStockRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\x12\x1d\n\nproduct_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x90\x91$\x01\x12\x1f\n\x08quantity\x18\x03 \x01(\x03\x42\r\xbaH\n\"\x08\x18\x80\x94\xeb\xdc\x03(\x01\"[\n\x13ImportStockResponse\x12\x15\n\rlines_applied\x18\x01 \x01(\x05\x12-\n\x06levels\x18\x02 \x03(\x0b\x32\x1d.shop.inventory.v1.StockLevel\">\n\x11WatchStockRequest\x12)\n\x0bproduct_ids\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x08\x01\x10\x64\x18\x01\"\x06r\x04\x90\x91$\x01\"\xfb\x02\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x05lines\x18\x02 \x03(\x0b\x32\x1f.shop.inventory.v1.ReservedLine\x12$\n\x05total\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x33\n\x05state\x18\x04 \x01(\x0e\x32$.shop.inventory.v1.Reservation.State\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_COMMITTED\x10\x02\x12\x12\n\x0eSTATE_RELEASED\x10\x03\x12\x11\n\rSTATE_EXPIRED\x10\x04\"_\n\x0cReservedLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12)\n\nunit_price\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\"\xea\x01\n\x13ReserveItemsRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x96\x01\n\x05lines\x18\x02 \x03(\x0b\x32\x18.shop.common.v1.LineItemBm\xbaHj\x92\x01\x04\x08\x01\x10\x64\xba\x01`\n\x15lines.unique_products\x12#must name each product at most once\x1a\"this.map(l, l.product_id).unique()\x12\x1d\n\nrequest_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"V\n\x18\x43ommitReservationRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x1d\n\nrequest_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"W\n\x19ReleaseReservationRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x1d\n\nrequest_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"4\n\x15GetReservationRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x32\x97\x07\n\x10InventoryService\x12T\n\rCreateProduct\x12\'.shop.inventory.v1.CreateProductRequest\x1a\x1a.shop.inventory.v1.Product\x12N\n\nGetProduct\x12$.shop.inventory.v1.GetProductRequest\x1a\x1a.shop.inventory.v1.Product\x12_\n\x0cListProducts\x12&.shop.inventory.v1.ListProductsRequest\x1a\'.shop.inventory.v1.ListProductsResponse\x12M\n\x08GetStock\x12\".shop.inventory.v1.GetStockRequest\x1a\x1d.shop.inventory.v1.StockLevel\x12^\n\x0bImportStock\x12%.shop.inventory.v1.ImportStockRequest\x1a&.shop.inventory.v1.ImportStockResponse(\x01\x12S\n\nWatchStock\x12$.shop.inventory.v1.WatchStockRequest\x1a\x1d.shop.inventory.v1.StockLevel0\x01\x12V\n\x0cReserveItems\x12&.shop.inventory.v1.ReserveItemsRequest\x1a\x1e.shop.inventory.v1.Reservation\x12`\n\x11\x43ommitReservation\x12+.shop.inventory.v1.CommitReservationRequest\x1a\x1e.shop.inventory.v1.Reservation\x12\x62\n\x12ReleaseReservation\x12,.shop.inventory.v1.ReleaseReservationRequest\x1a\x1e.shop.inventory.v1.Reservation\x12Z\n\x0eGetReservation\x12(.shop.inventory.v1.GetReservationRequest\x1a\x1e.shop.inventory.v1.Reservationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.inventory.v1.inventory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRODUCT']._serialized_start=118
-  _globals['_PRODUCT']._serialized_end=270
-  _globals['_STOCKLEVEL']._serialized_start=273
-  _globals['_STOCKLEVEL']._serialized_end=405
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=407
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=494
-  _globals['_GETPRODUCTREQUEST']._serialized_start=496
-  _globals['_GETPRODUCTREQUEST']._serialized_end=535
-  _globals['_LISTPRODUCTSREQUEST']._serialized_start=537
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=597
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=599
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=692
-  _globals['_GETSTOCKREQUEST']._serialized_start=694
-  _globals['_GETSTOCKREQUEST']._serialized_end=731
-  _globals['_IMPORTSTOCKREQUEST']._serialized_start=733
-  _globals['_IMPORTSTOCKREQUEST']._serialized_end=811
-  _globals['_IMPORTSTOCKRESPONSE']._serialized_start=813
-  _globals['_IMPORTSTOCKRESPONSE']._serialized_end=904
-  _globals['_WATCHSTOCKREQUEST']._serialized_start=906
-  _globals['_WATCHSTOCKREQUEST']._serialized_end=946
-  _globals['_RESERVATION']._serialized_start=949
-  _globals['_RESERVATION']._serialized_end=1328
-  _globals['_RESERVATION_STATE']._serialized_start=1219
-  _globals['_RESERVATION_STATE']._serialized_end=1328
-  _globals['_RESERVEDLINE']._serialized_start=1330
-  _globals['_RESERVEDLINE']._serialized_end=1425
-  _globals['_RESERVEITEMSREQUEST']._serialized_start=1427
-  _globals['_RESERVEITEMSREQUEST']._serialized_end=1527
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1529
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1593
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1595
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1660
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=1662
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=1703
-  _globals['_INVENTORYSERVICE']._serialized_start=1706
-  _globals['_INVENTORYSERVICE']._serialized_end=2625
+  _globals['_PRODUCT'].fields_by_name['product_id']._loaded_options = None
+  _globals['_PRODUCT'].fields_by_name['product_id']._serialized_options = b'\272H\006r\004\220\221$\001'
+  _globals['_PRODUCT'].fields_by_name['title']._loaded_options = None
+  _globals['_PRODUCT'].fields_by_name['title']._serialized_options = b'\272H\013r\t\020\001\030\310\001\250\221$\001'
+  _globals['_PRODUCT'].fields_by_name['description']._loaded_options = None
+  _globals['_PRODUCT'].fields_by_name['description']._serialized_options = b'\272H\tr\007\030\320\017\260\221$\001'
+  _globals['_PRODUCT'].fields_by_name['price']._loaded_options = None
+  _globals['_PRODUCT'].fields_by_name['price']._serialized_options = b'\272H|\272\001v\n\013price.range\022-must be positive and at most 10^9 minor units\0328this.amount_minor > 0 && this.amount_minor <= 1000000000\310\001\001'
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product']._loaded_options = None
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['product']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['product_id']._serialized_options = b'\272H\006r\004\220\221$\001'
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\006r\004\240\221$\001'
+  _globals['_GETSTOCKREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_GETSTOCKREQUEST'].fields_by_name['product_id']._serialized_options = b'\272H\006r\004\220\221$\001'
+  _globals['_IMPORTSTOCKREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_IMPORTSTOCKREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_IMPORTSTOCKREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_IMPORTSTOCKREQUEST'].fields_by_name['product_id']._serialized_options = b'\272H\006r\004\220\221$\001'
+  _globals['_IMPORTSTOCKREQUEST'].fields_by_name['quantity']._loaded_options = None
+  _globals['_IMPORTSTOCKREQUEST'].fields_by_name['quantity']._serialized_options = b'\272H\n\"\010\030\200\224\353\334\003(\001'
+  _globals['_WATCHSTOCKREQUEST'].fields_by_name['product_ids']._loaded_options = None
+  _globals['_WATCHSTOCKREQUEST'].fields_by_name['product_ids']._serialized_options = b'\272H\021\222\001\016\010\001\020d\030\001\"\006r\004\220\221$\001'
+  _globals['_RESERVEITEMSREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_RESERVEITEMSREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_RESERVEITEMSREQUEST'].fields_by_name['lines']._loaded_options = None
+  _globals['_RESERVEITEMSREQUEST'].fields_by_name['lines']._serialized_options = b'\272Hj\222\001\004\010\001\020d\272\001`\n\025lines.unique_products\022#must name each product at most once\032\"this.map(l, l.product_id).unique()'
+  _globals['_RESERVEITEMSREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_RESERVEITEMSREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_COMMITRESERVATIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_RELEASERESERVATIONREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_GETRESERVATIONREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_GETRESERVATIONREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_PRODUCT']._serialized_start=175
+  _globals['_PRODUCT']._serialized_end=498
+  _globals['_STOCKLEVEL']._serialized_start=501
+  _globals['_STOCKLEVEL']._serialized_end=633
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=635
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=741
+  _globals['_GETPRODUCTREQUEST']._serialized_start=743
+  _globals['_GETPRODUCTREQUEST']._serialized_end=793
+  _globals['_LISTPRODUCTSREQUEST']._serialized_start=795
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=878
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=880
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=973
+  _globals['_GETSTOCKREQUEST']._serialized_start=975
+  _globals['_GETSTOCKREQUEST']._serialized_end=1023
+  _globals['_IMPORTSTOCKREQUEST']._serialized_start=1025
+  _globals['_IMPORTSTOCKREQUEST']._serialized_end=1140
+  _globals['_IMPORTSTOCKRESPONSE']._serialized_start=1142
+  _globals['_IMPORTSTOCKRESPONSE']._serialized_end=1233
+  _globals['_WATCHSTOCKREQUEST']._serialized_start=1235
+  _globals['_WATCHSTOCKREQUEST']._serialized_end=1297
+  _globals['_RESERVATION']._serialized_start=1300
+  _globals['_RESERVATION']._serialized_end=1679
+  _globals['_RESERVATION_STATE']._serialized_start=1570
+  _globals['_RESERVATION_STATE']._serialized_end=1679
+  _globals['_RESERVEDLINE']._serialized_start=1681
+  _globals['_RESERVEDLINE']._serialized_end=1776
+  _globals['_RESERVEITEMSREQUEST']._serialized_start=1779
+  _globals['_RESERVEITEMSREQUEST']._serialized_end=2013
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=2015
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=2101
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=2103
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=2190
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=2192
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=2244
+  _globals['_INVENTORYSERVICE']._serialized_start=2247
+  _globals['_INVENTORYSERVICE']._serialized_end=3166
 # @@protoc_insertion_point(module_scope)

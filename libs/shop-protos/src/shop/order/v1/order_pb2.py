@@ -22,50 +22,86 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shop.common.v1 import money_pb2 as shop_dot_common_dot_v1_dot_money__pb2
+from shop.common.v1 import rules_pb2 as shop_dot_common_dot_v1_dot_rules__pb2
 from shop.payment.v1 import payment_pb2 as shop_dot_payment_dot_v1_dot_payment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shop/order/v1/order.proto\x12\rshop.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\x1a\x1dshop/payment/v1/payment.proto\"\xc5\x05\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x05lines\x18\x03 \x03(\x0b\x32\x18.shop.order.v1.OrderLine\x12$\n\x05total\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.shop.order.v1.Order.Status\x12\'\n\x04step\x18\x06 \x01(\x0e\x32\x19.shop.order.v1.Order.Step\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12\x12\n\npayment_id\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_PENDING\x10\x01\x12\x14\n\x10STATUS_CONFIRMED\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\x12\x14\n\x10STATUS_CANCELLED\x10\x04\"\xdc\x01\n\x04Step\x12\x14\n\x10STEP_UNSPECIFIED\x10\x00\x12\x11\n\rSTEP_ACCEPTED\x10\x01\x12\x16\n\x12STEP_CHECKING_USER\x10\x02\x12\x18\n\x14STEP_RESERVING_STOCK\x10\x03\x12\x19\n\x15STEP_CHARGING_PAYMENT\x10\x04\x12\x19\n\x15STEP_COMMITTING_STOCK\x10\x05\x12\x1a\n\x16STEP_REFUNDING_PAYMENT\x10\x06\x12\x18\n\x14STEP_RELEASING_STOCK\x10\x07\x12\r\n\tSTEP_DONE\x10\x08\"\\\n\tOrderLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12)\n\nunit_price\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\"\x8e\x01\n\x12\x43reateOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\'\n\x05lines\x18\x02 \x03(\x0b\x32\x18.shop.common.v1.LineItem\x12*\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x1c.shop.payment.v1.PaymentCard\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"K\n\x11ListOrdersRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x12ListOrdersResponse\x12$\n\x06orders\x18\x01 \x03(\x0b\x32\x14.shop.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"}\n\x0f\x43heckoutRequest\x12.\n\x08set_line\x18\x01 \x01(\x0b\x32\x1a.shop.order.v1.SetCartLineH\x00\x12\x30\n\x0bplace_order\x18\x02 \x01(\x0b\x32\x19.shop.order.v1.PlaceOrderH\x00\x42\x08\n\x06\x61\x63tion\"3\n\x0bSetCartLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"]\n\nPlaceOrder\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12*\n\x04\x63\x61rd\x18\x02 \x01(\x0b\x32\x1c.shop.payment.v1.PaymentCard\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"h\n\x10\x43heckoutResponse\x12#\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x13.shop.order.v1.CartH\x00\x12%\n\x05order\x18\x02 \x01(\x0b\x32\x14.shop.order.v1.OrderH\x00\x42\x08\n\x06update\"k\n\x04\x43\x61rt\x12&\n\x05lines\x18\x01 \x03(\x0b\x32\x17.shop.order.v1.CartLine\x12$\n\x05total\x18\x02 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x15\n\rall_available\x18\x03 \x01(\x08\"\xa8\x01\n\x08\x43\x61rtLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12)\n\nunit_price\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12)\n\nline_total\x18\x05 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x11\n\tavailable\x18\x06 \x01(\x03\x32\xcc\x03\n\x0cOrderService\x12\x46\n\x0b\x43reateOrder\x12!.shop.order.v1.CreateOrderRequest\x1a\x14.shop.order.v1.Order\x12@\n\x08GetOrder\x12\x1e.shop.order.v1.GetOrderRequest\x1a\x14.shop.order.v1.Order\x12Q\n\nListOrders\x12 .shop.order.v1.ListOrdersRequest\x1a!.shop.order.v1.ListOrdersResponse\x12\x46\n\x0b\x43\x61ncelOrder\x12!.shop.order.v1.CancelOrderRequest\x1a\x14.shop.order.v1.Order\x12\x46\n\nWatchOrder\x12 .shop.order.v1.WatchOrderRequest\x1a\x14.shop.order.v1.Order0\x01\x12O\n\x08\x43heckout\x12\x1e.shop.order.v1.CheckoutRequest\x1a\x1f.shop.order.v1.CheckoutResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shop/order/v1/order.proto\x12\rshop.order.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\x1a\x1ashop/common/v1/rules.proto\x1a\x1dshop/payment/v1/payment.proto\"\xc5\x05\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\'\n\x05lines\x18\x03 \x03(\x0b\x32\x18.shop.order.v1.OrderLine\x12$\n\x05total\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.shop.order.v1.Order.Status\x12\'\n\x04step\x18\x06 \x01(\x0e\x32\x19.shop.order.v1.Order.Step\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12\x12\n\npayment_id\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_PENDING\x10\x01\x12\x14\n\x10STATUS_CONFIRMED\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\x12\x14\n\x10STATUS_CANCELLED\x10\x04\"\xdc\x01\n\x04Step\x12\x14\n\x10STEP_UNSPECIFIED\x10\x00\x12\x11\n\rSTEP_ACCEPTED\x10\x01\x12\x16\n\x12STEP_CHECKING_USER\x10\x02\x12\x18\n\x14STEP_RESERVING_STOCK\x10\x03\x12\x19\n\x15STEP_CHARGING_PAYMENT\x10\x04\x12\x19\n\x15STEP_COMMITTING_STOCK\x10\x05\x12\x1a\n\x16STEP_REFUNDING_PAYMENT\x10\x06\x12\x18\n\x14STEP_RELEASING_STOCK\x10\x07\x12\r\n\tSTEP_DONE\x10\x08\"\\\n\tOrderLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12)\n\nunit_price\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\"\x9c\x02\n\x12\x43reateOrderRequest\x12\x1a\n\x07user_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x96\x01\n\x05lines\x18\x02 \x03(\x0b\x32\x18.shop.common.v1.LineItemBm\xbaHj\x92\x01\x04\x08\x01\x10\x64\xba\x01`\n\x15lines.unique_products\x12#must name each product at most once\x1a\"this.map(l, l.product_id).unique()\x12\x32\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x1c.shop.payment.v1.PaymentCardB\x06\xbaH\x03\xc8\x01\x01\x12\x1d\n\nrequest_id\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\".\n\x0fGetOrderRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\"m\n\x11ListOrdersRequest\x12\x1a\n\x07user_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xbaH\x06r\x04\xa0\x91$\x01\"S\n\x12ListOrdersResponse\x12$\n\x06orders\x18\x01 \x03(\x0b\x32\x14.shop.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x12\x43\x61ncelOrderRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x1d\n\nrequest_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"0\n\x11WatchOrderRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\"\x84\x01\n\x0f\x43heckoutRequest\x12.\n\x08set_line\x18\x01 \x01(\x0b\x32\x1a.shop.order.v1.SetCartLineH\x00\x12\x30\n\x0bplace_order\x18\x02 \x01(\x0b\x32\x19.shop.order.v1.PlaceOrderH\x00\x42\x0f\n\x06\x61\x63tion\x12\x05\xbaH\x02\x08\x01\"J\n\x0bSetCartLine\x12\x1d\n\nproduct_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x90\x91$\x01\x12\x1c\n\x08quantity\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x00\"{\n\nPlaceOrder\x12\x1a\n\x07user_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x32\n\x04\x63\x61rd\x18\x02 \x01(\x0b\x32\x1c.shop.payment.v1.PaymentCardB\x06\xbaH\x03\xc8\x01\x01\x12\x1d\n\nrequest_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"h\n\x10\x43heckoutResponse\x12#\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x13.shop.order.v1.CartH\x00\x12%\n\x05order\x18\x02 \x01(\x0b\x32\x14.shop.order.v1.OrderH\x00\x42\x08\n\x06update\"k\n\x04\x43\x61rt\x12&\n\x05lines\x18\x01 \x03(\x0b\x32\x17.shop.order.v1.CartLine\x12$\n\x05total\x18\x02 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x15\n\rall_available\x18\x03 \x01(\x08\"\xa8\x01\n\x08\x43\x61rtLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12)\n\nunit_price\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12)\n\nline_total\x18\x05 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x11\n\tavailable\x18\x06 \x01(\x03\x32\xcc\x03\n\x0cOrderService\x12\x46\n\x0b\x43reateOrder\x12!.shop.order.v1.CreateOrderRequest\x1a\x14.shop.order.v1.Order\x12@\n\x08GetOrder\x12\x1e.shop.order.v1.GetOrderRequest\x1a\x14.shop.order.v1.Order\x12Q\n\nListOrders\x12 .shop.order.v1.ListOrdersRequest\x1a!.shop.order.v1.ListOrdersResponse\x12\x46\n\x0b\x43\x61ncelOrder\x12!.shop.order.v1.CancelOrderRequest\x1a\x14.shop.order.v1.Order\x12\x46\n\nWatchOrder\x12 .shop.order.v1.WatchOrderRequest\x1a\x14.shop.order.v1.Order0\x01\x12O\n\x08\x43heckout\x12\x1e.shop.order.v1.CheckoutRequest\x1a\x1f.shop.order.v1.CheckoutResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.order.v1.order_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDER']._serialized_start=137
-  _globals['_ORDER']._serialized_end=846
-  _globals['_ORDER_STATUS']._serialized_start=508
-  _globals['_ORDER_STATUS']._serialized_end=623
-  _globals['_ORDER_STEP']._serialized_start=626
-  _globals['_ORDER_STEP']._serialized_end=846
-  _globals['_ORDERLINE']._serialized_start=848
-  _globals['_ORDERLINE']._serialized_end=940
-  _globals['_CREATEORDERREQUEST']._serialized_start=943
-  _globals['_CREATEORDERREQUEST']._serialized_end=1085
-  _globals['_GETORDERREQUEST']._serialized_start=1087
-  _globals['_GETORDERREQUEST']._serialized_end=1122
-  _globals['_LISTORDERSREQUEST']._serialized_start=1124
-  _globals['_LISTORDERSREQUEST']._serialized_end=1199
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1201
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1284
-  _globals['_CANCELORDERREQUEST']._serialized_start=1286
-  _globals['_CANCELORDERREQUEST']._serialized_end=1344
-  _globals['_WATCHORDERREQUEST']._serialized_start=1346
-  _globals['_WATCHORDERREQUEST']._serialized_end=1383
-  _globals['_CHECKOUTREQUEST']._serialized_start=1385
-  _globals['_CHECKOUTREQUEST']._serialized_end=1510
-  _globals['_SETCARTLINE']._serialized_start=1512
-  _globals['_SETCARTLINE']._serialized_end=1563
-  _globals['_PLACEORDER']._serialized_start=1565
-  _globals['_PLACEORDER']._serialized_end=1658
-  _globals['_CHECKOUTRESPONSE']._serialized_start=1660
-  _globals['_CHECKOUTRESPONSE']._serialized_end=1764
-  _globals['_CART']._serialized_start=1766
-  _globals['_CART']._serialized_end=1873
-  _globals['_CARTLINE']._serialized_start=1876
-  _globals['_CARTLINE']._serialized_end=2044
-  _globals['_ORDERSERVICE']._serialized_start=2047
-  _globals['_ORDERSERVICE']._serialized_end=2507
+  _globals['_CREATEORDERREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_CREATEORDERREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_CREATEORDERREQUEST'].fields_by_name['lines']._loaded_options = None
+  _globals['_CREATEORDERREQUEST'].fields_by_name['lines']._serialized_options = b'\272Hj\222\001\004\010\001\020d\272\001`\n\025lines.unique_products\022#must name each product at most once\032\"this.map(l, l.product_id).unique()'
+  _globals['_CREATEORDERREQUEST'].fields_by_name['card']._loaded_options = None
+  _globals['_CREATEORDERREQUEST'].fields_by_name['card']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CREATEORDERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_GETORDERREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_GETORDERREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_LISTORDERSREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTORDERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTORDERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\006r\004\240\221$\001'
+  _globals['_CANCELORDERREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_CANCELORDERREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_CANCELORDERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CANCELORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_WATCHORDERREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_WATCHORDERREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_CHECKOUTREQUEST'].oneofs_by_name['action']._loaded_options = None
+  _globals['_CHECKOUTREQUEST'].oneofs_by_name['action']._serialized_options = b'\272H\002\010\001'
+  _globals['_SETCARTLINE'].fields_by_name['product_id']._loaded_options = None
+  _globals['_SETCARTLINE'].fields_by_name['product_id']._serialized_options = b'\272H\006r\004\220\221$\001'
+  _globals['_SETCARTLINE'].fields_by_name['quantity']._loaded_options = None
+  _globals['_SETCARTLINE'].fields_by_name['quantity']._serialized_options = b'\272H\007\032\005\030\220N(\000'
+  _globals['_PLACEORDER'].fields_by_name['user_id']._loaded_options = None
+  _globals['_PLACEORDER'].fields_by_name['user_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_PLACEORDER'].fields_by_name['card']._loaded_options = None
+  _globals['_PLACEORDER'].fields_by_name['card']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_PLACEORDER'].fields_by_name['request_id']._loaded_options = None
+  _globals['_PLACEORDER'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_ORDER']._serialized_start=194
+  _globals['_ORDER']._serialized_end=903
+  _globals['_ORDER_STATUS']._serialized_start=565
+  _globals['_ORDER_STATUS']._serialized_end=680
+  _globals['_ORDER_STEP']._serialized_start=683
+  _globals['_ORDER_STEP']._serialized_end=903
+  _globals['_ORDERLINE']._serialized_start=905
+  _globals['_ORDERLINE']._serialized_end=997
+  _globals['_CREATEORDERREQUEST']._serialized_start=1000
+  _globals['_CREATEORDERREQUEST']._serialized_end=1284
+  _globals['_GETORDERREQUEST']._serialized_start=1286
+  _globals['_GETORDERREQUEST']._serialized_end=1332
+  _globals['_LISTORDERSREQUEST']._serialized_start=1334
+  _globals['_LISTORDERSREQUEST']._serialized_end=1443
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1445
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1528
+  _globals['_CANCELORDERREQUEST']._serialized_start=1530
+  _globals['_CANCELORDERREQUEST']._serialized_end=1610
+  _globals['_WATCHORDERREQUEST']._serialized_start=1612
+  _globals['_WATCHORDERREQUEST']._serialized_end=1660
+  _globals['_CHECKOUTREQUEST']._serialized_start=1663
+  _globals['_CHECKOUTREQUEST']._serialized_end=1795
+  _globals['_SETCARTLINE']._serialized_start=1797
+  _globals['_SETCARTLINE']._serialized_end=1871
+  _globals['_PLACEORDER']._serialized_start=1873
+  _globals['_PLACEORDER']._serialized_end=1996
+  _globals['_CHECKOUTRESPONSE']._serialized_start=1998
+  _globals['_CHECKOUTRESPONSE']._serialized_end=2102
+  _globals['_CART']._serialized_start=2104
+  _globals['_CART']._serialized_end=2211
+  _globals['_CARTLINE']._serialized_start=2214
+  _globals['_CARTLINE']._serialized_end=2382
+  _globals['_ORDERSERVICE']._serialized_start=2385
+  _globals['_ORDERSERVICE']._serialized_end=2845
 # @@protoc_insertion_point(module_scope)

@@ -22,37 +22,73 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shop.common.v1 import money_pb2 as shop_dot_common_dot_v1_dot_money__pb2
+from shop.common.v1 import rules_pb2 as shop_dot_common_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshop/payment/v1/payment.proto\x12\x0fshop.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\"O\n\x0bPaymentCard\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x11\n\texp_month\x18\x02 \x01(\x05\x12\x10\n\x08\x65xp_year\x18\x03 \x01(\x05\x12\x0b\n\x03\x63vc\x18\x04 \x01(\t\"\x9e\x01\n\rPaymentMethod\x12\x19\n\x11payment_method_id\x18\x01 \x01(\t\x12\r\n\x05\x62rand\x18\x02 \x01(\t\x12\r\n\x05last4\x18\x03 \x01(\t\x12\x11\n\texp_month\x18\x04 \x01(\x05\x12\x10\n\x08\x65xp_year\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x03\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x19\n\x11payment_method_id\x18\x03 \x01(\t\x12%\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\'\n\x08refunded\x18\x05 \x01(\x0b\x32\x15.shop.common.v1.Money\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.shop.payment.v1.Payment.Status\x12\x14\n\x0c\x66\x61ilure_code\x18\x07 \x01(\t\x12\x12\n\ncard_last4\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_SUCCEEDED\x10\x01\x12\x13\n\x0fSTATUS_DECLINED\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\x12\x13\n\x0fSTATUS_REFUNDED\x10\x04\"\\\n\x1a\x43reatePaymentMethodRequest\x12*\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x1c.shop.payment.v1.PaymentCard\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"w\n\rChargeRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x19\n\x11payment_method_id\x18\x02 \x01(\t\x12%\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"^\n\rRefundRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12%\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"N\n\x13ListPaymentsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x14ListPaymentsResponse\x12*\n\x08payments\x18\x01 \x03(\x0b\x32\x18.shop.payment.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa5\x03\n\x0ePaymentService\x12\x62\n\x13\x43reatePaymentMethod\x12+.shop.payment.v1.CreatePaymentMethodRequest\x1a\x1e.shop.payment.v1.PaymentMethod\x12\x42\n\x06\x43harge\x12\x1e.shop.payment.v1.ChargeRequest\x1a\x18.shop.payment.v1.Payment\x12\x42\n\x06Refund\x12\x1e.shop.payment.v1.RefundRequest\x1a\x18.shop.payment.v1.Payment\x12J\n\nGetPayment\x12\".shop.payment.v1.GetPaymentRequest\x1a\x18.shop.payment.v1.Payment\x12[\n\x0cListPayments\x12$.shop.payment.v1.ListPaymentsRequest\x1a%.shop.payment.v1.ListPaymentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshop/payment/v1/payment.proto\x12\x0fshop.payment.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\x1a\x1ashop/common/v1/rules.proto\"\x86\x02\n\x0bPaymentCard\x12\x66\n\x06number\x18\x01 \x01(\tBV\xbaHSr\x02\x18@\xba\x01L\n\x0b\x63\x61rd.number\x12\x17must be 12 to 19 digits\x1a$this.matches(\'^ *([0-9] *){12,19}$\')\x12\x1c\n\texp_month\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x0c(\x01\x12\x1d\n\x08\x65xp_year\x18\x03 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\x8fN(\xe8\x07\x12R\n\x03\x63vc\x18\x04 \x01(\tBE\xbaHB\xba\x01?\n\x08\x63\x61rd.cvc\x12\x15must be 3 or 4 digits\x1a\x1cthis.matches(\'^[0-9]{3,4}$\')\"\x9e\x01\n\rPaymentMethod\x12\x19\n\x11payment_method_id\x18\x01 \x01(\t\x12\r\n\x05\x62rand\x18\x02 \x01(\t\x12\r\n\x05last4\x18\x03 \x01(\t\x12\x11\n\texp_month\x18\x04 \x01(\x05\x12\x10\n\x08\x65xp_year\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x03\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x19\n\x11payment_method_id\x18\x03 \x01(\t\x12%\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\'\n\x08refunded\x18\x05 \x01(\x0b\x32\x15.shop.common.v1.Money\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.shop.payment.v1.Payment.Status\x12\x14\n\x0c\x66\x61ilure_code\x18\x07 \x01(\t\x12\x12\n\ncard_last4\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_SUCCEEDED\x10\x01\x12\x13\n\x0fSTATUS_DECLINED\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\x12\x13\n\x0fSTATUS_REFUNDED\x10\x04\"o\n\x1a\x43reatePaymentMethodRequest\x12\x32\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x1c.shop.payment.v1.PaymentCardB\x06\xbaH\x03\xc8\x01\x01\x12\x1d\n\nrequest_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"\xdd\x01\n\rChargeRequest\x12\x1b\n\x08order_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12$\n\x11payment_method_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12j\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.MoneyBC\xbaH@\xba\x01:\n\x0f\x61mount.positive\x12\x10must be positive\x1a\x15this.amount_minor > 0\xc8\x01\x01\x12\x1d\n\nrequest_id\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"\xb9\x01\n\rRefundRequest\x12\x1d\n\npayment_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12g\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x15.shop.common.v1.MoneyB@\xbaH=\xba\x01:\n\x0f\x61mount.positive\x12\x10must be positive\x1a\x15this.amount_minor > 0\x12 \n\nrequest_id\x18\x03 \x01(\tB\x0c\xbaH\tr\x04\x98\x91$\x01\xc8\x01\x01\"2\n\x11GetPaymentRequest\x12\x1d\n\npayment_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\"s\n\x13ListPaymentsRequest\x12\x1e\n\x08order_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\x88\x91$\x01\xd8\x01\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xbaH\x06r\x04\xa0\x91$\x01\"[\n\x14ListPaymentsResponse\x12*\n\x08payments\x18\x01 \x03(\x0b\x32\x18.shop.payment.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa5\x03\n\x0ePaymentService\x12\x62\n\x13\x43reatePaymentMethod\x12+.shop.payment.v1.CreatePaymentMethodRequest\x1a\x1e.shop.payment.v1.PaymentMethod\x12\x42\n\x06\x43harge\x12\x1e.shop.payment.v1.ChargeRequest\x1a\x18.shop.payment.v1.Payment\x12\x42\n\x06Refund\x12\x1e.shop.payment.v1.RefundRequest\x1a\x18.shop.payment.v1.Payment\x12J\n\nGetPayment\x12\".shop.payment.v1.GetPaymentRequest\x1a\x18.shop.payment.v1.Payment\x12[\n\x0cListPayments\x12$.shop.payment.v1.ListPaymentsRequest\x1a%.shop.payment.v1.ListPaymentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.payment.v1.payment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTCARD']._serialized_start=111
-  _globals['_PAYMENTCARD']._serialized_end=190
-  _globals['_PAYMENTMETHOD']._serialized_start=193
-  _globals['_PAYMENTMETHOD']._serialized_end=351
-  _globals['_PAYMENT']._serialized_start=354
-  _globals['_PAYMENT']._serialized_end=814
-  _globals['_PAYMENT_STATUS']._serialized_start=699
-  _globals['_PAYMENT_STATUS']._serialized_end=814
-  _globals['_CREATEPAYMENTMETHODREQUEST']._serialized_start=816
-  _globals['_CREATEPAYMENTMETHODREQUEST']._serialized_end=908
-  _globals['_CHARGEREQUEST']._serialized_start=910
-  _globals['_CHARGEREQUEST']._serialized_end=1029
-  _globals['_REFUNDREQUEST']._serialized_start=1031
-  _globals['_REFUNDREQUEST']._serialized_end=1125
-  _globals['_GETPAYMENTREQUEST']._serialized_start=1127
-  _globals['_GETPAYMENTREQUEST']._serialized_end=1166
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1168
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1246
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1248
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1339
-  _globals['_PAYMENTSERVICE']._serialized_start=1342
-  _globals['_PAYMENTSERVICE']._serialized_end=1763
+  _globals['_PAYMENTCARD'].fields_by_name['number']._loaded_options = None
+  _globals['_PAYMENTCARD'].fields_by_name['number']._serialized_options = b'\272HSr\002\030@\272\001L\n\013card.number\022\027must be 12 to 19 digits\032$this.matches(\'^ *([0-9] *){12,19}$\')'
+  _globals['_PAYMENTCARD'].fields_by_name['exp_month']._loaded_options = None
+  _globals['_PAYMENTCARD'].fields_by_name['exp_month']._serialized_options = b'\272H\006\032\004\030\014(\001'
+  _globals['_PAYMENTCARD'].fields_by_name['exp_year']._loaded_options = None
+  _globals['_PAYMENTCARD'].fields_by_name['exp_year']._serialized_options = b'\272H\010\032\006\030\217N(\350\007'
+  _globals['_PAYMENTCARD'].fields_by_name['cvc']._loaded_options = None
+  _globals['_PAYMENTCARD'].fields_by_name['cvc']._serialized_options = b'\272HB\272\001?\n\010card.cvc\022\025must be 3 or 4 digits\032\034this.matches(\'^[0-9]{3,4}$\')'
+  _globals['_CREATEPAYMENTMETHODREQUEST'].fields_by_name['card']._loaded_options = None
+  _globals['_CREATEPAYMENTMETHODREQUEST'].fields_by_name['card']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CREATEPAYMENTMETHODREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEPAYMENTMETHODREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_CHARGEREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_CHARGEREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_CHARGEREQUEST'].fields_by_name['payment_method_id']._loaded_options = None
+  _globals['_CHARGEREQUEST'].fields_by_name['payment_method_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_CHARGEREQUEST'].fields_by_name['amount']._loaded_options = None
+  _globals['_CHARGEREQUEST'].fields_by_name['amount']._serialized_options = b'\272H@\272\001:\n\017amount.positive\022\020must be positive\032\025this.amount_minor > 0\310\001\001'
+  _globals['_CHARGEREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CHARGEREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
+  _globals['_REFUNDREQUEST'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_REFUNDREQUEST'].fields_by_name['payment_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_REFUNDREQUEST'].fields_by_name['amount']._loaded_options = None
+  _globals['_REFUNDREQUEST'].fields_by_name['amount']._serialized_options = b'\272H=\272\001:\n\017amount.positive\022\020must be positive\032\025this.amount_minor > 0'
+  _globals['_REFUNDREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_REFUNDREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\tr\004\230\221$\001\310\001\001'
+  _globals['_GETPAYMENTREQUEST'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_GETPAYMENTREQUEST'].fields_by_name['payment_id']._serialized_options = b'\272H\006r\004\210\221$\001'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['order_id']._serialized_options = b'\272H\tr\004\210\221$\001\330\001\001'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\006r\004\240\221$\001'
+  _globals['_PAYMENTCARD']._serialized_start=169
+  _globals['_PAYMENTCARD']._serialized_end=431
+  _globals['_PAYMENTMETHOD']._serialized_start=434
+  _globals['_PAYMENTMETHOD']._serialized_end=592
+  _globals['_PAYMENT']._serialized_start=595
+  _globals['_PAYMENT']._serialized_end=1055
+  _globals['_PAYMENT_STATUS']._serialized_start=940
+  _globals['_PAYMENT_STATUS']._serialized_end=1055
+  _globals['_CREATEPAYMENTMETHODREQUEST']._serialized_start=1057
+  _globals['_CREATEPAYMENTMETHODREQUEST']._serialized_end=1168
+  _globals['_CHARGEREQUEST']._serialized_start=1171
+  _globals['_CHARGEREQUEST']._serialized_end=1392
+  _globals['_REFUNDREQUEST']._serialized_start=1395
+  _globals['_REFUNDREQUEST']._serialized_end=1580
+  _globals['_GETPAYMENTREQUEST']._serialized_start=1582
+  _globals['_GETPAYMENTREQUEST']._serialized_end=1632
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1634
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1749
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1751
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1842
+  _globals['_PAYMENTSERVICE']._serialized_start=1845
+  _globals['_PAYMENTSERVICE']._serialized_end=2266
 # @@protoc_insertion_point(module_scope)

@@ -140,7 +140,7 @@ class UpdateUserRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to change: any of username, email, display_name."""
+        """Fields to change: one or more of username, email, display_name."""
 
     def __init__(
         self,
