@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 
 import grpc
@@ -12,6 +13,8 @@ from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
+from shop_grpc import status
+from shop_grpc.errors import InvalidArgument
 
 DECLINED = payment_pb2.PaymentCard(
     number="4000000000000002", exp_month=12, exp_year=2040, cvc="123"
@@ -130,6 +133,18 @@ async def test_watch_follows_an_order_to_its_final_state(shop):
         (lambda r: setattr(r, "user_id", ""), "user_id"),
         (lambda r: setattr(r.card, "number", "4242424242424241"), "card.number"),
         (lambda r: setattr(r.card, "exp_month", 13), "card.exp_month"),
+        # Ids the user service would refuse are refused here, before anything is stored.
+        (lambda r: setattr(r, "user_id", "bob"), "user_id"),
+        (lambda r: setattr(r, "user_id", r.user_id.upper()), "user_id"),
+        (lambda r: setattr(r, "user_id", " "), "user_id"),
+        (lambda r: setattr(r, "user_id", "é"), "user_id"),
+        # Unicode digits are not digits to a card network.
+        (lambda r: setattr(r.card, "number", "4242424242424²42"), "card.number"),
+        (lambda r: setattr(r.card, "cvc", "\uff11\uff12\uff13"), "card.cvc"),
+        # Strings that would reach SQL: too long for the column, or holding NUL.
+        (lambda r: setattr(r.lines[0], "product_id", "p" * 65), "lines[0].product_id"),
+        (lambda r: setattr(r.lines[0], "product_id", "a\x00b"), "lines[0].product_id"),
+        (lambda r: setattr(r, "request_id", "r\x00"), "request_id"),
     ],
 )
 async def test_malformed_requests_are_invalid_argument_and_write_nothing(shop, mutate, field):
@@ -146,7 +161,53 @@ async def test_malformed_requests_are_invalid_argument_and_write_nothing(shop, m
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await shop.orders.CreateOrder(request, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field in caught.value.details()
+    error = status.from_rpc_error(caught.value)
+    assert isinstance(error, InvalidArgument)
+    assert field in [v.field for v in error.violations]
     assert await shop.orders_of(user) == []
     stock = await shop.stock(widget)
     assert (stock.available, stock.reserved) == (2, 0)
+
+
+@pytest.mark.local_only  # reads the local suite's payment database
+async def test_a_refused_order_leaves_no_payment_method_behind(shop, data_dir):
+    user = await shop.user()
+    before = _payment_methods(data_dir)
+    for product_id in ("p" * 65, "a\x00b", "Widget"):
+        request = order_pb2.CreateOrderRequest(
+            user_id=user,
+            lines=[money_pb2.LineItem(product_id=product_id, quantity=1)],
+            card=payment_pb2.PaymentCard(
+                number="4242424242424242", exp_month=12, exp_year=2040, cvc="123"
+            ),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await shop.orders.CreateOrder(request, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _payment_methods(data_dir) == before
+    assert await shop.orders_of(user) == []
+
+
+def _payment_methods(data_dir) -> int:
+    with sqlite3.connect(data_dir / "payment.db") as db:
+        return int(db.execute("SELECT count(*) FROM payment_methods").fetchone()[0])
+
+
+async def test_a_request_id_reused_by_another_caller_never_returns_the_first_order(shop):
+    alice, mallory = await shop.user(), await shop.user()
+    widget, gadget = await shop.product(stock=5), await shop.product(stock=5)
+    request_id = str(uuid.uuid4())
+    first = await shop.place(alice, {widget: 1}, request_id=request_id)
+    assert first.status == Order.STATUS_CONFIRMED
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await shop.place(mallory, {gadget: 2}, card=DECLINED, request_id=request_id)
+
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert status.from_rpc_error(caught.value).reason == "REQUEST_ID_REUSED"
+    assert first.order_id not in caught.value.details()
+    assert first.payment_id not in caught.value.details()
+    assert await shop.orders_of(mallory) == []
+    assert (await shop.stock(gadget)).available == 5
+    # The first caller's retry still gets its order.
+    assert (await shop.place(alice, {widget: 1}, request_id=request_id)).order_id == first.order_id

@@ -138,6 +138,7 @@ def from_rpc_error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.ShopErro
         else:
             error = kind("resource", "")
         error.message = message
+        error.reason = reason_text
         return error
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         failure = details.get("PreconditionFailure")

@@ -40,6 +40,18 @@ async def test_replayed_import_applies_nothing(inventory):
     assert await inventory.stock("a") == (5, 0, 0)
 
 
+async def test_an_import_key_reused_for_other_lines_is_refused(inventory):
+    await inventory.add_product("a")
+    await inventory.import_stock([("a", 5)], request_id="imp-1")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await inventory.import_stock([("a", 50)], request_id="imp-1")
+
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert from_rpc_error(caught.value).reason == "REQUEST_ID_REUSED"
+    assert await inventory.stock("a") == (5, 0, 0)
+
+
 async def test_import_naming_an_unknown_product_applies_nothing(inventory):
     await inventory.add_product("a")
 

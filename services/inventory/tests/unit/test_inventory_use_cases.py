@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
 from shop_inventory.domain.errors import (
     ImportedProductNotFound,
@@ -29,7 +30,7 @@ class FakeStore:
         self.request_ids = {}
         self.levels = {}
         self.reservations = {}
-        self.imports = set()
+        self.imports = {}
 
 
 class FakeProducts:
@@ -51,6 +52,10 @@ class FakeProducts:
 
     async def request_id_of(self, product_id):
         return self.state.request_ids.get(product_id)
+
+    async def created_by(self, request_id):
+        made = [p for p, r in self.state.request_ids.items() if r == request_id]
+        return self.state.products[made[0]] if made else None
 
     async def list_after(self, after, limit):
         ids = sorted(p for p in self.state.products if after is None or p > after)
@@ -99,11 +104,14 @@ class FakeImports:
     def __init__(self, state):
         self.state = state
 
-    async def add(self, request_id, lines_applied, now):
+    async def add(self, request_id, fingerprint, lines_applied, now):
         if request_id in self.state.imports:
             return False
-        self.state.imports.add(request_id)
+        self.state.imports[request_id] = fingerprint
         return True
+
+    async def fingerprint_of(self, request_id):
+        return self.state.imports.get(request_id)
 
 
 class FakeUnitOfWork:
@@ -136,7 +144,7 @@ async def _add(uow, product_id, available=0, price=100):
     product = Product(product_id, product_id, "", Money("USD", price), NOW)
     await catalogue.create_product(uow, product, request_id="")
     if available:
-        await stock.import_stock(uow, "", [ImportLine(product_id, available)], NOW)
+        await stock.import_stock(uow, "", "", [ImportLine(product_id, available)], NOW)
     return product
 
 
@@ -156,9 +164,14 @@ async def test_create_product_retry_returns_it_but_another_request_clashes(uow):
     await catalogue.create_product(uow, product, "req-1")
     other = Product("a", "Other", "", Money("USD", 5), NOW)
 
-    assert await catalogue.create_product(uow, other, "req-1") == product
+    assert await catalogue.create_product(uow, product, "req-1") == product
+    with pytest.raises(RequestIdReused):
+        await catalogue.create_product(uow, other, "req-1")
+    with pytest.raises(RequestIdReused):
+        await catalogue.create_product(uow, Product("b", "B", "", Money("USD", 5), NOW), "req-1")
     with pytest.raises(ProductAlreadyExists):
         await catalogue.create_product(uow, other, "req-2")
+    assert list(uow.store.products) == ["a"]
 
 
 async def test_list_products_reports_whether_more_follow(uow):
@@ -176,14 +189,17 @@ async def test_import_is_all_or_nothing_and_idempotent(uow):
     await _add(uow, "a")
 
     with pytest.raises(ImportedProductNotFound, match=r"requests\[1\]"):
-        await stock.import_stock(uow, "r1", [ImportLine("a", 2), ImportLine("x", 1)], NOW)
+        await stock.import_stock(uow, "r1", "a2x1", [ImportLine("a", 2), ImportLine("x", 1)], NOW)
     assert _level(uow, "a") == (0, 0, 0)
 
-    applied = await stock.import_stock(uow, "r1", [ImportLine("a", 2)], NOW)
-    replay = await stock.import_stock(uow, "r1", [ImportLine("a", 2)], NOW)
+    applied = await stock.import_stock(uow, "r1", "a2", [ImportLine("a", 2)], NOW)
+    replay = await stock.import_stock(uow, "r1", "a2", [ImportLine("a", 2)], NOW)
 
     assert (applied.lines_applied, replay.lines_applied) == (1, 0)
     assert replay.levels[0].available == 2
+    assert _level(uow, "a") == (2, 0, 0)
+    with pytest.raises(RequestIdReused):
+        await stock.import_stock(uow, "r1", "a5", [ImportLine("a", 5)], NOW)
     assert _level(uow, "a") == (2, 0, 0)
 
 

@@ -203,3 +203,56 @@ async def test_create_order_without_deadline_returns_the_order_as_it_stands(stub
     )
     assert order.status == order_pb2.Order.STATUS_PENDING
     world.faults.hang["charge"].set()
+
+
+async def test_a_retry_returns_the_first_order_but_a_reused_request_id_is_refused(stub, world):
+    request = order_pb2.CreateOrderRequest(
+        user_id=ALICE, lines=[line("widget", 1)], card=CARD, request_id="key-1"
+    )
+    first = await stub.CreateOrder(request, timeout=5)
+    retry = await stub.CreateOrder(request, timeout=5)
+    assert retry.order_id == first.order_id
+    assert retry.payment_id == first.payment_id
+    methods = len(world.payments.methods)
+
+    bob = id_for("bob")
+    world.users.known.add(bob)
+    declining = payment_pb2.PaymentCard(
+        number="4000000000000002", exp_month=12, exp_year=2040, cvc="123"
+    )
+    other = order_pb2.CreateOrderRequest(
+        user_id=bob, lines=[line("gadget", 2)], card=declining, request_id="key-1"
+    )
+    for attempt in (
+        stub.CreateOrder(other, timeout=5),
+        _checkout_reply(stub, other),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await attempt
+        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        error = status.from_rpc_error(caught.value)
+        assert error.reason == "REQUEST_ID_REUSED"
+        assert first.order_id not in caught.value.details()
+        assert first.payment_id not in caught.value.details()
+    # Nothing was written for the refused requests: no card exchanged, no order for bob.
+    assert len(world.payments.methods) == methods
+    listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=bob), timeout=5)
+    assert list(listed.orders) == []
+
+
+async def _checkout_reply(stub, request: order_pb2.CreateOrderRequest) -> None:
+    """Places `request`'s lines through Checkout and reads the replies to the end."""
+
+    async def messages() -> AsyncIterator[order_pb2.CheckoutRequest]:
+        for item in request.lines:
+            yield order_pb2.CheckoutRequest(
+                set_line=order_pb2.SetCartLine(product_id=item.product_id, quantity=item.quantity)
+            )
+        yield order_pb2.CheckoutRequest(
+            place_order=order_pb2.PlaceOrder(
+                user_id=request.user_id, card=request.card, request_id=request.request_id
+            )
+        )
+
+    async for _ in stub.Checkout(messages(), timeout=5):
+        pass

@@ -22,14 +22,17 @@ async def place(
 ) -> Order:
     from shop_order.service_layer.ports import Card
 
+    lines = lines or [OrderLine("widget", 2)]
     return await orders.place_order(
         runner.uow,
         world.payments,
         runner,
         user_id=user,
-        lines=lines or [OrderLine("widget", 2)],
+        lines=lines,
         card=card or Card(*APPROVED_CARD),
         request_id=request_id,
+        # Stands in for the entrypoint's fingerprint of the request: same content, same text.
+        fingerprint=repr((user, lines)),
     )
 
 

@@ -90,12 +90,24 @@ async def test_payment_method_request_id_is_idempotent(stub, db):
     again = await stub.CreatePaymentMethod(request)
     assert again.payment_method_id == first.payment_method_id
     assert (await row_counts(db))["payment_methods"] == 1
+    other_card = payment_pb2.CreatePaymentMethodRequest(
+        card=card("4000 0000 0000 0002"), request_id="pm-req-1"
+    )
+    code, error = await failure(stub.CreatePaymentMethod(other_card))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert error.reason == "REQUEST_ID_REUSED"
+    assert first.payment_method_id not in str(error)
+    assert (await row_counts(db))["payment_methods"] == 1
 
 
 BETWEEN_1_AND_12 = "must be greater than or equal to 1 and less than or equal to 12"
 BAD_CARDS = [
     (card("4242 4242 4242 4241"), {"card.number": "fails the Luhn check"}),
     (card("4242"), {"card.number": "must be 12 to 19 digits"}),
+    # Unicode digits: int() reads them, a card network does not.
+    (card("\u00b2" * 16), {"card.number": "must be 12 to 19 digits"}),
+    (card("4242424242424\u00b242"), {"card.number": "must be 12 to 19 digits"}),
+    (card(cvc="\u0661\u0662\u0663"), {"card.cvc": "must be 3 or 4 digits"}),
     (card(exp_month=13), {"card.exp_month": BETWEEN_1_AND_12}),
     (card(exp_year=2001), {"card.exp_year": "is in the past"}),
     (card(cvc="12"), {"card.cvc": "must be 3 or 4 digits"}),
@@ -289,8 +301,17 @@ async def test_refund_request_id_of_another_payment_is_already_exists(stub):
     method_id = await new_method(stub)
     one, two = await charge(stub, method_id), await charge(stub, method_id)
     await refund(stub, one.payment_id, 100, request_id="refund-1")
-    code, _ = await failure(refund(stub, two.payment_id, 100, request_id="refund-1"))
-    assert code == grpc.StatusCode.ALREADY_EXISTS
+    for reused in (
+        refund(stub, two.payment_id, 100, request_id="refund-1"),  # another payment
+        refund(stub, one.payment_id, 200, request_id="refund-1"),  # another amount
+        refund(stub, one.payment_id, None, request_id="refund-1"),  # everything left
+    ):
+        code, error = await failure(reused)
+        assert code == grpc.StatusCode.ALREADY_EXISTS
+        assert error.reason == "REQUEST_ID_REUSED"
+    assert (
+        await stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id=one.payment_id))
+    ).refunded == usd(100)
 
 
 async def test_concurrent_refunds_never_exceed_the_charge(stub, db):

@@ -84,3 +84,9 @@ def test_repr_hides_number_and_cvc():
     assert "4242424242424242" not in shown
     assert "9876" not in shown
     assert card().last4 == "4242"
+
+
+@pytest.mark.parametrize("number", ["\u00b2" * 16, "4242424242424\u00b242", "\u0664" * 16])
+def test_unicode_digits_are_not_digits(number):
+    assert luhn_valid(number) is False
+    assert [field for field, _ in card_problems(card(number), TODAY)] == ["number"]

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 import pytest
 
 from shop_grpc.errors import FailedPrecondition, InvalidArgument, NotFound
+from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
 from shop_grpc.pagination import PageTokens
 from shop_payment.domain.cards import Card
-from shop_payment.domain.errors import DuplicateKey, RefundRequestReused
+from shop_payment.domain.errors import DuplicateKey
 from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus, Refund, new_payment
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.service_layer import payments
@@ -123,8 +124,10 @@ async def test_payment_method_keeps_only_brand_last4_expiry_and_token(uow, proce
 
 async def test_payment_method_request_id_is_idempotent(uow, processor):
     first = await method(uow, processor, request_id="req-1")
-    again = await method(uow, processor, "5555555555554444", request_id="req-1")
+    again = await method(uow, processor, request_id="req-1")
     assert again == first
+    with pytest.raises(RequestIdReused):
+        await method(uow, processor, "5555555555554444", request_id="req-1")
     assert len(uow.payments.methods) == 1
 
 
@@ -173,7 +176,7 @@ async def test_refund_replay_changes_nothing(uow, processor):
 
 async def test_refund_that_loses_a_race_returns_the_payment(uow, processor):
     payment = await charged(uow, processor)
-    other = Refund("x", payment.payment_id, "r1", Money("USD", 300), NOW)
+    other = Refund("x", payment.payment_id, "r1", Money("USD", 300), NOW, Money("USD", 300))
     uow.payments.racing_refund = other
     uow.payments.payments[payment.payment_id] = replace(payment, refunded=Money("USD", 300))
     result = await payments.refund(uow, payment.payment_id, Money("USD", 300), "r1", NOW)
@@ -183,7 +186,7 @@ async def test_refund_that_loses_a_race_returns_the_payment(uow, processor):
 async def test_refund_request_id_of_another_payment_is_refused(uow, processor):
     payment = await charged(uow, processor)
     uow.payments.refunds["r1"] = Refund("x", "another", "r1", Money("USD", 1), NOW)
-    with pytest.raises(RefundRequestReused):
+    with pytest.raises(RequestIdReused):
         await payments.refund(uow, payment.payment_id, None, "r1", NOW)
 
 

@@ -228,6 +228,17 @@ async def test_concurrent_creates_with_one_request_id_create_one_user(api):
     assert await api.rows() == (1, 1)
 
 
+async def test_a_request_id_reused_for_another_user_is_refused_and_writes_nothing(api):
+    alice = await api.create("alice", request_id="req-1")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.create("mallory", request_id="req-1")
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    error = from_rpc_error(caught.value)
+    assert error.reason == "REQUEST_ID_REUSED"
+    assert alice.user_id not in caught.value.details()
+    assert await api.rows() == (1, 1)
+
+
 async def test_watch_streams_changes_and_replays_after_a_sequence(api):
     watch = api.stub.WatchUsers(user_pb2.WatchUsersRequest())
     try:

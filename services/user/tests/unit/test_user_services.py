@@ -8,9 +8,10 @@ from datetime import datetime
 import pytest
 
 from shop_grpc.errors import InvalidArgument
+from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.pagination import PageTokens
 from shop_user.domain import passwords
-from shop_user.domain.errors import RequestIdReused, StorageConflict, UserNotFound, UserTaken
+from shop_user.domain.errors import StorageConflict, UserNotFound, UserTaken
 from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
 from shop_user.service_layer import services
 
@@ -122,10 +123,12 @@ async def test_a_taken_username_or_email_is_already_exists(uow, second, resource
     assert len(uow.users.events) == 1
 
 
-async def test_repeating_a_request_id_returns_the_first_user(uow):
+async def test_repeating_a_request_returns_the_first_user_but_reusing_its_id_is_refused(uow):
     first = await services.create_user(uow, new("alice", request_id="r1"))
-    again = await services.create_user(uow, new("someone-else", request_id="r1"))
+    again = await services.create_user(uow, new("alice", request_id="r1"))
     assert again == first
+    with pytest.raises(RequestIdReused):
+        await services.create_user(uow, new("someone-else", request_id="r1"))
     assert len(uow.users.rows) == 1
 
 
@@ -169,9 +172,11 @@ async def test_update_keeping_its_own_username_is_fine(uow):
 async def test_repeated_update_request_applies_once(uow):
     alice = await services.create_user(uow, new("alice"))
     first = await services.update_user(uow, alice.user_id, Changes(display_name="One"), "u1")
-    again = await services.update_user(uow, alice.user_id, Changes(display_name="Two"), "u1")
+    again = await services.update_user(uow, alice.user_id, Changes(display_name="One"), "u1")
     assert again == first
     assert len(uow.users.events) == 2
+    with pytest.raises(RequestIdReused):
+        await services.update_user(uow, alice.user_id, Changes(display_name="Two"), "u1")
     bob = await services.create_user(uow, new("bob"))
     with pytest.raises(RequestIdReused):
         await services.update_user(uow, bob.user_id, Changes(display_name="x"), "u1")

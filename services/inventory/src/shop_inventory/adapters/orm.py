@@ -29,7 +29,7 @@ products = Table(
     Column("currency", String(3), nullable=False),
     Column("create_time", UtcDateTime, nullable=False),
     # The request_id that created the product, so a retried create returns it.
-    Column("request_id", String(64), nullable=False),
+    Column("request_id", String(64), nullable=False, index=True),
     CheckConstraint("price_minor > 0", name="ck_products_price_positive"),
 )
 
@@ -76,6 +76,8 @@ import_batches = Table(
     "import_batches",
     metadata,
     Column("request_id", String(64), primary_key=True),
+    # What the stream said (shop_grpc.idempotency), to tell a replay from a reused key.
+    Column("request_fingerprint", String(64), nullable=False),
     Column("lines_applied", Integer, nullable=False),
     Column("create_time", UtcDateTime, nullable=False),
 )

@@ -72,6 +72,12 @@ class ProductRepository:
         query = select(products.c.request_id).where(products.c.product_id == product_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def created_by(self, request_id: str) -> Product | None:
+        """The product a create with `request_id` made, if any."""
+        query = select(products).where(products.c.request_id == request_id).limit(1)
+        row = (await self.session.execute(query)).first()
+        return None if row is None else _product(row)
+
     async def list_after(self, after: str | None, limit: int) -> list[Product]:
         query = select(products).order_by(products.c.product_id).limit(limit)
         if after is not None:
@@ -244,7 +250,20 @@ class ImportBatchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, request_id: str, lines_applied: int, now: datetime) -> bool:
+    async def add(
+        self, request_id: str, fingerprint: str, lines_applied: int, now: datetime
+    ) -> bool:
         """Records an applied import; False if `request_id` was applied before."""
-        row = {"request_id": request_id, "lines_applied": lines_applied, "create_time": now}
+        row = {
+            "request_id": request_id,
+            "request_fingerprint": fingerprint,
+            "lines_applied": lines_applied,
+            "create_time": now,
+        }
         return await _insert_once(self.session, insert(import_batches).values(row))
+
+    async def fingerprint_of(self, request_id: str) -> str | None:
+        query = select(import_batches.c.request_fingerprint).where(
+            import_batches.c.request_id == request_id
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()

@@ -34,6 +34,11 @@ class Product:
     price: Money
     create_time: datetime
 
+    def same_as(self, other: Product) -> bool:
+        """True if both describe the same product (create times aside)."""
+        mine = (self.product_id, self.title, self.description, self.price)
+        return mine == (other.product_id, other.title, other.description, other.price)
+
 
 @dataclass
 class StockLevel:

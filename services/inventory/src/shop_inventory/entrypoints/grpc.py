@@ -12,6 +12,7 @@ from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop_grpc import pagination
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import FieldViolation, InvalidArgument
+from shop_grpc.idempotency import fingerprint
 from shop_grpc.money import Money
 from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import money_to_proto, timestamp
@@ -87,7 +88,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> inventory_pb2.ImportStockResponse:
         messages = await _read_import(request_iterator)
         lines = [ImportLine(m.product_id, m.quantity) for m in messages]
-        result = await stock.import_stock(self._uow(), messages[0].request_id, lines, utcnow())
+        result = await stock.import_stock(
+            self._uow(), messages[0].request_id, fingerprint(*messages), lines, utcnow()
+        )
         return inventory_pb2.ImportStockResponse(
             lines_applied=result.lines_applied, levels=[_level_to_proto(x) for x in result.levels]
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shop_grpc.idempotency import RequestIdReused
 from shop_inventory.domain.errors import ProductAlreadyExists, ProductNotFound
 from shop_inventory.domain.model import Product, StockLevel
 from shop_inventory.service_layer.unit_of_work import UnitOfWork
@@ -9,8 +10,16 @@ from shop_inventory.service_layer.unit_of_work import UnitOfWork
 
 async def create_product(uow: UnitOfWork, product: Product, request_id: str) -> Product:
     """Adds `product` with an empty stock level; a retry with the same request_id
-    returns the product it created."""
+    returns the product it created.
+
+    Raises RequestIdReused if the request_id created a different product, and
+    ProductAlreadyExists if the product id is taken by another request.
+    """
     async with uow:
+        if request_id and (earlier := await uow.products.created_by(request_id)):
+            if not earlier.same_as(product):
+                raise RequestIdReused(request_id)
+            return earlier
         if await uow.products.add(product, request_id):
             await uow.stock.add(StockLevel(product.product_id, update_time=product.create_time))
             await uow.commit()
@@ -19,6 +28,9 @@ async def create_product(uow: UnitOfWork, product: Product, request_id: str) -> 
         created_by = await uow.products.request_id_of(product.product_id)
     if existing is None or not request_id or created_by != request_id:
         raise ProductAlreadyExists(product.product_id)
+    # The same request, committed by a concurrent call since we looked.
+    if not existing.same_as(product):
+        raise RequestIdReused(request_id)
     return existing
 
 

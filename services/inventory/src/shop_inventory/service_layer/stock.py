@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from shop_grpc.idempotency import check_replay
 from shop_inventory.domain.errors import ImportedProductNotFound, ProductNotFound
 from shop_inventory.domain.model import StockLevel
 from shop_inventory.service_layer.unit_of_work import UnitOfWork
@@ -38,12 +39,21 @@ async def get_levels(uow: UnitOfWork, product_ids: Sequence[str]) -> list[StockL
 
 
 async def import_stock(
-    uow: UnitOfWork, request_id: str, lines: Sequence[ImportLine], now: datetime
+    uow: UnitOfWork,
+    request_id: str,
+    fingerprint: str,
+    lines: Sequence[ImportLine],
+    now: datetime,
 ) -> ImportResult:
-    """Adds every line in one transaction, or nothing; a replayed request_id adds nothing."""
+    """Adds every line in one transaction, or nothing; a replayed request_id adds nothing.
+
+    Raises RequestIdReused if the request_id was applied to a stream of other lines
+    (`fingerprint`: shop_grpc.idempotency's of the whole stream).
+    """
     named = list(dict.fromkeys(line.product_id for line in lines))
     async with uow:
-        if request_id and not await uow.imports.add(request_id, len(lines), now):
+        if request_id and not await uow.imports.add(request_id, fingerprint, len(lines), now):
+            check_replay(request_id, await uow.imports.fingerprint_of(request_id), fingerprint)
             levels = await uow.stock.get_many(named)
             return ImportResult(0, [levels[pid] for pid in named if pid in levels])
         levels = await uow.stock.lock(named)

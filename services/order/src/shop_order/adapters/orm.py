@@ -25,6 +25,7 @@ orders = Table(
     Column("order_id", String(36), primary_key=True),
     Column("user_id", String(64), nullable=False),
     Column("request_id", String(64), nullable=False, unique=True),
+    Column("request_fingerprint", String(64), nullable=False, default=""),
     Column("status", String(16), nullable=False),
     Column("step", String(24), nullable=False),
     Column("undo_outcome", String(16)),

@@ -219,6 +219,7 @@ def _order_values(order: Order) -> dict[str, Any]:
         "order_id": order.order_id,
         "user_id": order.user_id,
         "request_id": order.request_id,
+        "request_fingerprint": order.request_fingerprint,
         "status": order.status.value,
         "step": order.step.value,
         "undo_outcome": None if order.undo_outcome is None else order.undo_outcome.value,
@@ -238,6 +239,7 @@ def _order(row: RowMapping, lines: list[RowMapping]) -> Order:
         order_id=row["order_id"],
         user_id=row["user_id"],
         request_id=row["request_id"],
+        request_fingerprint=row["request_fingerprint"],
         lines=[
             OrderLine(
                 product_id=line["product_id"],

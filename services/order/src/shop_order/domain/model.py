@@ -55,6 +55,9 @@ class Order:
     lines: list[OrderLine]
     payment_method_id: str
     request_id: str
+    # What the request behind request_id said (shop_grpc.idempotency), to tell a retry from
+    # another request that reuses the key.
+    request_fingerprint: str = ""
     status: Status = Status.PENDING
     step: Step = Step.ACCEPTED
     # Where an undo ends: FAILED, or CANCELLED when the customer asked.

@@ -13,6 +13,7 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import DeadlineExceeded, FieldViolation, InvalidArgument
+from shop_grpc.idempotency import fingerprint
 from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import money_to_proto, timestamp
 from shop_grpc.server import Registration
@@ -116,6 +117,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             lines=[OrderLine(line.product_id, line.quantity) for line in request.lines],
             card=_card(request.card),
             request_id=request.request_id,
+            fingerprint=fingerprint(request, redact=_without_card_secrets),
         )
 
     async def _place_cart(
@@ -192,6 +194,12 @@ def _fields_under(prefix: str) -> Iterator[None]:
         raise InvalidArgument(
             [FieldViolation(prefix + v.field, v.description) for v in error.violations]
         ) from error
+
+
+def _without_card_secrets(request: order_pb2.CreateOrderRequest) -> None:
+    """What of the card may enter a fingerprint: its last four digits and its expiry."""
+    request.card.number = request.card.number.replace(" ", "")[-4:]
+    request.card.ClearField("cvc")
 
 
 def _card(card: payment_pb2.PaymentCard) -> Card:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from shop_grpc import pagination
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import Unavailable
+from shop_grpc.idempotency import check_replay
 from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import utcnow
 from shop_order.domain import saga
@@ -31,10 +32,15 @@ async def place_order(
     lines: list[OrderLine],
     card: Card,
     request_id: str,
+    fingerprint: str,
 ) -> Order:
-    """Records the order and starts its saga; a repeated request_id returns the first order."""
+    """Records the order and starts its saga.
+
+    A repeated request_id with the same request (same `fingerprint`) returns the first order;
+    with a different one it raises RequestIdReused (ALREADY_EXISTS) and changes nothing.
+    """
     request_id = request_id or str(uuid.uuid4())
-    existing = await _by_request_id(uow, request_id)
+    existing = await _replayed(uow, request_id, fingerprint)
     if existing is not None:
         return existing
     # The card is exchanged for a payment method before anything is stored, so the
@@ -46,6 +52,7 @@ async def place_order(
         lines=lines,
         payment_method_id=payment_method_id,
         request_id=request_id,
+        request_fingerprint=fingerprint,
     )
     # Stored already at its first step: the user check is recorded before it runs.
     saga.begin(order)
@@ -54,12 +61,20 @@ async def place_order(
             await tx.orders.add(order, runner.lease, utcnow())
             await tx.commit()
     except IntegrityError:
-        # The same request raced us here and won.
-        existing = await _by_request_id(uow, request_id)
+        # The same request_id raced us here and won.
+        existing = await _replayed(uow, request_id, fingerprint)
         assert existing is not None
         return existing
     runner.start(order.order_id, claimed=True)
     return order
+
+
+async def _replayed(uow: UnitOfWorkFactory, request_id: str, fingerprint: str) -> Order | None:
+    """The order first placed with `request_id`, if any and if it was this same request."""
+    existing = await _by_request_id(uow, request_id)
+    if existing is not None:
+        check_replay(request_id, existing.request_fingerprint, fingerprint)
+    return existing
 
 
 async def _by_request_id(uow: UnitOfWorkFactory, request_id: str) -> Order | None:

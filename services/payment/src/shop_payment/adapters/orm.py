@@ -54,6 +54,8 @@ refunds = Table(
     Column("request_id", String(64), nullable=False, unique=True),
     Column("currency", String(3), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
+    # What the request asked for (NULL: everything left), to tell a replay from a reuse.
+    Column("requested_minor", BigInteger),
     Column("create_time", UtcDateTime, nullable=False),
     Index("refunds_by_payment", "payment_id"),
 )

@@ -123,6 +123,7 @@ class SqlPaymentRepository:
                 request_id=refund.request_id,
                 currency=refund.amount.currency,
                 amount_minor=refund.amount.amount_minor,
+                requested_minor=None if refund.requested is None else refund.requested.amount_minor,
                 create_time=refund.create_time,
             )
         )
@@ -189,4 +190,7 @@ def _refund(row: Any) -> Refund:
         request_id=row["request_id"],
         amount=Money(row["currency"], row["amount_minor"]),
         create_time=row["create_time"],
+        requested=None
+        if row["requested_minor"] is None
+        else Money(row["currency"], row["requested_minor"]),
     )

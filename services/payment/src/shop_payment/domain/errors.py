@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shop_grpc.errors import AlreadyExists, FailedPrecondition, NotFound, PreconditionViolation
+from shop_grpc.errors import FailedPrecondition, NotFound, PreconditionViolation
 from shop_grpc.money import Money
 
 
@@ -53,15 +53,6 @@ class RefundCurrencyMismatch(FailedPrecondition):
             f"payment {payment_id!r}: {description}",
             [PreconditionViolation("REFUND_CURRENCY", payment_id, description)],
             reason="REFUND_CURRENCY_MISMATCH",
-        )
-
-
-class RefundRequestReused(AlreadyExists):
-    def __init__(self, request_id: str) -> None:
-        super().__init__(
-            "refund",
-            request_id,
-            f"request_id {request_id!r} was already used to refund another payment",
         )
 
 

@@ -44,6 +44,13 @@ class Refund:
     request_id: str
     amount: Money
     create_time: datetime
+    requested: Money | None = None
+    """What the request asked for; None: everything that was left (then `amount` says how
+    much that was). A replay of the request_id must ask for the same."""
+
+    def answers(self, payment_id: str, requested: Money | None) -> bool:
+        """True if a request for `requested` from `payment_id` is this refund's request again."""
+        return (self.payment_id, self.requested) == (payment_id, requested)
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class Payment:
         refunded = self.refunded + wanted
         status = PaymentStatus.REFUNDED if refunded == self.amount else self.status
         updated = replace(self, refunded=refunded, status=status, update_time=now)
-        return updated, Refund(new_id(), self.payment_id, request_id, wanted, now)
+        return updated, Refund(new_id(), self.payment_id, request_id, wanted, now, amount)
 
 
 def new_payment(

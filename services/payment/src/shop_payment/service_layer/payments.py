@@ -13,6 +13,7 @@ import structlog
 
 from shop_grpc import pagination
 from shop_grpc.errors import Aborted
+from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
 from shop_grpc.pagination import PageTokens
 from shop_payment.domain.cards import Card
@@ -21,7 +22,6 @@ from shop_payment.domain.errors import (
     OrderChargedDifferently,
     PaymentMethodNotFound,
     PaymentNotFound,
-    RefundRequestReused,
 )
 from shop_payment.domain.model import Payment, PaymentMethod, Refund, new_id, new_payment
 from shop_payment.domain.processor import Processor
@@ -33,11 +33,15 @@ log = structlog.get_logger(__name__)
 async def create_payment_method(
     uow: PaymentUnitOfWork, processor: Processor, card: Card, request_id: str, now: datetime
 ) -> PaymentMethod:
-    """Tokenizes a validated card; a repeated request_id returns the first method."""
+    """Tokenizes a validated card; a repeated request_id returns the first method.
+
+    Raises RequestIdReused if the request_id was first used for another card (told apart by
+    what is kept of a card: brand, last four digits, expiry).
+    """
     try:
         async with uow:
             if request_id and (earlier := await uow.payments.method_for_request(request_id)):
-                return earlier
+                return _same_card(earlier, card)
             method = PaymentMethod(
                 payment_method_id=new_id(),
                 brand=card.brand,
@@ -55,7 +59,7 @@ async def create_payment_method(
             earlier = await uow.payments.method_for_request(request_id)
         if earlier is None:
             raise Aborted("a concurrent request with this request_id vanished; retry") from None
-        return earlier
+        return _same_card(earlier, card)
     log.info(
         "payment method created",
         payment_method_id=method.payment_method_id,
@@ -63,6 +67,13 @@ async def create_payment_method(
         last4=method.last4,
     )
     return method
+
+
+def _same_card(earlier: PaymentMethod, card: Card) -> PaymentMethod:
+    kept = (earlier.brand, earlier.last4, earlier.exp_month, earlier.exp_year)
+    if kept != (card.brand, card.last4, card.exp_month, card.exp_year):
+        raise RequestIdReused(earlier.request_id)
+    return earlier
 
 
 async def charge(
@@ -124,31 +135,31 @@ async def refund(
                 raise PaymentNotFound(payment_id)
             earlier = await uow.payments.refund_for_request(request_id)
             if earlier is not None:
-                return _replayed(earlier, payment)
+                return _replayed(earlier, payment, amount)
             updated, done = payment.refund(amount, request_id, now)
             await uow.payments.save_refund(payment, updated, done)
             await uow.commit()
     except DuplicateKey:
-        return await _refunded_concurrently(uow, payment_id, request_id)
+        return await _refunded_concurrently(uow, payment_id, request_id, amount)
     _log_payment("refund", updated, done.amount)
     return updated
 
 
-def _replayed(earlier: Refund, payment: Payment) -> Payment:
-    if earlier.payment_id != payment.payment_id:
-        raise RefundRequestReused(earlier.request_id)
+def _replayed(earlier: Refund, payment: Payment, requested: Money | None) -> Payment:
+    if not earlier.answers(payment.payment_id, requested):
+        raise RequestIdReused(earlier.request_id)
     return payment
 
 
 async def _refunded_concurrently(
-    uow: PaymentUnitOfWork, payment_id: str, request_id: str
+    uow: PaymentUnitOfWork, payment_id: str, request_id: str, requested: Money | None
 ) -> Payment:
     async with uow:
         earlier = await uow.payments.refund_for_request(request_id)
         payment = await uow.payments.get_payment(payment_id)
     if earlier is None or payment is None:
         raise Aborted("a concurrent refund with this request_id vanished; retry")
-    return _replayed(earlier, payment)
+    return _replayed(earlier, payment, requested)
 
 
 async def get_payment(uow: PaymentUnitOfWork, payment_id: str) -> Payment:

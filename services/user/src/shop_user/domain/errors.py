@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shop_grpc.errors import Aborted, AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from shop_grpc.errors import Aborted, AlreadyExists, NotFound
 
 RESOURCE_TYPE = "user"
 
@@ -27,11 +27,6 @@ class UserTaken(AlreadyExists):
         )
         self.field = field
         self.value = value
-
-
-class RequestIdReused(InvalidArgument):
-    def __init__(self, field: str = "request_id") -> None:
-        super().__init__([FieldViolation(field, "was already used for a request on another user")])
 
 
 class StorageConflict(Aborted):

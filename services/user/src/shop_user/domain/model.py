@@ -62,6 +62,14 @@ class User:
             update_time=now,
         )
 
+    @property
+    def profile(self) -> Profile:
+        return Profile(self.username, self.email, self.display_name)
+
+    def shows(self, changes: Changes) -> bool:
+        """True if this user has every value `changes` sets (emails compared normalized)."""
+        return self.changed(changes, self.update_time) == self
+
     def changed(self, changes: Changes, now: datetime) -> User:
         return replace(
             self,

@@ -16,10 +16,11 @@ from typing import TypeVar
 import structlog
 
 from shop_grpc import pagination
+from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import utcnow
 from shop_user.domain import passwords
-from shop_user.domain.errors import RequestIdReused, StorageConflict, UserNotFound, UserTaken
+from shop_user.domain.errors import StorageConflict, UserNotFound, UserTaken
 from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
 from shop_user.service_layer.unit_of_work import UserUnitOfWork
 
@@ -83,13 +84,13 @@ async def _create_all(
     names: Sequence[str],
 ) -> list[User]:
     async with uow:
-        results = [await _replayed_create(uow, entry.request_id) for entry in entries]
+        results = [await _replayed_create(uow, entry) for entry in entries]
         fresh = [i for i, result in enumerate(results) if result is None]
         try:
             await _ensure_free(uow, [(names[i], entries[i].profile.normalized()) for i in fresh])
         except UserTaken:
             # The same request may have committed since we looked: then it is a replay.
-            replays = [await _replayed_create(uow, entries[i].request_id) for i in fresh]
+            replays = [await _replayed_create(uow, entries[i]) for i in fresh]
             if not all(replays):
                 raise
             for i, replay in zip(fresh, replays, strict=True):
@@ -110,14 +111,20 @@ async def _create_all(
     return [user for user in results if user is not None]
 
 
-async def _replayed_create(uow: UserUnitOfWork, request_id: str) -> User | None:
-    """The user an earlier create with this request id made: as it is now, or as it was."""
-    if not request_id:
+async def _replayed_create(uow: UserUnitOfWork, entry: NewUser) -> User | None:
+    """The user an earlier create with this request id made: as it is now, or as it was.
+
+    Raises RequestIdReused if that create asked for another profile (the password is not
+    compared: it is kept only as a hash that cannot be checked cheaply).
+    """
+    if not entry.request_id:
         return None
-    if user := await uow.users.get_by_request_id(request_id):
-        return user
-    prior = await _prior(uow, EventKind.CREATED, request_id)
-    return prior.user if prior else None
+    prior = await _prior(uow, EventKind.CREATED, entry.request_id)
+    if prior is None:
+        return None
+    if prior.user.profile != entry.profile.normalized():
+        raise RequestIdReused(entry.request_id)
+    return await uow.users.get_by_request_id(entry.request_id) or prior.user
 
 
 async def _ensure_free(uow: UserUnitOfWork, wanted: Sequence[tuple[str, Profile]]) -> None:
@@ -191,7 +198,7 @@ async def update_user(
 async def _update(uow: UserUnitOfWork, user_id: str, changes: Changes, request_id: str) -> User:
     async with uow:
         if prior := await _prior(uow, EventKind.UPDATED, request_id):
-            return await _replayed_update(uow, prior, user_id)
+            return await _replayed_update(uow, prior, user_id, changes, request_id)
         current = await uow.users.get(user_id, for_update=True)
         if current is None:
             raise UserNotFound(user_id)
@@ -211,9 +218,11 @@ async def _prior(uow: UserUnitOfWork, kind: EventKind, request_id: str) -> UserE
     return await uow.users.event_for_request(kind, request_id) if request_id else None
 
 
-async def _replayed_update(uow: UserUnitOfWork, prior: UserEvent, user_id: str) -> User:
-    if prior.user.user_id != user_id:
-        raise RequestIdReused()
+async def _replayed_update(
+    uow: UserUnitOfWork, prior: UserEvent, user_id: str, changes: Changes, request_id: str
+) -> User:
+    if prior.user.user_id != user_id or not prior.user.shows(changes):
+        raise RequestIdReused(request_id)
     return await uow.users.get(user_id) or prior.user
 
 
@@ -236,7 +245,7 @@ async def _delete(uow: UserUnitOfWork, user_id: str, request_id: str) -> None:
     async with uow:
         if prior := await _prior(uow, EventKind.DELETED, request_id):
             if prior.user.user_id != user_id:
-                raise RequestIdReused()
+                raise RequestIdReused(request_id)
             return
         current = await uow.users.get(user_id, for_update=True)
         if current is None:
