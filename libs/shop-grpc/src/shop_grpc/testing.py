@@ -20,6 +20,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +30,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
 
+from shop_grpc.certs import CA_FILE, CERT_FILE, KEY_FILE
 from shop_grpc.config import LogSettings, ServerSettings
 from shop_grpc.server import GrpcServer, Registration
 
@@ -209,3 +211,58 @@ class ServiceProcess:
         if self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
+
+
+@dataclass(frozen=True)
+class GrpcurlResult:
+    returncode: int
+    output: str
+    """stdout and stderr, interleaved as grpcurl wrote them."""
+
+
+@dataclass(frozen=True)
+class Grpcurl:
+    """The real grpcurl (a dev tool of the workspace) as one identity, against one server.
+
+    grpcurl = Grpcurl("127.0.0.1:50051", certs / "client", "order")
+    result = await grpcurl("describe", "shop.order.v1.OrderService.CreateOrder")
+    assert result.returncode == 0, result.output
+    """
+
+    address: str
+    identity: Path
+    """A directory holding ca.crt, tls.crt and tls.key."""
+    server_name: str
+    """The name the server's certificate must carry (a service's bare name)."""
+
+    @staticmethod
+    def executable() -> Path:
+        found = Path(sys.executable).with_name("grpcurl")
+        if not found.exists():
+            raise AssertionError(f"{found} missing: the workspace's dev tools are not installed")
+        return found
+
+    async def __call__(self, *args: str, flags: Sequence[str] = ()) -> GrpcurlResult:
+        """``grpcurl <TLS flags> <flags> ADDRESS <args>``, e.g. ``("describe", "pkg.Svc")``
+        or, with ``flags=["-d", "{}"]``, ``("pkg.Svc/Method",)``; fails after 20 s."""
+        process = await asyncio.create_subprocess_exec(
+            str(self.executable()),
+            f"-cacert={self.identity / CA_FILE}",
+            f"-cert={self.identity / CERT_FILE}",
+            f"-key={self.identity / KEY_FILE}",
+            f"-servername={self.server_name}",
+            *flags,
+            self.address,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        # Awaited, never run blocking: the server under test may share this event loop.
+        try:
+            async with asyncio.timeout(20):
+                output, _ = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        return GrpcurlResult(int(process.returncode or 0), output.decode(errors="replace"))
