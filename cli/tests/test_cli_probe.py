@@ -20,10 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shop_cli.__main__ import run
 from shop_cli.commands.probe import FLAGS
-from shop_grpc import certs
-from shop_grpc.config import TlsSettings
-from shop_grpc.server import GrpcServer
-from shop_grpc.testing import test_settings
+from shop_grpc.testing import MtlsServing, serving_mtls
 
 ORDERS = "shop.order.v1.OrderService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -47,48 +44,21 @@ def shop_probe(capsys):
     return call
 
 
-@dataclass
-class Shop:
-    """A real shop server: mTLS on `address`, plaintext health on `probe_address`."""
+def client_files(shop: MtlsServing) -> list[str]:
+    folder = shop.certs / "client"
+    return [f"-tls-client-cert={folder / 'tls.crt'}", f"-tls-client-key={folder / 'tls.key'}"]
 
-    server: GrpcServer
-    certs: Path
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.port}"
-
-    @property
-    def probe_address(self) -> str:
-        return f"127.0.0.1:{self.server.probe.port}"
-
-    def client_files(self) -> list[str]:
-        folder = self.certs / "client"
-        return [f"-tls-client-cert={folder / 'tls.crt'}", f"-tls-client-key={folder / 'tls.key'}"]
-
-    @property
-    def ca_file(self) -> str:
-        return f"-tls-ca-cert={self.certs / 'client' / 'ca.crt'}"
+def ca_file(shop: MtlsServing) -> str:
+    return f"-tls-ca-cert={shop.certs / 'client' / 'ca.crt'}"
 
 
 @pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    out = tmp_path / "certs"
-    certs.init(out, "test")
-    settings = test_settings(
-        "order",
-        f"sqlite:///{tmp_path / 'unused.db'}",
-        tls=TlsSettings(out / "order"),
-        probe_address="127.0.0.1:0",
-    )
-    server = GrpcServer(settings, [])
-    await server.start()
-    await server.set_serving(True)
-    await server.health.set(ORDERS, SERVING)
-    try:
-        yield Shop(server, out)
-    finally:
-        await server.stop(0)
+async def shop(tmp_path: Path) -> AsyncIterator[MtlsServing]:
+    """A real shop server: mTLS on `address`, plaintext health on `probe_address`."""
+    async with serving_mtls(tmp_path, "order") as serving:
+        await serving.server.health.set(ORDERS, SERVING)
+        yield serving
 
 
 class Recorder(grpc.aio.ServerInterceptor):
@@ -156,13 +126,13 @@ async def test_service_names_the_service_to_check(shop, shop_probe):
 
 
 async def test_mtls_flags_check_the_mtls_port(shop, shop_probe):
-    tls = ["-tls", shop.ca_file, *shop.client_files(), "-tls-server-name=order"]
+    tls = ["-tls", ca_file(shop), *client_files(shop), "-tls-server-name=order"]
     ok = await shop_probe(f"-addr={shop.address}", *tls, "-service", ORDERS)
     assert (ok.code, ok.out) == (0, "status: SERVING\n")
 
 
 async def test_verbose_logs_the_options_and_the_timings_on_stderr(shop, shop_probe):
-    tls = ["-tls", shop.ca_file, *shop.client_files(), "-tls-server-name=order"]
+    tls = ["-tls", ca_file(shop), *client_files(shop), "-tls-server-name=order"]
     ok = await shop_probe("-v", f"-addr={shop.address}", *tls)
     assert ok.code == 0
     lines = ok.err.splitlines()
@@ -184,17 +154,17 @@ async def test_verbose_logs_the_options_and_the_timings_on_stderr(shop, shop_pro
 async def test_tls_no_verify_accepts_a_certificate_nothing_vouches_for(shop, shop_probe):
     address = f"-addr={shop.address}"
     # The system's roots do not know the suite's CA: verified, the handshake fails.
-    verified = await shop_probe(address, "-tls", *shop.client_files(), "-connect-timeout=300ms")
+    verified = await shop_probe(address, "-tls", *client_files(shop), "-connect-timeout=300ms")
     assert verified.code == 2
     assert verified.err == f'timeout: failed to connect service "{shop.address}" within 300ms\n'
-    unverified = await shop_probe(address, "-tls", "-tls-no-verify", *shop.client_files())
+    unverified = await shop_probe(address, "-tls", "-tls-no-verify", *client_files(shop))
     assert unverified == Outcome(0, "status: SERVING\n", "")
 
 
 async def test_a_certificate_for_another_name_fails_unless_unverified(shop, shop_probe):
-    tls = ["-tls", *shop.client_files()]
+    tls = ["-tls", *client_files(shop)]
     wrong = await shop_probe(
-        f"-addr={shop.address}", *tls, shop.ca_file, "-tls-server-name=payment",
+        f"-addr={shop.address}", *tls, ca_file(shop), "-tls-server-name=payment",
         "-connect-timeout=300ms",
     )  # fmt: skip
     assert wrong.code == 2
@@ -265,7 +235,7 @@ async def test_gzip_compresses_the_check(shop_probe):
 
 async def test_not_serving_exits_4_on_both_ports(shop, shop_probe):
     await shop.server.set_serving(False)  # draining
-    tls = ["-tls", shop.ca_file, *shop.client_files(), "-tls-server-name=order"]
+    tls = ["-tls", ca_file(shop), *client_files(shop), "-tls-server-name=order"]
     for arguments in ([shop.probe_address], [f"-addr={shop.address}", *tls]):
         drained = await shop_probe(*arguments)
         assert drained == Outcome(4, "", 'service unhealthy (responded with "NOT_SERVING")\n')

@@ -7,7 +7,6 @@ a client built from the v1 descriptor the server itself serves.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -17,11 +16,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_reflection.v1alpha import reflection_pb2
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shop_grpc import certs, reflection
-from shop_grpc.config import TlsSettings
+from shop_grpc import reflection
 from shop_grpc.credentials import channel_credentials, read_material
-from shop_grpc.server import GrpcServer, Registration
-from shop_grpc.testing import Grpcurl, test_settings
+from shop_grpc.server import Registration
+from shop_grpc.testing import Grpcurl, MtlsServing, serving_mtls
 
 ORDERS = "shop.order.v1.OrderService"
 ORDER_FILE = "shop/order/v1/order.proto"
@@ -54,43 +52,22 @@ def order_registration() -> Registration:
     )
 
 
-@dataclass
-class Running:
-    server: GrpcServer
-    certs: Path
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.port}"
-
-    def channel(self, identity: str) -> grpc.aio.Channel:
-        return grpc.aio.secure_channel(
-            self.address,
-            channel_credentials(read_material(self.certs / identity)),
-            options=[("grpc.ssl_target_name_override", "order")],
-        )
-
-    def grpcurl(self, identity: str = "client") -> Grpcurl:
-        return Grpcurl(self.address, self.certs / identity, "order")
-
-
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    out = tmp_path / "certs"
-    certs.init(out, "test")
-    settings = test_settings(
-        "order",
-        f"sqlite:///{tmp_path / 'unused.db'}",
-        tls=TlsSettings(out / "order"),
-        probe_address="127.0.0.1:0",
+async def running(tmp_path: Path) -> AsyncIterator[MtlsServing]:
+    async with serving_mtls(tmp_path, "order", [order_registration()]) as serving:
+        yield serving
+
+
+def channel_as(running: MtlsServing, identity: str) -> grpc.aio.Channel:
+    return grpc.aio.secure_channel(
+        running.address,
+        channel_credentials(read_material(running.certs / identity)),
+        options=[("grpc.ssl_target_name_override", "order")],
     )
-    server = GrpcServer(settings, [order_registration()])
-    await server.start()
-    await server.set_serving(True)
-    try:
-        yield Running(server, out)
-    finally:
-        await server.stop(0)
+
+
+def grpcurl(running: MtlsServing, identity: str = "client") -> Grpcurl:
+    return Grpcurl(running.address, running.certs / identity, "order")
 
 
 async def ask(
@@ -128,7 +105,7 @@ def files_of(reply: reflection_pb2.ServerReflectionResponse) -> list[str]:
 @pytest.mark.parametrize("service", reflection.SERVICE_NAMES)
 async def test_every_kind_of_symbol_resolves_to_its_file_with_its_dependencies(running, service):
     requests = [reflection_pb2.ServerReflectionRequest(file_containing_symbol=s) for s in SYMBOLS]
-    async with running.channel("client") as channel:
+    async with channel_as(running, "client") as channel:
         replies = await ask(channel, service, requests)
     found = {r.original_request.file_containing_symbol: files_of(r)[0] for r in replies}
     assert found == SYMBOLS
@@ -153,7 +130,7 @@ async def test_unknown_symbols_files_and_extensions_are_not_found_and_known_ones
             all_extension_numbers_of_type="google.protobuf.MethodOptions"
         ),
     ]
-    async with running.channel("client") as channel:
+    async with channel_as(running, "client") as channel:
         replies = await ask(channel, service, requests)
     not_found = grpc.StatusCode.NOT_FOUND.value[0]
     assert [r.error_response.error_code for r in replies[:2]] == [not_found, not_found]
@@ -166,7 +143,7 @@ async def test_unknown_symbols_files_and_extensions_are_not_found_and_known_ones
 async def test_both_versions_are_listed_to_any_identity_of_the_ca(running):
     listing = reflection_pb2.ServerReflectionRequest(list_services="")
     # `payment` may call nothing on the order service, yet reflection is open to it.
-    async with running.channel("payment") as channel:
+    async with channel_as(running, "payment") as channel:
         replies = [await ask(channel, service, [listing]) for service in reflection.SERVICE_NAMES]
     for [reply] in replies:
         assert {s.name for s in reply.list_services_response.service} == {
@@ -181,7 +158,7 @@ async def test_a_client_built_from_the_served_v1_descriptor_speaks_the_upstream_
     running,
 ):
     question = reflection_pb2.ServerReflectionRequest(file_by_filename=reflection.V1_FILE)
-    async with running.channel("client") as channel:
+    async with channel_as(running, "client") as channel:
         [reply] = await ask(channel, reflection.V1ALPHA_SERVICE, [question])
         served = descriptor_pb2.FileDescriptorProto.FromString(
             reply.file_descriptor_response.file_descriptor_proto[0]
@@ -231,13 +208,13 @@ async def test_a_client_built_from_the_served_v1_descriptor_speaks_the_upstream_
 
 
 async def test_grpcurl_lists_and_describes_a_service_a_method_a_message_and_an_enum(running):
-    grpcurl = running.grpcurl()
-    listed = await grpcurl("list")
+    run = grpcurl(running)
+    listed = await run("list")
     assert listed.returncode == 0, listed.output
     assert listed.output.split() == sorted(
         [ORDERS, "grpc.health.v1.Health", reflection.V1_SERVICE, reflection.V1ALPHA_SERVICE]
     )
-    methods = await grpcurl("list", ORDERS)
+    methods = await run("list", ORDERS)
     assert methods.output.split() == sorted(
         f"{ORDERS}.{m.name}" for m in order_pb2.DESCRIPTOR.services_by_name["OrderService"].methods
     )
@@ -255,12 +232,12 @@ async def test_grpcurl_lists_and_describes_a_service_a_method_a_message_and_an_e
         ".grpc.reflection.v1.ServerReflectionResponse );",
     }
     for symbol, line in expected.items():
-        described = await grpcurl("describe", symbol)
+        described = await run("describe", symbol)
         assert described.returncode == 0 and line in described.output, (symbol, described.output)
 
 
 async def test_grpcurl_calls_through_reflection_with_any_identity(running):
     body = '{"service": "shop.order.v1.OrderService"}'
-    called = await running.grpcurl("user")("grpc.health.v1.Health/Check", flags=["-d", body])
+    called = await grpcurl(running, "user")("grpc.health.v1.Health/Check", flags=["-d", body])
     assert called.returncode == 0, called.output
     assert '"status": "SERVING"' in called.output

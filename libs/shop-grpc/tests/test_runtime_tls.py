@@ -25,7 +25,7 @@ from shop_grpc import certs, credentials, policy, reflection
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, TlsSettings, server_settings
 from shop_grpc.server import GrpcServer, Registration
-from shop_grpc.testing import test_settings
+from shop_grpc.testing import MtlsServing, serving_mtls
 
 PAYMENTS = "shop.payment.v1.PaymentService"
 NAMESPACE = "test"
@@ -55,16 +55,9 @@ class SpyPayments:
         return Registration(PAYMENTS, lambda server: server.add_generic_rpc_handlers([generic]))
 
 
-@dataclass
-class Running:
-    server: GrpcServer
-    spy: SpyPayments
-    certs: Path
-    authority: certs.Authority
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.port}"
+@dataclass(frozen=True)
+class Running(MtlsServing):
+    spy: SpyPayments = field(default_factory=SpyPayments)
 
     def channel(self, identity: str = "client") -> grpc.aio.Channel:
         return open_channel(
@@ -74,22 +67,9 @@ class Running:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    out = tmp_path / "certs"
-    authority = certs.init(out, NAMESPACE)
-    settings = test_settings(
-        "payment",
-        f"sqlite:///{tmp_path / 'unused.db'}",
-        tls=TlsSettings(out / "payment"),
-        probe_address="127.0.0.1:0",
-    )
     spy = SpyPayments()
-    server = GrpcServer(settings, [spy.registration()])
-    await server.start()
-    await server.set_serving(True)
-    try:
-        yield Running(server, spy, out, authority)
-    finally:
-        await server.stop(0)
+    async with serving_mtls(tmp_path, "payment", [spy.registration()], NAMESPACE) as serving:
+        yield Running(serving.server, serving.certs, serving.authority, spy)
 
 
 async def call(channel: grpc.aio.Channel, method: str) -> None:

@@ -30,8 +30,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
 
-from shop_grpc.certs import CA_FILE, CERT_FILE, KEY_FILE
-from shop_grpc.config import LogSettings, ServerSettings
+from shop_grpc import certs
+from shop_grpc.certs import CA_FILE, CERT_FILE, KEY_FILE, Authority
+from shop_grpc.config import LogSettings, ServerSettings, TlsSettings
 from shop_grpc.server import GrpcServer, Registration
 
 POSTGRES_ENV = "SHOP_TEST_POSTGRES_URL"
@@ -104,6 +105,47 @@ async def serving(
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@dataclass(frozen=True)
+class MtlsServing:
+    """A running server with mTLS and its plaintext probe port, and the suite's certificates."""
+
+    server: GrpcServer
+    certs: Path
+    """``<certs>/<identity>/`` for every identity, as `shop certs init` lays them out."""
+    authority: Authority
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    @property
+    def probe_address(self) -> str:
+        return f"127.0.0.1:{self.server.probe.port}"
+
+
+@asynccontextmanager
+async def serving_mtls(
+    tmp_path: Path, service: str, services: Sequence[Registration] = (), namespace: str = "test"
+) -> AsyncIterator[MtlsServing]:
+    """Serves `services` as `service`'s identity on free loopback ports, SERVING, with a new
+    CA and certificates under ``tmp_path/certs``; stops the server afterwards."""
+    out = tmp_path / "certs"
+    authority = certs.init(out, namespace)
+    settings = test_settings(
+        service,
+        f"sqlite:///{tmp_path / 'unused.db'}",
+        tls=TlsSettings(out / service),
+        probe_address="127.0.0.1:0",
+    )
+    server = GrpcServer(settings, services)
+    await server.start()
+    await server.set_serving(True)
+    try:
+        yield MtlsServing(server, out, authority)
+    finally:
+        await server.stop(0)
 
 
 def free_port() -> int:
