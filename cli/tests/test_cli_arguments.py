@@ -74,18 +74,6 @@ def test_bad_arguments_exit_2(capsys):
     assert "quantity" in capsys.readouterr().err
 
 
-def test_probe_bad_arguments_exit_1_like_grpc_health_probe(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run(["probe"])
-    assert exit_info.value.code == 1
-    with pytest.raises(SystemExit) as exit_info:
-        run(["probe", "127.0.0.1:1", "--timeout", "0"])
-    assert exit_info.value.code == 1
-    with pytest.raises(SystemExit) as exit_info:
-        run(["probe", "127.0.0.1:1", "--bogus"])
-    assert exit_info.value.code == 1
-
-
 def test_targets_come_from_flag_then_environment_then_default_port():
     flagged = parse("users", "get", "u1", "--user", "users.example:1234")
     assert target_of(flagged, "user", {"SHOP_USER_TARGET": "env:1"}) == "users.example:1234"

@@ -1,97 +1,360 @@
+"""`shop probe` as a drop-in grpc_health_probe: every flag, every exit code, real servers.
+
+The command runs its own event loop, so each call runs in a worker thread while the
+servers under test serve from the test's loop.
+"""
+
+from __future__ import annotations
+
 import asyncio
 import socket
-import threading
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shop_cli.__main__ import run
-from shop_cli.commands.probe import probe
+from shop_cli.commands.probe import FLAGS
+from shop_grpc.testing import MtlsServing, serving_mtls
+
+ORDERS = "shop.order.v1.OrderService"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
 
 
 @pytest.fixture
-async def health_server():
-    """A real grpc.aio server with only the health service; yields (address, servicer)."""
-    server = grpc.aio.server()
-    servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+def shop_probe(capsys):
+    async def call(*arguments: str) -> Outcome:
+        code = await asyncio.to_thread(run, ["probe", *arguments])
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return call
+
+
+def client_files(shop: MtlsServing) -> list[str]:
+    folder = shop.certs / "client"
+    return [f"-tls-client-cert={folder / 'tls.crt'}", f"-tls-client-key={folder / 'tls.key'}"]
+
+
+def ca_file(shop: MtlsServing) -> str:
+    return f"-tls-ca-cert={shop.certs / 'client' / 'ca.crt'}"
+
+
+@pytest.fixture
+async def shop(tmp_path: Path) -> AsyncIterator[MtlsServing]:
+    """A real shop server: mTLS on `address`, plaintext health on `probe_address`."""
+    async with serving_mtls(tmp_path, "order") as serving:
+        await serving.server.health.set(ORDERS, SERVING)
+        yield serving
+
+
+class Recorder(grpc.aio.ServerInterceptor):
+    """Keeps the metadata of every call the server receives."""
+
+    def __init__(self) -> None:
+        self.metadata: list[dict[str, Any]] = []
+
+    async def intercept_service(self, continuation, details):
+        self.metadata.append(dict(details.invocation_metadata))
+        return await continuation(details)
+
+
+class SlowHealth(health.aio.HealthServicer):
+    async def Check(self, request, context):
+        await asyncio.sleep(2)
+        return await super().Check(request, context)
+
+
+@asynccontextmanager
+async def plain_server(
+    servicer: health.aio.HealthServicer | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    options: Sequence[tuple[str, Any]] = (),
+) -> AsyncIterator[str]:
+    """A plaintext grpc.aio server hosting `servicer` (or nothing); yields its address."""
+    server = grpc.aio.server(interceptors=list(interceptors), options=list(options))
+    if servicer is not None:
+        await servicer.set("", SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    await servicer.set("shop.user.v1.UserService", health_pb2.HealthCheckResponse.NOT_SERVING)
     try:
-        yield f"127.0.0.1:{port}", servicer
+        yield f"127.0.0.1:{port}"
     finally:
         await server.stop(0)
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-async def test_serving_server_exits_0(health_server):
-    address, _ = health_server
-    result = await probe(address)
-    assert int(result.exit) == 0  # SERVING
-    assert result.message == "status: SERVING"
+# -- exit 0: SERVING ----------------------------------------------------------------------
 
 
-async def test_not_serving_service_exits_4(health_server):
-    address, _ = health_server
-    result = await probe(address, "shop.user.v1.UserService")
-    assert int(result.exit) == 4  # UNHEALTHY
-    assert "NOT_SERVING" in result.message
+async def test_every_spelling_of_the_address_reaches_a_serving_server(shop, shop_probe):
+    address = shop.probe_address
+    port = address.rpartition(":")[2]
+    spellings = [
+        [f"-addr={address}"],
+        ["-addr", address],
+        [f"--addr={address}"],
+        [address],  # shop probe HOST:PORT
+        [f"-addr=:{port}"],  # Go's "this machine", as in pod specs
+    ]
+    for arguments in spellings:
+        assert await shop_probe(*arguments) == Outcome(0, "status: SERVING\n", ""), arguments
 
 
-async def test_status_change_is_seen(health_server):
-    address, servicer = health_server
-    await servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-    assert (await probe(address)).exit == 4
+async def test_service_names_the_service_to_check(shop, shop_probe):
+    ok = await shop_probe(f"-addr={shop.probe_address}", "-service", ORDERS)
+    assert ok == Outcome(0, "status: SERVING\n", "")
 
 
-async def test_unknown_service_is_an_rpc_failure_exit_3(health_server):
-    address, _ = health_server
-    result = await probe(address, "no.such.Service")
-    assert int(result.exit) == 3  # RPC_FAILURE
-    assert "NOT_FOUND" in result.message
+async def test_mtls_flags_check_the_mtls_port(shop, shop_probe):
+    tls = ["-tls", ca_file(shop), *client_files(shop), "-tls-server-name=order"]
+    ok = await shop_probe(f"-addr={shop.address}", *tls, "-service", ORDERS)
+    assert (ok.code, ok.out) == (0, "status: SERVING\n")
 
 
-async def test_nobody_listening_is_a_connection_failure_exit_2():
-    result = await probe(f"127.0.0.1:{closed_port()}", call_timeout=0.3)
-    assert int(result.exit) == 2  # CONNECTION_FAILURE
+async def test_verbose_logs_the_options_and_the_timings_on_stderr(shop, shop_probe):
+    tls = ["-tls", ca_file(shop), *client_files(shop), "-tls-server-name=order"]
+    ok = await shop_probe("-v", f"-addr={shop.address}", *tls)
+    assert ok.code == 0
+    lines = ok.err.splitlines()
+    assert lines[:4] == [
+        "parsed options:",
+        f"> addr={shop.address} conn_timeout=1s rpc_timeout=1s",
+        "> tls=true",
+        "  > no-verify=false ",
+    ]
+    assert "  > server-name=order" in lines
+    assert "establishing connection" in lines
+    assert lines[-1].startswith("time elapsed: connect=")
+    assert ok.out == "status: SERVING\n"
 
 
-async def test_empty_address_is_invalid_exit_1():
-    assert int((await probe(" ")).exit) == 1
+# -- -tls-no-verify ---------------------------------------------------------------------
 
 
-def test_command_prints_status_and_exits_with_probe_code(capsys):
-    # The command runs its own event loop, so it needs a server in another thread's loop.
-    ready = threading.Event()
-    box = {}
+async def test_tls_no_verify_accepts_a_certificate_nothing_vouches_for(shop, shop_probe):
+    address = f"-addr={shop.address}"
+    # The system's roots do not know the suite's CA: verified, the handshake fails.
+    verified = await shop_probe(address, "-tls", *client_files(shop), "-connect-timeout=300ms")
+    assert verified.code == 2
+    assert verified.err == f'timeout: failed to connect service "{shop.address}" within 300ms\n'
+    unverified = await shop_probe(address, "-tls", "-tls-no-verify", *client_files(shop))
+    assert unverified == Outcome(0, "status: SERVING\n", "")
 
-    async def serve(stop):
-        server = grpc.aio.server()
-        servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-        box["port"] = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        ready.set()
-        await stop.wait()
-        await server.stop(0)
 
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(stop),))
-    thread.start()
-    try:
-        assert ready.wait(5)
-        assert run(["probe", f"127.0.0.1:{box['port']}"]) == 0
-        assert capsys.readouterr().out == "status: SERVING\n"
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(5)
-        loop.close()
+async def test_a_certificate_for_another_name_fails_unless_unverified(shop, shop_probe):
+    tls = ["-tls", *client_files(shop)]
+    wrong = await shop_probe(
+        f"-addr={shop.address}", *tls, ca_file(shop), "-tls-server-name=payment",
+        "-connect-timeout=300ms",
+    )  # fmt: skip
+    assert wrong.code == 2
+    ok = await shop_probe(f"-addr={shop.address}", *tls, "-tls-no-verify")
+    assert ok.code == 0
+
+
+# -- exit 2: no connection --------------------------------------------------------------
+
+
+async def test_nobody_listening_is_a_connection_failure_exit_2(shop_probe):
+    address = f"127.0.0.1:{closed_port()}"
+    failed = await shop_probe(f"-addr={address}", "-connect-timeout", "200ms")
+    assert failed == Outcome(
+        2, "", f'timeout: failed to connect service "{address}" within 200ms\n'
+    )
+
+
+async def test_plaintext_to_the_mtls_port_is_a_connection_failure(shop, shop_probe):
+    failed = await shop_probe(shop.address, "-connect-timeout=300ms")
+    assert failed.code == 2
+
+
+async def test_no_verify_to_nobody_says_why_it_could_not_connect(shop_probe):
+    address = f"127.0.0.1:{closed_port()}"
+    failed = await shop_probe(f"-addr={address}", "-tls", "-tls-no-verify")
+    assert failed.code == 2
+    assert failed.err.startswith(f'error: failed to connect service at "{address}": ')
+
+
+# -- exit 3: the RPC failed ---------------------------------------------------------------
+
+
+async def test_an_unknown_service_is_an_rpc_failure_exit_3(shop, shop_probe):
+    failed = await shop_probe(f"-addr={shop.probe_address}", "-service=no.such.Service")
+    assert failed.code == 3
+    assert failed.err.startswith("error: health rpc failed: rpc error: code = NotFound desc = ")
+
+
+async def test_a_slow_check_is_an_rpc_timeout_exit_3(shop_probe):
+    async with plain_server(SlowHealth()) as address:
+        failed = await shop_probe(f"-addr={address}", "-rpc-timeout=100ms")
+    assert failed == Outcome(3, "", "timeout: health rpc did not complete within 100ms\n")
+
+
+async def test_a_server_without_health_is_an_rpc_failure_exit_3(shop_probe):
+    async with plain_server() as address:
+        failed = await shop_probe(f"-addr={address}")
+    assert failed == Outcome(
+        3,
+        "",
+        "error: this server does not implement the grpc health protocol (grpc.health.v1.Health)\n",
+    )
+
+
+async def test_gzip_compresses_the_check(shop_probe):
+    # A server that refuses gzip-compressed messages tells whether the check was compressed.
+    identity_only = [("grpc.compression_enabled_algorithms_bitset", 1)]
+    async with plain_server(health.aio.HealthServicer(), options=identity_only) as address:
+        plain = await shop_probe(f"-addr={address}")
+        gzipped = await shop_probe(f"-addr={address}", "-gzip")
+    assert plain.code == 0
+    assert gzipped.code == 3
+
+
+# -- exit 4: not SERVING ------------------------------------------------------------------
+
+
+async def test_not_serving_exits_4_on_both_ports(shop, shop_probe):
+    await shop.server.set_serving(False)  # draining
+    tls = ["-tls", ca_file(shop), *client_files(shop), "-tls-server-name=order"]
+    for arguments in ([shop.probe_address], [f"-addr={shop.address}", *tls]):
+        drained = await shop_probe(*arguments)
+        assert drained == Outcome(4, "", 'service unhealthy (responded with "NOT_SERVING")\n')
+
+
+# -- what the server sees -----------------------------------------------------------------
+
+
+async def test_user_agent_and_rpc_headers_reach_the_server(shop_probe):
+    recorder = Recorder()
+    async with plain_server(health.aio.HealthServicer(), [recorder]) as address:
+        assert (await shop_probe(address)).code == 0
+        ok = await shop_probe(
+            f"-addr={address}",
+            "-user-agent=kube-probe/1.31",
+            "-rpc-header",
+            "Authorization: Bearer t0ken",
+            "-rpc-header=x-trace-bin:\x01\x02",
+        )
+    assert ok.code == 0
+    default, given = recorder.metadata
+    assert default["user-agent"].startswith("grpc_health_probe ")
+    assert given["user-agent"].startswith("kube-probe/1.31 ")
+    assert given["authorization"] == "Bearer t0ken"
+    assert given["x-trace-bin"] == b"\x01\x02"
+
+
+# -- exit 1: bad arguments ----------------------------------------------------------------
+
+
+NEEDS = "error: specified {} without specifying {}"
+UNUSED = "error: cannot specify {} with -tls-no-verify ({} would not be used)"
+TIMEOUT = "error: {} must be greater than zero (specified: {})"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "error: -addr not specified"),
+        (["-service=x"], "error: -addr not specified"),
+        (["-addr=a:1", "-connect-timeout=0s"], TIMEOUT.format("-connect-timeout", "0s")),
+        (["-addr=a:1", "-rpc-timeout", "-1s"], TIMEOUT.format("-rpc-timeout", "-1s")),
+        (["-addr=a:1", "-alts"], "error: -alts is not supported by shop probe"),
+        (["-addr=a:1", "-spiffe"], "error: -spiffe is not supported by shop probe"),
+        (["-addr=a:1", "-tls-no-verify"], NEEDS.format("-tls-no-verify", "-tls")),
+        (["-addr=a:1", "-tls=false", "-tls-ca-cert=ca"], NEEDS.format("-tls-ca-cert", "-tls")),
+        (["-addr=a:1", "-tls-client-cert=c"], NEEDS.format("-tls-client-cert", "-tls")),
+        (["-addr=a:1", "-tls-server-name=n"], NEEDS.format("-tls-server-name", "-tls")),
+        (
+            ["-addr=a:1", "-tls", "-tls-client-cert=c"],
+            NEEDS.format("-tls-client-cert", "-tls-client-key"),
+        ),
+        (
+            ["-addr=a:1", "-tls", "-tls-client-key=k"],
+            NEEDS.format("-tls-client-key", "-tls-client-cert"),
+        ),
+        (
+            ["-addr=a:1", "-tls", "-tls-no-verify", "-tls-ca-cert=c"],
+            UNUSED.format("-tls-ca-cert", "CA cert"),
+        ),
+        (
+            ["-addr=a:1", "-tls", "-tls-no-verify", "-tls-server-name=n"],
+            UNUSED.format("-tls-server-name", "server name"),
+        ),
+        (["a:1", "b:2"], "error: one address only, got a:1 b:2"),
+        (["-addr=a:1", "b:2"], "error: two addresses: -addr=a:1 and b:2"),
+    ],
+)
+async def test_bad_arguments_exit_1_with_grpc_health_probes_message(arguments, message, shop_probe):
+    assert await shop_probe(*arguments) == Outcome(1, "", message + "\n")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["-bogus"], "flag provided but not defined: -bogus"),
+        (["-addr"], "flag needs an argument: -addr"),
+        (["-addr=a:1", "-tls=maybe"], 'invalid boolean value "maybe" for -tls: parse error'),
+        (
+            ["-addr=a:1", "-rpc-timeout=soon"],
+            'invalid value "soon" for flag -rpc-timeout: parse error',
+        ),
+        (
+            ["-addr=a:1", "-rpc-header=nocolon"],
+            'invalid value "nocolon" for flag -rpc-header: '
+            "invalid RPC header, expected 'key: value', got \"nocolon\"",
+        ),
+    ],
+)
+async def test_bad_flags_exit_1_with_gos_message_and_the_usage(arguments, message, shop_probe):
+    refused = await shop_probe(*arguments)
+    assert (refused.code, refused.out) == (1, "")
+    first, *usage = refused.err.splitlines()
+    assert first == message
+    assert usage[0] == "Usage of shop probe:"
+
+
+async def test_unreadable_tls_files_exit_1(tmp_path, shop_probe):
+    missing = tmp_path / "missing.crt"
+    pair = await shop_probe(
+        "-addr=a:1", "-tls", f"-tls-client-cert={missing}", f"-tls-client-key={missing}"
+    )
+    assert pair.code == 1
+    assert pair.err.startswith(
+        "failed to initialize tls credentials. error=failed to load tls client cert/key pair."
+    )
+    not_a_ca = tmp_path / "not-a-ca.crt"
+    not_a_ca.write_text("hello\n")
+    ca = await shop_probe("-addr=a:1", "-tls", f"-tls-ca-cert={not_a_ca}")
+    assert ca == Outcome(
+        1,
+        "",
+        "failed to initialize tls credentials. error=no root CA certs parsed from file "
+        f"{not_a_ca}\n",
+    )
+
+
+async def test_help_lists_every_flag_and_exits_0(shop_probe):
+    shown = await shop_probe("-h")
+    assert shown.code == 0
+    listed = {line.split()[0] for line in shown.out.splitlines() if line.startswith("  -")}
+    assert listed == {f"-{flag.name}" for flag in FLAGS}

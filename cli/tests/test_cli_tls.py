@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from cryptography import x509
 
@@ -49,14 +48,6 @@ def test_probe_ports_are_8081_on_by_default_and_follow_a_moved_base_port():
     assert probe_base() == 8081
     assert probe_base("--base-port", "60000") is None  # right after the service ports
     assert probe_base("--base-port", "60000", "--probe-base-port", "7000") == 7000
-
-
-def test_probe_refuses_tls_files_without_tls_and_a_cert_without_its_key(tmp_path: Path):
-    cert = str(tmp_path / "tls.crt")
-    assert run(["probe", "127.0.0.1:1", "-tls-client-cert", cert]) == 1
-    assert run(["probe", "127.0.0.1:1", "-tls", "-tls-client-cert", cert]) == 1
-    missing = ["-tls-client-cert", cert, "-tls-client-key", cert]
-    assert run(["probe", "127.0.0.1:1", "-tls", *missing]) == 1  # unreadable files
 
 
 def test_a_service_without_its_certificates_exits_2_saying_what_to_do(tmp_path):

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
 import grpc
 
-from shop_cli.arguments import CliError, ShopArgumentParser
+from shop_cli.arguments import CliError
 from shop_cli.commands import bench, catalog, certs, demo, orders, probe, up, users
 from shop_cli.output import describe_rpc_error
 
 COMMAND_GROUPS = (up, users, catalog, orders, demo, probe, bench, certs)
 
 
-def build_parser() -> ShopArgumentParser:
-    parser = ShopArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
         prog="shop",
         description="Run the shop suite locally, talk to its services, probe them, load them.",
     )

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import date
-from typing import Any, NoReturn
+from typing import Any
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -19,23 +18,10 @@ class CliError(Exception):
     """A problem the user can fix; printed as ``error: <message>``, exit status 1."""
 
 
-class ShopArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage-error exit status can be set per (sub)command.
-
-    `shop probe` must exit 1 on bad arguments, as grpc_health_probe does.
-    """
-
-    usage_exit_code = 2
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(self.usage_exit_code, f"{self.prog}: error: {message}\n")
-
-
 def command(
     subparsers: Any, name: str, handler: Handler, help_text: str, **kwargs: Any
-) -> ShopArgumentParser:
-    parser: ShopArgumentParser = subparsers.add_parser(
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help_text, description=help_text, **kwargs
     )
     parser.set_defaults(handler=handler, parser=parser)

@@ -69,12 +69,17 @@ def message_json(message: Message, *, indent: int | None = 2) -> str:
     return json_format.MessageToJson(message, indent=indent)
 
 
-def print_json(message: Message, out: TextIO = sys.stdout) -> None:
-    print(message_json(message), file=out)
+# `out` defaults to None, not sys.stdout: a default is bound once, at import, and would
+# miss a stdout replaced later (redirect_stdout, test capture).
+def print_json(message: Message, out: TextIO | None = None) -> None:
+    print(message_json(message), file=out or sys.stdout)
 
 
-def print_json_list(messages: Iterable[Message], out: TextIO = sys.stdout) -> None:
-    print(json.dumps([json_format.MessageToDict(m) for m in messages], indent=2), file=out)
+def print_json_list(messages: Iterable[Message], out: TextIO | None = None) -> None:
+    print(
+        json.dumps([json_format.MessageToDict(m) for m in messages], indent=2),
+        file=out or sys.stdout,
+    )
 
 
 def print_list(messages: Sequence[M], as_json: bool, table: Callable[[Sequence[M]], str]) -> None:
@@ -85,9 +90,9 @@ def print_list(messages: Sequence[M], as_json: bool, table: Callable[[Sequence[M
         print(table(messages))
 
 
-def print_json_line(message: Message, out: TextIO = sys.stdout) -> None:
+def print_json_line(message: Message, out: TextIO | None = None) -> None:
     """One compact object per line, for streams (JSON Lines)."""
-    print(message_json(message, indent=None), file=out, flush=True)
+    print(message_json(message, indent=None), file=out or sys.stdout, flush=True)
 
 
 def describe_rpc_error(exc: grpc.RpcError) -> list[str]:

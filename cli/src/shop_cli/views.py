@@ -126,6 +126,25 @@ def _times(price: money_pb2.Money, quantity: int) -> money_pb2.Money:
     )
 
 
+def cart(value: order_pb2.Cart) -> str:
+    lines = table(
+        ["PRODUCT ID", "TITLE", "QTY", "UNIT PRICE", "LINE TOTAL", "AVAILABLE"],
+        [
+            (
+                line.product_id,
+                line.title,
+                line.quantity,
+                format_money(line.unit_price),
+                format_money(line.line_total),
+                line.available,
+            )
+            for line in value.lines
+        ],
+    )
+    stock = "every line in stock" if value.all_available else "NOT every line in stock"
+    return f"{lines}\n\ntotal  {format_money(value.total)}  ({stock})"
+
+
 def orders(values: Iterable[order_pb2.Order]) -> str:
     return table(
         ["ORDER ID", "STATUS", "TOTAL", "LINES", "CREATED", "FAILURE REASON"],

@@ -21,11 +21,11 @@ from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 from shop.user.v1 import user_pb2
-from shop_grpc import certs, credentials, policy
+from shop_grpc import certs, credentials, policy, reflection
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, TlsSettings, server_settings
 from shop_grpc.server import GrpcServer, Registration
-from shop_grpc.testing import test_settings
+from shop_grpc.testing import MtlsServing, serving_mtls
 
 PAYMENTS = "shop.payment.v1.PaymentService"
 NAMESPACE = "test"
@@ -55,16 +55,9 @@ class SpyPayments:
         return Registration(PAYMENTS, lambda server: server.add_generic_rpc_handlers([generic]))
 
 
-@dataclass
-class Running:
-    server: GrpcServer
-    spy: SpyPayments
-    certs: Path
-    authority: certs.Authority
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.port}"
+@dataclass(frozen=True)
+class Running(MtlsServing):
+    spy: SpyPayments = field(default_factory=SpyPayments)
 
     def channel(self, identity: str = "client") -> grpc.aio.Channel:
         return open_channel(
@@ -74,22 +67,9 @@ class Running:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    out = tmp_path / "certs"
-    authority = certs.init(out, NAMESPACE)
-    settings = test_settings(
-        "payment",
-        f"sqlite:///{tmp_path / 'unused.db'}",
-        tls=TlsSettings(out / "payment"),
-        probe_address="127.0.0.1:0",
-    )
     spy = SpyPayments()
-    server = GrpcServer(settings, [spy.registration()])
-    await server.start()
-    await server.set_serving(True)
-    try:
-        yield Running(server, spy, out, authority)
-    finally:
-        await server.stop(0)
+    async with serving_mtls(tmp_path, "payment", [spy.registration()], NAMESPACE) as serving:
+        yield Running(serving.server, serving.certs, serving.authority, spy)
 
 
 async def call(channel: grpc.aio.Channel, method: str) -> None:
@@ -290,8 +270,9 @@ async def test_the_probe_port_answers_health_in_plaintext_and_nothing_else(runni
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert await status_of(channel, "ListPayments") == grpc.StatusCode.UNIMPLEMENTED
         # No request sent: the refusal may come before a message could be written.
-        listing = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(timeout=5)
-        assert await listing.code() == grpc.StatusCode.UNIMPLEMENTED
+        for service in reflection.SERVICE_NAMES:
+            listing = channel.stream_stream(f"/{service}/ServerReflectionInfo")(timeout=5)
+            assert await listing.code() == grpc.StatusCode.UNIMPLEMENTED, service
 
         # Draining shows on the probe port too: it shares the health servicer.
         await running.server.set_serving(False)

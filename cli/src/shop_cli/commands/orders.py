@@ -1,4 +1,4 @@
-"""`shop orders ...`: place, follow, cancel and list orders."""
+"""`shop orders ...`: place (at once or through a checkout), follow, cancel and list orders."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 from shop_cli import output, views
 from shop_cli.arguments import (
+    CliError,
     add_json_flag,
     add_request_id_flag,
     add_timeout_flag,
@@ -21,6 +22,7 @@ from shop_cli.arguments import (
     request_id,
     run_async,
 )
+from shop_cli.checkout import CheckoutSession
 from shop_cli.paging import PAGE_SIZE, collect
 from shop_cli.targets import Clients, add_target_flags
 
@@ -40,28 +42,20 @@ def register(subparsers: Any) -> None:
     sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     place_p = command(sub, "place", run_async(place), "place an order and follow it")
-    place_p.add_argument("--user", dest="user_id", required=True, metavar="ID")
-    place_p.add_argument(
-        "--item",
-        dest="items",
-        action="append",
-        required=True,
-        type=quantity_pair,
-        metavar="PRODUCT=QTY",
-        help="a line; repeat for more",
-    )
-    place_p.add_argument("--card", default=TEST_CARD, help=f"card number (default {TEST_CARD})")
-    place_p.add_argument(
-        "--exp", type=expiry, default=default_expiry(), metavar="MM/YYYY", help="card expiry"
-    )
-    place_p.add_argument("--cvc", default="123")
     place_p.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="follow the order until it is final (default) or print it as first answered",
     )
-    add_request_id_flag(place_p)
+    checkout_p = command(
+        sub,
+        "checkout",
+        run_async(checkout),
+        "price a cart line by line, then place it and follow the order (the Checkout stream)",
+    )
+    for parser in (place_p, checkout_p):
+        _add_order_flags(parser)
 
     get_p = command(sub, "get", run_async(get), "show one order")
     get_p.add_argument("order_id", metavar="ID")
@@ -77,13 +71,34 @@ def register(subparsers: Any) -> None:
     watch_p = command(sub, "watch", run_async(watch), "print an order's changes until it is final")
     watch_p.add_argument("order_id", metavar="ID")
 
-    for parser in (place_p, get_p, cancel_p, list_p, watch_p):
+    for parser in (place_p, checkout_p, get_p, cancel_p, list_p, watch_p):
         add_target_flags(parser, "order")
         add_json_flag(parser)
     for parser in (get_p, cancel_p, list_p):
         add_timeout_flag(parser)
     add_timeout_flag(place_p, what="placing, and again of following")
+    add_timeout_flag(checkout_p, what="the whole checkout")
     add_timeout_flag(watch_p, WATCH_TIMEOUT, "the watch")
+
+
+def _add_order_flags(parser: argparse.ArgumentParser) -> None:
+    """Who orders what, and the card: the same for placing at once and through a checkout."""
+    parser.add_argument("--user", dest="user_id", required=True, metavar="ID")
+    parser.add_argument(
+        "--item",
+        dest="items",
+        action="append",
+        required=True,
+        type=quantity_pair,
+        metavar="PRODUCT=QTY",
+        help="a line; repeat for more",
+    )
+    parser.add_argument("--card", default=TEST_CARD, help=f"card number (default {TEST_CARD})")
+    parser.add_argument(
+        "--exp", type=expiry, default=default_expiry(), metavar="MM/YYYY", help="card expiry"
+    )
+    parser.add_argument("--cvc", default="123")
+    add_request_id_flag(parser)
 
 
 def card(number: str, exp: tuple[int, int], cvc: str) -> payment_pb2.PaymentCard:
@@ -130,6 +145,32 @@ async def place(args: argparse.Namespace) -> int:
         if args.wait:
             order = await follow(clients, order, args.timeout)
     _show(args, order)
+    return 0
+
+
+async def checkout(args: argparse.Namespace) -> int:
+    """Sets each line in turn (printing the priced cart), then places the cart."""
+    place_order = order_pb2.PlaceOrder(
+        user_id=args.user_id,
+        card=card(args.card, args.exp, args.cvc),
+        request_id=request_id(args),
+    )
+    order: order_pb2.Order | None = None
+    async with Clients(args) as clients:
+        session = CheckoutSession(clients.orders.Checkout(timeout=args.timeout))
+        for product_id, quantity in args.items:
+            cart = await session.set_line(product_id, quantity)
+            if args.json:
+                output.print_json_line(cart)
+        if not args.json:
+            print(views.cart(cart), end="\n\n", flush=True)
+        async for order in session.place(place_order):
+            if args.json:
+                output.print_json_line(order)
+    if order is None:
+        raise CliError("the server ended the checkout without placing the order")
+    if not args.json:
+        print(views.order(order))
     return 0
 
 

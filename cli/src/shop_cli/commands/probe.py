@@ -1,7 +1,15 @@
-"""`shop probe`: a grpc.health.v1 check exiting as grpc_health_probe does, for scripts and pods.
+"""`shop probe`: grpc_health_probe's command line, for scripts, pods and people.
 
-Plaintext by default, for the services' probe ports; with --tls (and grpc_health_probe's
--tls-* options) it checks an mTLS port, e.g. with the files of ``.shop/certs/client``.
+    shop probe -addr=127.0.0.1:8081 -service shop.order.v1.OrderService
+    shop probe -addr 127.0.0.1:50051 -tls -tls-ca-cert ca.crt -tls-client-cert tls.crt \\
+        -tls-client-key tls.key -tls-server-name order
+    shop probe 127.0.0.1:8081          # short for -addr=127.0.0.1:8081
+
+Flags, their defaults, messages and exit codes are grpc_health_probe's (0 SERVING,
+1 bad arguments, 2 connection failure, 3 RPC failure, 4 not SERVING), in Go's flag
+syntax (shop_cli.goflags). The status line goes to stdout, everything else to
+stderr. -alts and -spiffe are refused (exit 1): ALTS works only on Google's cloud, and
+the suite's SPIFFE identities are files, which -tls-client-cert/-key present.
 """
 
 from __future__ import annotations
@@ -9,168 +17,201 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from dataclasses import dataclass
-from enum import IntEnum
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from shop_cli.arguments import command
+from shop_cli.goflags import Duration, Flag, FlagError, HelpRequested, Kind, parse, usage
+from shop_cli.health_probe import (
+    ONE_SECOND,
+    Metadata,
+    ProbeExit,
+    ProbeOptions,
+    ProbeTls,
+    probe,
+)
 
-from shop_cli.arguments import command, positive_float
+PROGRAM = "shop probe"
+FLAGS = (
+    Flag("addr", Kind.STRING, "(required) host:port of the server to check"),
+    Flag("service", Kind.STRING, 'name of the service to check (default: "", the server)'),
+    Flag("user-agent", Kind.STRING, "user-agent of the check", "grpc_health_probe"),
+    Flag("connect-timeout", Kind.DURATION, "how long connecting may take", ONE_SECOND),
+    Flag("rpc-timeout", Kind.DURATION, "how long the check may take", ONE_SECOND),
+    Flag("tls", Kind.BOOL, "use TLS (default: false, plaintext)"),
+    Flag("tls-no-verify", Kind.BOOL, "(with -tls) trust whatever certificate the server shows"),
+    Flag(
+        "tls-ca-cert", Kind.STRING, "(with -tls) CA certificates to trust instead of the system's"
+    ),
+    Flag(
+        "tls-client-cert", Kind.STRING, "(with -tls) certificate to present (needs -tls-client-key)"
+    ),
+    Flag("tls-client-key", Kind.STRING, "(with -tls) its private key (needs -tls-client-cert)"),
+    Flag("tls-server-name", Kind.STRING, "(with -tls) name to check the server's certificate for"),
+    Flag("rpc-header", Kind.STRINGS, "'name: value' metadata sent with the check; repeatable"),
+    Flag("gzip", Kind.BOOL, "compress the check with gzip"),
+    Flag("v", Kind.BOOL, "verbose logs"),
+    Flag("alts", Kind.BOOL, "not supported"),
+    Flag("spiffe", Kind.BOOL, "not supported: pass the SPIFFE certificate's files with -tls"),
+)
+# grpc_health_probe's checks of flags given together, in its order (the first failing one
+# is reported): each pair of the first kind needs its second flag, each of the second kind
+# cannot go with -tls-no-verify.
+_NEEDS = (
+    ("tls-no-verify", "tls"),
+    ("tls-ca-cert", "tls"),
+    ("tls-client-cert", "tls"),
+    ("tls-server-name", "tls"),
+    ("tls-client-cert", "tls-client-key"),
+    ("tls-client-key", "tls-client-cert"),
+)
+_UNUSED_WITHOUT_VERIFYING = (("tls-ca-cert", "CA cert"), ("tls-server-name", "server name"))
 
 
-class ProbeExit(IntEnum):
-    SERVING = 0
-    INVALID_ARGUMENTS = 1
-    CONNECTION_FAILURE = 2
-    RPC_FAILURE = 3
-    UNHEALTHY = 4
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    exit: ProbeExit
-    message: str
-
-
-@dataclass(frozen=True)
-class ProbeTls:
-    """grpc_health_probe's -tls-* options; without ca_cert the system's roots are trusted."""
-
-    ca_cert: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    server_name: str = ""
-
-    def channel(self, address: str) -> grpc.aio.Channel:
-        """Raises OSError for a file it cannot read."""
-        ca = self.ca_cert.read_bytes() if self.ca_cert else None
-        key = self.client_key.read_bytes() if self.client_key else None
-        cert = self.client_cert.read_bytes() if self.client_cert else None
-        credentials = grpc.ssl_channel_credentials(ca, key, cert)
-        options = [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
-        return grpc.aio.secure_channel(address, credentials, options=options)
+class ArgumentError(ValueError):
+    """A bad command line; the message is grpc_health_probe's."""
 
 
 def register(subparsers: Any) -> None:
+    # The arguments are grpc_health_probe's, in Go's syntax: argparse passes them on
+    # untouched ("+" is no flag prefix here) and goflags reads them.
     parser = command(
-        subparsers, "probe", run, "check a server's gRPC health, like grpc_health_probe"
+        subparsers,
+        "probe",
+        run,
+        "check a server's gRPC health, exactly as grpc_health_probe does",
+        prefix_chars="+",
+        add_help=False,
+        usage="shop probe [-addr=]HOST:PORT [grpc_health_probe flags] (-h lists them)",
     )
-    parser.usage_exit_code = ProbeExit.INVALID_ARGUMENTS
-    parser.add_argument("address", metavar="ADDR", help="host:port of the server")
-    parser.add_argument(
-        "--service", default="", help="service name to check (default: the whole server)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=1.0,
-        metavar="SECONDS",
-        help="for connecting, and again for the check (default 1)",
-    )
-    tls = parser.add_argument_group("TLS (spelled as grpc_health_probe spells them, or with --)")
-    tls.add_argument("-tls", "--tls", action="store_true", help="use TLS (default: plaintext)")
-    tls.add_argument(
-        "-tls-ca-cert",
-        "--tls-ca-cert",
-        type=Path,
-        metavar="FILE",
-        help="CA certificates to trust instead of the system's",
-    )
-    tls.add_argument(
-        "-tls-client-cert",
-        "--tls-client-cert",
-        type=Path,
-        metavar="FILE",
-        help="client certificate to present (needs --tls-client-key)",
-    )
-    tls.add_argument(
-        "-tls-client-key", "--tls-client-key", type=Path, metavar="FILE", help="its private key"
-    )
-    tls.add_argument(
-        "-tls-server-name",
-        "--tls-server-name",
-        default="",
-        metavar="NAME",
-        help="name to check the server's certificate for (default: ADDR's host)",
-    )
+    parser.add_argument("arguments", nargs="*", help="grpc_health_probe's flags")
 
 
-def probe_tls(args: argparse.Namespace) -> ProbeTls | None:
-    """The TLS options as given; raises ValueError for combinations grpc_health_probe refuses."""
-    given = [args.tls_ca_cert, args.tls_client_cert, args.tls_client_key, args.tls_server_name]
-    if not args.tls:
-        if any(given):
-            raise ValueError("-tls-* options given without -tls")
-        return None
-    if bool(args.tls_client_cert) != bool(args.tls_client_key):
-        raise ValueError("-tls-client-cert and -tls-client-key go together")
-    return ProbeTls(
-        args.tls_ca_cert, args.tls_client_cert, args.tls_client_key, args.tls_server_name
-    )
-
-
-async def probe(
-    address: str, service: str = "", call_timeout: float = 1.0, tls: ProbeTls | None = None
-) -> ProbeResult:
-    if not address.strip():
-        return ProbeResult(ProbeExit.INVALID_ARGUMENTS, "error: an address is required")
-    # A bare channel, as grpc_health_probe's: no retries, no client-side health checking.
-    if tls is None:
-        channel = grpc.aio.insecure_channel(address)
-    else:
-        try:
-            channel = tls.channel(address)
-        except OSError as error:
-            return ProbeResult(
-                ProbeExit.INVALID_ARGUMENTS, f"error: failed to load TLS files: {error}"
-            )
-    try:
-        try:
-            await asyncio.wait_for(channel.channel_ready(), call_timeout)
-        except TimeoutError:
-            return ProbeResult(
-                ProbeExit.CONNECTION_FAILURE,
-                f"timeout: failed to connect service {address!r} within {call_timeout:g}s",
-            )
-        return await _check(channel, service, call_timeout)
-    finally:
-        await channel.close()
-
-
-async def _check(channel: grpc.aio.Channel, service: str, call_timeout: float) -> ProbeResult:
-    stub = health_pb2_grpc.HealthStub(channel)
-    try:
-        response = await stub.Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=call_timeout
+def options(arguments: Sequence[str]) -> tuple[ProbeOptions, bool]:
+    """The probe to run and whether -v was given; raises ArgumentError, FlagError, HelpRequested."""
+    parsed = parse(FLAGS, arguments)
+    values = dict(parsed.values)
+    values["addr"] = _address(str(values["addr"]), parsed.positionals, "addr" in parsed.given)
+    _validate(values)
+    tls = None
+    if values["tls"]:
+        tls = ProbeTls(
+            _path(values["tls-ca-cert"]),
+            _path(values["tls-client-cert"]),
+            _path(values["tls-client-key"]),
+            str(values["tls-server-name"]),
+            bool(values["tls-no-verify"]),
         )
-    except grpc.aio.AioRpcError as exc:
-        return ProbeResult(ProbeExit.RPC_FAILURE, _rpc_failure(exc, call_timeout))
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-    if response.status != health_pb2.HealthCheckResponse.SERVING:
-        return ProbeResult(ProbeExit.UNHEALTHY, f"service unhealthy (responded with {status!r})")
-    return ProbeResult(ProbeExit.SERVING, f"status: {status}")
+    probe_options = ProbeOptions(
+        addr=str(values["addr"]),
+        service=str(values["service"]),
+        user_agent=str(values["user-agent"]),
+        connect_timeout=_duration(values["connect-timeout"]),
+        rpc_timeout=_duration(values["rpc-timeout"]),
+        tls=tls,
+        rpc_headers=rpc_headers(values["rpc-header"]),
+        gzip=bool(values["gzip"]),
+    )
+    return probe_options, bool(values["v"])
 
 
-def _rpc_failure(exc: grpc.aio.AioRpcError, call_timeout: float) -> str:
-    code = exc.code()
-    if code == grpc.StatusCode.UNIMPLEMENTED:
-        return (
-            "error: this server does not implement the grpc health protocol (grpc.health.v1.Health)"
-        )
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"timeout: health rpc did not complete within {call_timeout:g}s"
-    details = f": {exc.details()}" if exc.details() else ""
-    return f"error: health rpc failed: {code.name}{details}"
+def _address(flag: str, positionals: Sequence[str], flag_given: bool) -> str:
+    if len(positionals) > 1:
+        raise ArgumentError(f"one address only, got {' '.join(positionals)}")
+    if positionals and flag_given and positionals[0] != flag:
+        raise ArgumentError(f"two addresses: -addr={flag} and {positionals[0]}")
+    return positionals[0] if positionals else flag
+
+
+def _validate(values: Mapping[str, object]) -> None:
+    if not values["addr"]:
+        raise ArgumentError("-addr not specified")
+    for name in ("connect-timeout", "rpc-timeout"):
+        timeout = _duration(values[name])
+        if timeout.nanoseconds <= 0:
+            raise ArgumentError(f"-{name} must be greater than zero (specified: {timeout})")
+    for name in ("alts", "spiffe"):
+        if values[name]:
+            raise ArgumentError(f"-{name} is not supported by {PROGRAM}")
+    for given, needed in _NEEDS:
+        if values[given] and not values[needed]:
+            raise ArgumentError(f"specified -{given} without specifying -{needed}")
+    for name, what in _UNUSED_WITHOUT_VERIFYING:
+        if values["tls-no-verify"] and values[name]:
+            raise ArgumentError(
+                f"cannot specify -{name} with -tls-no-verify ({what} would not be used)"
+            )
+
+
+def rpc_headers(values: object) -> Metadata:
+    """``name: value`` pairs as gRPC metadata: names lowercased, ``-bin`` values as bytes."""
+    assert isinstance(values, tuple)
+    headers: list[tuple[str, str | bytes]] = []
+    for text in values:
+        name, colon, value = text.partition(":")
+        if not colon:
+            raise FlagError(
+                f'invalid value "{text}" for flag -rpc-header: invalid RPC header, '
+                f"expected 'key: value', got \"{text}\""
+            )
+        key, value = name.strip().lower(), value.lstrip()
+        headers.append((key, value.encode() if key.endswith("-bin") else value))
+    return tuple(headers)
+
+
+def _duration(value: object) -> Duration:
+    assert isinstance(value, Duration)
+    return value
+
+
+def _path(value: object) -> Path | None:
+    return Path(str(value)) if value else None
+
+
+def _verbose_lines(probe_options: ProbeOptions) -> list[str]:
+    o = probe_options
+    lines = [
+        "parsed options:",
+        f"> addr={o.addr} conn_timeout={o.connect_timeout} rpc_timeout={o.rpc_timeout}",
+        f"> tls={str(o.tls is not None).lower()}",
+    ]
+    if o.tls is not None:
+        lines += [
+            f"  > no-verify={str(o.tls.no_verify).lower()} ",
+            f"  > ca-cert={o.tls.ca_cert or ''}",
+            f"  > client-cert={o.tls.client_cert or ''}",
+            f"  > client-key={o.tls.client_key or ''}",
+            f"  > server-name={o.tls.server_name}",
+        ]
+    return lines
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(arguments: Sequence[str]) -> int:
+    """The probe's exit code for `arguments` (everything after ``shop probe``)."""
+    try:
+        probe_options, verbose = options(arguments)
+    except HelpRequested:
+        print(usage(PROGRAM, FLAGS))
+        return 0
+    except FlagError as error:
+        _stderr(str(error))
+        _stderr(usage(PROGRAM, FLAGS))
+        return int(ProbeExit.INVALID_ARGUMENTS)
+    except ArgumentError as error:
+        _stderr(f"error: {error}")
+        return int(ProbeExit.INVALID_ARGUMENTS)
+    if verbose:
+        for line in _verbose_lines(probe_options):
+            _stderr(line)
+    result = asyncio.run(probe(probe_options, _stderr if verbose else None))
+    print(result.message, file=sys.stdout if result.exit == ProbeExit.SERVING else sys.stderr)
+    return int(result.exit)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        tls = probe_tls(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return int(ProbeExit.INVALID_ARGUMENTS)
-    result = asyncio.run(probe(args.address, args.service, args.timeout, tls))
-    print(result.message, file=sys.stdout if result.exit == ProbeExit.SERVING else sys.stderr)
-    return int(result.exit)
+    return main(args.arguments)

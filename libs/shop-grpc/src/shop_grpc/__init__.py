@@ -6,6 +6,7 @@ errors       the one error tree (no gRPC imports; domain code raises these)
 status       errors <-> gRPC status codes with google.rpc details, both directions
 validation   collects field violations into one INVALID_ARGUMENT
 server       grpc.aio server bootstrap: health, reflection, interceptors, graceful shutdown
+reflection   server reflection, v1 and v1alpha, resolving every symbol (methods too)
 channels     the one place outbound channels are built
 interceptors the server and client interceptor chains, in order
 telemetry    OpenTelemetry tracing from the OTEL_* variables; absent when no exporter is set
@@ -14,5 +15,5 @@ changes      wake-ups for watch streams
 pagination   opaque page tokens
 money        integer minor-unit money
 protoconv    timestamps and money <-> proto messages
-testing      fixtures other packages reuse
+testing      fixtures other packages reuse (servers, processes, certificates, grpcurl)
 """

@@ -1,9 +1,10 @@
 """grpc.aio server bootstrap shared by every service.
 
 Every server gets, without the service asking: the interceptor chain,
-``grpc.health.v1`` with a status per service, server reflection, and a
-graceful shutdown on SIGTERM/SIGINT (health NOT_SERVING, in-flight calls get
-a grace period, background work stops, resources close, exit 0).
+``grpc.health.v1`` with a status per service, server reflection (v1 and v1alpha:
+shop_grpc.reflection), and a graceful shutdown on SIGTERM/SIGINT (health
+NOT_SERVING, in-flight calls get a grace period, background work stops,
+resources close, exit 0).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from shop_grpc import credentials, keepalive, telemetry
+from shop_grpc import credentials, keepalive, reflection, telemetry
 from shop_grpc.config import ConfigError, Env, ServerSettings
 from shop_grpc.interceptors import server_interceptors
 from shop_grpc.probe import ProbeServer
@@ -70,10 +70,10 @@ class GrpcServer:
         for service in self.services:
             service.add_to(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [s.name for s in self.services]
-            + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        reflection.enable(
             self.server,
+            [s.name for s in self.services]
+            + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
         )
         self.port = 0
 

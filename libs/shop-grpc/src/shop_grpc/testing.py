@@ -20,6 +20,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -29,7 +30,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
 
-from shop_grpc.config import LogSettings, ServerSettings
+from shop_grpc import certs
+from shop_grpc.certs import CA_FILE, CERT_FILE, KEY_FILE, Authority
+from shop_grpc.config import LogSettings, ServerSettings, TlsSettings
 from shop_grpc.server import GrpcServer, Registration
 
 POSTGRES_ENV = "SHOP_TEST_POSTGRES_URL"
@@ -111,6 +114,47 @@ async def serving(
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@dataclass(frozen=True)
+class MtlsServing:
+    """A running server with mTLS and its plaintext probe port, and the suite's certificates."""
+
+    server: GrpcServer
+    certs: Path
+    """``<certs>/<identity>/`` for every identity, as `shop certs init` lays them out."""
+    authority: Authority
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    @property
+    def probe_address(self) -> str:
+        return f"127.0.0.1:{self.server.probe.port}"
+
+
+@asynccontextmanager
+async def serving_mtls(
+    tmp_path: Path, service: str, services: Sequence[Registration] = (), namespace: str = "test"
+) -> AsyncIterator[MtlsServing]:
+    """Serves `services` as `service`'s identity on free loopback ports, SERVING, with a new
+    CA and certificates under ``tmp_path/certs``; stops the server afterwards."""
+    out = tmp_path / "certs"
+    authority = certs.init(out, namespace)
+    settings = test_settings(
+        service,
+        f"sqlite:///{tmp_path / 'unused.db'}",
+        tls=TlsSettings(out / service),
+        probe_address="127.0.0.1:0",
+    )
+    server = GrpcServer(settings, services)
+    await server.start()
+    await server.set_serving(True)
+    try:
+        yield MtlsServing(server, out, authority)
+    finally:
+        await server.stop(0)
 
 
 def free_port() -> int:
@@ -218,3 +262,58 @@ class ServiceProcess:
         if self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
+
+
+@dataclass(frozen=True)
+class GrpcurlResult:
+    returncode: int
+    output: str
+    """stdout and stderr, interleaved as grpcurl wrote them."""
+
+
+@dataclass(frozen=True)
+class Grpcurl:
+    """The real grpcurl (a dev tool of the workspace) as one identity, against one server.
+
+    grpcurl = Grpcurl("127.0.0.1:50051", certs / "client", "order")
+    result = await grpcurl("describe", "shop.order.v1.OrderService.CreateOrder")
+    assert result.returncode == 0, result.output
+    """
+
+    address: str
+    identity: Path
+    """A directory holding ca.crt, tls.crt and tls.key."""
+    server_name: str
+    """The name the server's certificate must carry (a service's bare name)."""
+
+    @staticmethod
+    def executable() -> Path:
+        found = Path(sys.executable).with_name("grpcurl")
+        if not found.exists():
+            raise AssertionError(f"{found} missing: the workspace's dev tools are not installed")
+        return found
+
+    async def __call__(self, *args: str, flags: Sequence[str] = ()) -> GrpcurlResult:
+        """``grpcurl <TLS flags> <flags> ADDRESS <args>``, e.g. ``("describe", "pkg.Svc")``
+        or, with ``flags=["-d", "{}"]``, ``("pkg.Svc/Method",)``; fails after 20 s."""
+        process = await asyncio.create_subprocess_exec(
+            str(self.executable()),
+            f"-cacert={self.identity / CA_FILE}",
+            f"-cert={self.identity / CERT_FILE}",
+            f"-key={self.identity / KEY_FILE}",
+            f"-servername={self.server_name}",
+            *flags,
+            self.address,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        # Awaited, never run blocking: the server under test may share this event loop.
+        try:
+            async with asyncio.timeout(20):
+                output, _ = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        return GrpcurlResult(int(process.returncode or 0), output.decode(errors="replace"))
