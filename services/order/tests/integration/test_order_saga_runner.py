@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 
@@ -32,7 +33,7 @@ async def place(
         card=card or Card(*APPROVED_CARD),
         request_id=request_id,
         # Stands in for the entrypoint's fingerprint of the request: same content, same text.
-        fingerprint=repr((user, lines)),
+        fingerprint=hashlib.sha256(repr((user, lines)).encode()).hexdigest(),
     )
 
 
