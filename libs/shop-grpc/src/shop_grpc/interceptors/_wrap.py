@@ -1,16 +1,27 @@
-"""Wrap any of the four kinds of handler with one piece of around-advice."""
+"""Wrap any of the four kinds of handler with one piece of around-advice.
+
+A handler that yields its responses (an async generator) is first turned into one that
+writes them with ``context.write()``. Left a generator, a stream cancelled while a
+response is being sent is abandoned by grpc.aio and closed later from another task: the
+advice around it would run after the call, in a context that is not the call's (log
+lines with another call's fields, OpenTelemetry's "Failed to detach context",
+opentelemetry-python-contrib#2357). Written out, every call runs start to end in its own
+task: a cancellation reaches the advice as CancelledError, innermost first, and the
+generator is closed right there.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any
 
 import grpc
 
 # Builds the context manager that runs around one call: (method, context) -> cm
 Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 _FACTORIES = {
     (False, False): grpc.unary_unary_rpc_method_handler,
@@ -20,38 +31,38 @@ _FACTORIES = {
 }
 
 
-def _behavior(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
-    behavior: Callable[..., Any] = (
+def _behavior(handler: grpc.RpcMethodHandler) -> Behavior:
+    behavior: Behavior = (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
+    if inspect.isasyncgenfunction(behavior):
+        return _written(behavior)
     return behavior
+
+
+def _written(responses: Callable[..., AsyncGenerator[Any, None]]) -> Behavior:
+    async def write(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async with aclosing(responses(request, context)) as stream:
+            async for response in stream:
+                await context.write(response)
+
+    return write
 
 
 def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
     behavior = _behavior(handler)
-    if inspect.isasyncgenfunction(behavior):
 
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with around(method, context):
-                async for response in behavior(request, context):
-                    yield response
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with around(method, context):
+            result = behavior(request, context)
+            return await result if isinstance(result, Awaitable) else result
 
-        wrapped: Callable[..., Any] = streaming
-    else:
-
-        async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            async with around(method, context):
-                result = behavior(request, context)
-                return await result if isinstance(result, Awaitable) else result
-
-        wrapped = single
     factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
-    handler = factory(
+    return factory(
         wrapped,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
-    return handler
 
 
 async def intercept(
