@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -18,11 +19,12 @@ from sqlalchemy import text
 
 from shop_grpc import logs, telemetry, telemetry_sdk
 from shop_grpc.channels import open_channel
-from shop_grpc.config import ConfigError, Env, ServerSettings, tracing_settings
+from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings, tracing_settings
 from shop_grpc.errors import AlreadyExists
 from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.span_flush import AFTER_CUT_SECONDS
 from shop_grpc.storage import Database
-from shop_grpc.testing import test_settings
+from shop_grpc.testing import free_port, test_settings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -288,6 +290,29 @@ def test_a_graceful_stop_exports_what_is_still_buffered(monkeypatch: pytest.Monk
     telemetry.shutdown()
     assert [s.name for s in sink.exporter.get_finished_spans()] == ["saga CHARGING_PAYMENT"]
     assert not telemetry.enabled()
+
+
+def test_an_unreachable_collector_holds_a_stop_no_longer_than_its_flush_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # a full batch leaves, no more
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    flush_seconds = 0.5
+    budget = ShutdownSettings(flush_seconds=flush_seconds)
+    settings = test_settings("order", "sqlite://", shutdown=budget)
+    # The real OTLP exporter, retrying UNAVAILABLE for up to 10 s per batch of 512.
+    telemetry.use(telemetry_sdk.build_provider(settings, telemetry_sdk.exporter("otlp")))
+    for number in range(600):
+        with telemetry.span("saga CHARGING_PAYMENT", {"shop.order.id": f"o-{number}"}):
+            pass
+    with structlog.testing.capture_logs() as lines:
+        began = time.monotonic()
+        telemetry.shutdown()
+        took = time.monotonic() - began
+    assert took < flush_seconds + AFTER_CUT_SECONDS + 0.5
+    [cut] = [line for line in lines if line["event"] == "span flush cut short"]
+    assert cut["spans_dropped"] == 600
 
 
 async def test_with_tracing_on_cancelling_a_call_still_cancels_the_calls_it_made(

@@ -79,11 +79,13 @@ def enabled() -> bool:
 
 
 def shutdown() -> None:
-    """Exports what is still buffered and stops; part of every graceful stop."""
+    """Exports what is still buffered and stops; part of every graceful stop.
+
+    Takes at most the shutdown budget's flush_seconds (shop_grpc.span_flush).
+    """
     global _provider, _tracer
     provider, _provider, _tracer = _provider, None, None
     if provider is not None:
-        # Bounded by OTEL_EXPORTER_OTLP_TIMEOUT when the receiver is unreachable.
         provider.shutdown()
 
 

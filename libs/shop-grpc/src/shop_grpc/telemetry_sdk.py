@@ -28,7 +28,6 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
     SpanExportResult,
@@ -41,17 +40,19 @@ from sqlalchemy.engine import Engine
 from shop_grpc.config import ServerSettings
 from shop_grpc.interceptors.logging import QUIET_PREFIXES
 from shop_grpc.interceptors.tracing import record_status
+from shop_grpc.span_flush import CappedBatchSpanProcessor
 
 # Exception event attributes that may carry request data; the type is kept.
 _DROPPED_EVENT_ATTRIBUTES = ("exception.message", "exception.stacktrace")
 
 
 def build_provider(settings: ServerSettings, exporter: SpanExporter) -> TracerProvider:
-    """A provider sampling per OTEL_TRACES_SAMPLER, batching to `exporter` through Redacting."""
+    """A provider sampling per OTEL_TRACES_SAMPLER, batching to `exporter` through Redacting;
+    its shutdown exports for at most the shutdown budget's flush_seconds."""
     # sampler=None: the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
     provider = TracerProvider(resource=resource(settings), sampler=None)
-    # BatchSpanProcessor reads OTEL_BSP_* (queue size, schedule delay, batch size).
-    provider.add_span_processor(BatchSpanProcessor(Redacting(exporter)))
+    flush_seconds = settings.shutdown.flush_seconds
+    provider.add_span_processor(CappedBatchSpanProcessor(Redacting(exporter), flush_seconds))
     return provider
 
 
