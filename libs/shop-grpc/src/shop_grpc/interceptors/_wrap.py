@@ -3,11 +3,10 @@
 A handler that yields its responses (an async generator) is first turned into one that
 writes them with ``context.write()``. Left a generator, a stream cancelled while a
 response is being sent is abandoned by grpc.aio and closed later from another task: the
-advice around it would run after the call, in a context that is not the call's (log
-lines with another call's fields, OpenTelemetry's "Failed to detach context",
-opentelemetry-python-contrib#2357). Written out, every call runs start to end in its own
-task: a cancellation reaches the advice as CancelledError, innermost first, and the
-generator is closed right there.
+advice around it would run after the call had ended, in a context that is not the call's
+(OpenTelemetry's "Failed to detach context", opentelemetry-python-contrib#2357). Written
+out, every call runs start to end in its own task: a cancellation reaches the advice as
+CancelledError, innermost first, and the generator is closed right there.
 """
 
 from __future__ import annotations
