@@ -55,7 +55,12 @@ cgroup_manager = "cgroupfs"
 runtime = "runc"
 """
 
-SHUTDOWN_GRACE_SECONDS = 5  # the service's own drain budget (SHOP_SHUTDOWN_GRACE_SECONDS)
+SHUTDOWN_BUDGET = {  # the service's own shutdown budget, 10 s in all
+    "SHOP_SHUTDOWN_DRAIN_SECONDS": "1",
+    "SHOP_SHUTDOWN_GRACE_SECONDS": "5",
+    "SHOP_SHUTDOWN_BACKGROUND_SECONDS": "2",
+    "SHOP_SHUTDOWN_FLUSH_SECONDS": "2",
+}
 STOP_TIMEOUT_SECONDS = 15  # podman stop's grace period, like terminationGracePeriodSeconds
 START_TIMEOUT_SECONDS = 60
 
@@ -286,8 +291,7 @@ def start(svc: str, tls_dir: Path, targets: dict[str, str]) -> Container:
         # Host networking, so each container gets ports of its own instead of 50051 and 8081.
         "SHOP_LISTEN_ADDRESS": container.grpc,
         "SHOP_PROBE_ADDRESS": container.probe,
-        "SHOP_SHUTDOWN_GRACE_SECONDS": str(SHUTDOWN_GRACE_SECONDS),
-        "SHOP_SHUTDOWN_DRAIN_SECONDS": "1",
+        **SHUTDOWN_BUDGET,
         **{f"SHOP_{dep.upper()}_TARGET": target for dep, target in targets.items() if dep != svc},
     }
     podman(

@@ -1,4 +1,5 @@
 import io
+import os
 import signal
 import sys
 import textwrap
@@ -6,6 +7,7 @@ import textwrap
 import pytest
 
 from shop_cli.suite import Suite, SuiteError, find_free_base_port
+from shop_grpc.config import EXIT_MARGIN_SECONDS
 
 # Stands in for `python -m shop_<service>`: serves grpc.health.v1 on SHOP_LISTEN_ADDRESS
 # and stops with exit 0 on SIGTERM, or crashes at once when FAKE_CRASH names it.
@@ -68,6 +70,20 @@ def test_environment_configures_each_service_through_shop_variables(tmp_path, mo
     assert "SHOP_DATABASE_URL" not in order
     assert suite.environment("payment")["SHOP_DATABASE_URL"] == "postgresql://payment"
     assert "SHOP_INVENTORY_TARGET" not in suite.environment("user")
+
+
+def test_each_service_gets_its_shutdown_budget_before_it_is_killed(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("SHOP_SHUTDOWN_"):
+            monkeypatch.delenv(name)
+    suite = Suite(
+        tmp_path,
+        extra_env={"SHOP_SHUTDOWN_GRACE_SECONDS": "2", "SHOP_SHUTDOWN_FLUSH_SECONDS": "1"},
+        service_env={"order": {"SHOP_SHUTDOWN_BACKGROUND_SECONDS": "9"}},
+    )
+    # drain 0 + grace 2 + background 5 (9 for order) + flush 1, and the exit margin.
+    assert suite.stop_timeout(["user"]) == 8 + EXIT_MARGIN_SECONDS
+    assert suite.stop_timeout() == 12 + EXIT_MARGIN_SECONDS
 
 
 def test_endpoints_follow_the_base_port(tmp_path):

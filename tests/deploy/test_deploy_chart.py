@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shop_grpc.config import Env, shutdown_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("inventory", "order", "payment", "user")
 CALL_GRAPH = {"order": {"user", "inventory", "payment"}}
@@ -105,7 +107,7 @@ def test_long_running_containers_have_probes(rendered: list[dict[str, Any]]) -> 
                 assert probe in container, f"{where}: no {probe}"
 
 
-def test_services_probe_the_plaintext_port_and_drain_in_time(
+def test_services_probe_the_plaintext_port(
     rendered: list[dict[str, Any]],
 ) -> None:
     deployments = service_deployments(rendered)
@@ -118,13 +120,54 @@ def test_services_probe_the_plaintext_port_and_drain_in_time(
         assert spec["securityContext"]["runAsUser"] == 10001
         assert spec["automountServiceAccountToken"] is False
         assert spec["topologySpreadConstraints"]
-        env = env_of(deployment)
-        needed = (
-            container["lifecycle"]["preStop"]["sleep"]["seconds"]
-            + float(env["SHOP_SHUTDOWN_DRAIN_SECONDS"]["value"])
-            + float(env["SHOP_SHUTDOWN_GRACE_SECONDS"]["value"])
-        )
-        assert spec["terminationGracePeriodSeconds"] > needed, name
+
+
+SHUTDOWN_PARTS = {
+    "SHOP_SHUTDOWN_DRAIN_SECONDS": "drainSeconds",
+    "SHOP_SHUTDOWN_GRACE_SECONDS": "graceSeconds",
+    "SHOP_SHUTDOWN_BACKGROUND_SECONDS": "backgroundSeconds",
+    "SHOP_SHUTDOWN_FLUSH_SECONDS": "flushSeconds",
+}
+"""The process's parts of the shutdown budget: its variable -> the chart's value."""
+
+
+def shutdown_values(case: str) -> dict[str, int]:
+    """The `shutdown` values a case renders with: values.yaml, then its files in order."""
+    merged: dict[str, int] = {}
+    for name in ["values.yaml", *tools.CASES[case][0]]:
+        merged.update((yaml.safe_load((tools.CHART / name).read_text()) or {}).get("shutdown", {}))
+    return merged
+
+
+@pytest.mark.parametrize("case", ["default", "dev", "production"])
+def test_a_pod_is_given_the_shutdown_budget_its_process_keeps_to(case: str) -> None:
+    values = shutdown_values(case)
+    for name, deployment in service_deployments(render(case)).items():
+        spec = deployment["spec"]["template"]["spec"]
+        pre_stop = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        env = {var: item["value"] for var, item in env_of(deployment).items() if "value" in item}
+        assert {var: float(env[var]) for var in SHUTDOWN_PARTS} == {
+            var: values[key] for var, key in SHUTDOWN_PARTS.items()
+        }, name
+        # What the process itself makes of its variables, plus preStop, plus a margin.
+        budget = shutdown_settings(Env(env)).total_seconds
+        assert pre_stop == values["preStopSleepSeconds"]
+        assert values["marginSeconds"] >= 1
+        assert spec["terminationGracePeriodSeconds"] == pre_stop + budget + values["marginSeconds"]
+
+
+def test_the_pod_budget_follows_every_part() -> None:
+    parts = {
+        "preStopSleepSeconds": 3,
+        "drainSeconds": 4,
+        "graceSeconds": 7,
+        "backgroundSeconds": 2,
+        "flushSeconds": 1,
+        "marginSeconds": 6,
+    }
+    flags = [arg for key, value in parts.items() for arg in ("--set", f"shutdown.{key}={value}")]
+    for deployment in service_deployments(render("default", *flags)).values():
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 23
 
 
 def test_every_service_has_a_headless_service(rendered: list[dict[str, Any]]) -> None:

@@ -485,10 +485,13 @@ async def invoke(
     service: d.ServiceDescriptor,
     method: d.MethodDescriptor,
     request: Any,
+    *,
+    raw: bool = False,
 ) -> Outcome:
+    """Calls `method` with `request` (a list for a client stream); `raw`: bytes as they are."""
     path = f"/{service.full_name}/{method.name}"
-    serialize = message_class(method.input_type).SerializeToString
-    parse = message_class(method.output_type).FromString
+    serialize = None if raw else message_class(method.input_type).SerializeToString
+    parse = None if raw else message_class(method.output_type).FromString
     kind = {
         (False, False): channel.unary_unary,
         (False, True): channel.unary_stream,
@@ -572,3 +575,29 @@ async def test_every_answer_is_precise_timely_and_a_refusal_writes_nothing(
 
     await asyncio.to_thread(one_call)
     print(f"{method.full_name}: {sum(seen.values())} calls {dict(sorted(seen.items()))}")
+
+
+def unparsable(descriptor: d.Descriptor) -> list[bytes]:
+    """Bytes no client library would send: corrupt wire format, and for each string field of
+    `descriptor` that field holding bytes that are not UTF-8."""
+    corrupt = [b"\xff\xff\xff", b"\x0a\x05ab"]  # a bad tag; a length past the end
+    for f in descriptor.fields:
+        if f.type == d.FieldDescriptor.TYPE_STRING and f.number < 16:
+            corrupt.append(bytes([f.number << 3 | 2, 3]) + b"\xff\xfeA")
+    return corrupt
+
+
+@pytest.mark.parametrize(("service_name", "method"), METHODS, ids=[m.full_name for _, m in METHODS])
+async def test_bytes_that_are_no_request_are_invalid_argument_and_write_nothing(
+    stack: Stack, service_name: str, method: d.MethodDescriptor
+) -> None:
+    for data in unparsable(method.input_type):
+        before = await stack.snapshot()
+        request = [data] if method.client_streaming else data
+        outcome = await invoke(
+            stack.channels[service_name], SERVICES[service_name], method, request, raw=True
+        )
+        assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT, (data, outcome)
+        assert outcome.error is not None
+        assert "does not parse" in (outcome.error.details() or "")
+        assert await stack.snapshot() == before

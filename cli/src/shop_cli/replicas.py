@@ -134,7 +134,10 @@ class ReplicatedSuite:
             for service, code in member.exited().items()
         }
 
-    def stop(self, timeout: float = 15.0) -> dict[str, int]:
+    def stop_timeout(self) -> float:
+        return max(member.stop_timeout() for member in self.members)
+
+    def stop(self, timeout: float | None = None) -> dict[str, int]:
         """Stops every replica at once (each drains in parallel), then the DNS server."""
         with ThreadPoolExecutor(len(self.members)) as pool:
             codes = list(pool.map(lambda member: member.stop(timeout), self.members))

@@ -32,7 +32,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shop_grpc import certs
-from shop_grpc.config import SERVICES
+from shop_grpc.config import SERVICES, stop_timeout
 
 START_ORDER = ("user", "inventory", "payment", "order")
 """Dependencies first, so the order service finds them up when it starts."""
@@ -290,14 +290,20 @@ class Suite:
             return []
         return path.read_text("utf-8", "replace").splitlines()[-lines:]
 
-    def stop(self, timeout: float = 15.0) -> dict[str, int]:
-        """SIGTERM to every running service, SIGKILL to those still up after `timeout`.
+    def stop_timeout(self, services: Iterable[str] | None = None) -> float:
+        """How long stopping `services` (default all) may take: the longest shutdown budget
+        their environments give them (SHOP_SHUTDOWN_*), plus the interpreter's exit."""
+        return max(stop_timeout(self.environment(name)) for name in services or SERVICES)
+
+    def stop(self, timeout: float | None = None) -> dict[str, int]:
+        """SIGTERM to every running service, SIGKILL to those still up after `timeout`
+        (default: their shutdown budget, ``stop_timeout()``).
 
         Returns each started service's exit code (negative: killed by that signal).
         """
         for child in self._children.values():
             _send(child.process, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.stop_timeout() if timeout is None else timeout)
         for child in self._children.values():
             _wait_or_kill(child.process, deadline)
         codes = {name: self._reap(name) for name in list(self._children)}
@@ -309,15 +315,17 @@ class Suite:
         _send(child.process, signal.SIGKILL)
         return self._reap(service)
 
-    def restart(self, service: str, timeout: float = 15.0) -> None:
-        """Stops `service` if it still runs (SIGTERM, then SIGKILL) and launches it again.
+    def restart(self, service: str, timeout: float | None = None) -> None:
+        """Stops `service` if it still runs (SIGTERM, then SIGKILL after `timeout`, default
+        its shutdown budget) and launches it again.
 
         Returns once launched; call ``wait_ready(services=[service])`` to wait for it.
         """
         child = self._children.get(service)
         if child is not None:
             _send(child.process, signal.SIGTERM)
-            _wait_or_kill(child.process, time.monotonic() + timeout)
+            waited = self.stop_timeout([service]) if timeout is None else timeout
+            _wait_or_kill(child.process, time.monotonic() + waited)
             self._reap(service)
         self._spawn(service)
 

@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 
-from shop_grpc.config import ConfigError, Env, server_settings
+from shop_grpc.config import (
+    EXIT_MARGIN_SECONDS,
+    ConfigError,
+    Env,
+    ShutdownSettings,
+    server_settings,
+    stop_timeout,
+)
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.money import CurrencyMismatch, Money
 from shop_grpc.pagination import PageTokens
@@ -21,6 +28,24 @@ def test_settings_default_to_the_embedded_suite():
     settings = server_settings("inventory", Env({}))
     assert settings.listen_address == "[::]:50052"
     assert settings.database_url == "sqlite:///.shop/inventory.db"
+
+
+def test_the_shutdown_budget_is_its_four_parts_and_a_supervisor_allows_a_margin_more():
+    assert server_settings("order", Env({})).shutdown.total_seconds == 18
+    variables = {
+        "SHOP_SHUTDOWN_DRAIN_SECONDS": "5",
+        "SHOP_SHUTDOWN_GRACE_SECONDS": "10",
+        "SHOP_SHUTDOWN_BACKGROUND_SECONDS": "4",
+        "SHOP_SHUTDOWN_FLUSH_SECONDS": "1.5",
+    }
+    budget = server_settings("order", Env(variables)).shutdown
+    assert budget == ShutdownSettings(
+        drain_seconds=5, grace_seconds=10, background_seconds=4, flush_seconds=1.5
+    )
+    assert budget.total_seconds == 20.5
+    assert stop_timeout(variables) == 20.5 + EXIT_MARGIN_SECONDS
+    with pytest.raises(ConfigError, match="SHOP_SHUTDOWN_FLUSH_SECONDS"):
+        server_settings("order", Env({"SHOP_SHUTDOWN_FLUSH_SECONDS": "-1"}))
 
 
 def test_a_bad_variable_is_reported_by_name():

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 
 import grpc
+import pytest
+import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.config import ShutdownSettings
+from shop_grpc.server import GrpcServer, Registration, run
 from shop_grpc.testing import test_settings
 
 
@@ -36,7 +42,9 @@ def slow_registration() -> Registration:
 
 async def test_health_reflection_and_draining_stop(tmp_path):
     settings = test_settings(
-        "user", f"sqlite:///{tmp_path / 'x.db'}", shutdown_grace_seconds=2.0, drain_seconds=0.3
+        "user",
+        f"sqlite:///{tmp_path / 'x.db'}",
+        shutdown=ShutdownSettings(grace_seconds=2.0, drain_seconds=0.3),
     )
     server = GrpcServer(settings, [slow_registration()])
     port = await server.start()
@@ -80,3 +88,34 @@ async def test_a_taken_port_is_an_error_not_a_silent_share(tmp_path):
         raise AssertionError("a second server bound the same port")
     finally:
         await first.stop(0)
+
+
+async def test_a_stop_keeps_to_its_budget_when_cleanup_hangs():
+    budget = ShutdownSettings(grace_seconds=0.2, background_seconds=0.3, flush_seconds=0.1)
+    server = GrpcServer(test_settings("user", "sqlite://", shutdown=budget), [])
+    cleaned, closed = asyncio.Event(), asyncio.Event()
+
+    async def sweeper() -> None:
+        await asyncio.Event().wait()
+
+    async def close_database() -> None:
+        cleaned.set()
+        await asyncio.sleep(30)  # a resource that never finishes closing
+        closed.set()
+
+    with structlog.testing.capture_logs() as lines:
+        running = asyncio.create_task(run(server, background=[sweeper], cleanup=[close_database]))
+        async with asyncio.timeout(5):
+            while not any(line["event"] == "serving" for line in lines):
+                await asyncio.sleep(0.01)
+        began = time.monotonic()
+        os.kill(os.getpid(), signal.SIGTERM)  # run() handles it; pytest never sees it
+        await asyncio.wait_for(running, budget.total_seconds + 0.5)
+        took = time.monotonic() - began
+
+    assert took < budget.total_seconds + 0.2
+    assert cleaned.is_set() and not closed.is_set()
+    events = {line["event"]: line for line in lines}
+    assert events["shutting down"]["budget_seconds"] == pytest.approx(0.6)
+    assert events["background work cut short"]["background_seconds"] == 0.3
+    assert "stopped" in events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -18,11 +19,12 @@ from sqlalchemy import text
 
 from shop_grpc import logs, telemetry, telemetry_sdk
 from shop_grpc.channels import open_channel
-from shop_grpc.config import ConfigError, Env, ServerSettings, tracing_settings
+from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings, tracing_settings
 from shop_grpc.errors import AlreadyExists
 from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.span_flush import AFTER_CUT_SECONDS
 from shop_grpc.storage import Database
-from shop_grpc.testing import test_settings
+from shop_grpc.testing import free_port, test_settings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -290,6 +292,29 @@ def test_a_graceful_stop_exports_what_is_still_buffered(monkeypatch: pytest.Monk
     assert not telemetry.enabled()
 
 
+def test_an_unreachable_collector_holds_a_stop_no_longer_than_its_flush_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # a full batch leaves, no more
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    flush_seconds = 0.5
+    budget = ShutdownSettings(flush_seconds=flush_seconds)
+    settings = test_settings("order", "sqlite://", shutdown=budget)
+    # The real OTLP exporter, retrying UNAVAILABLE for up to 10 s per batch of 512.
+    telemetry.use(telemetry_sdk.build_provider(settings, telemetry_sdk.exporter("otlp")))
+    for number in range(600):
+        with telemetry.span("saga CHARGING_PAYMENT", {"shop.order.id": f"o-{number}"}):
+            pass
+    with structlog.testing.capture_logs() as lines:
+        began = time.monotonic()
+        telemetry.shutdown()
+        took = time.monotonic() - began
+    assert took < flush_seconds + AFTER_CUT_SECONDS + 0.5
+    [cut] = [line for line in lines if line["event"] == "span flush cut short"]
+    assert cut["spans_dropped"] == 600
+
+
 async def test_with_tracing_on_cancelling_a_call_still_cancels_the_calls_it_made(
     traced: Traced,
 ) -> None:
@@ -321,3 +346,123 @@ async def test_with_tracing_on_cancelling_a_call_still_cancels_the_calls_it_made
         await channel.close()
     back_server = _one(traced.spans(), "/test.Back/Call", SpanKind.SERVER)
     assert back_server.end_time is not None
+
+
+# -- how a call ended: the log line and both spans agree with what the caller got -------
+
+STOCK_LEVEL = b"level 5"
+
+
+async def _no_change_ever() -> None:
+    await asyncio.Event().wait()
+
+
+async def _slow_get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await _no_change_ever()
+    return b""
+
+
+async def _watch_stock(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    """Like WatchStock: the current level at once, then one message per change."""
+    yield STOCK_LEVEL
+    await _no_change_ever()
+
+
+async def _firehose(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    while True:
+        yield STOCK_LEVEL * 1000
+
+
+SHAPES = {
+    "unary": grpc.unary_unary_rpc_method_handler(_slow_get),
+    "server-streaming": grpc.unary_stream_rpc_method_handler(_watch_stock),
+}
+
+
+def _call_lines() -> structlog.testing.LogCapture:
+    """Log lines as the services write them: with the call's context and trace ids."""
+    return structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars, logs.add_trace_ids]
+    )
+
+
+async def _logged_call(lines: list[structlog.typing.EventDict]) -> structlog.typing.EventDict:
+    """The server's line for the call, once written (when its handler has ended)."""
+    async with asyncio.timeout(5):
+        while not (found := [line for line in lines if line["event"] == "rpc"]):
+            await asyncio.sleep(0.01)
+    [line] = found
+    return line
+
+
+async def _end(call: grpc.aio.Call, streaming: bool, ending: str) -> None:
+    """Waits for the call to be under way, then lets it end as `ending` says."""
+    if streaming:
+        assert await call.read() == STOCK_LEVEL  # type: ignore[attr-defined]
+    else:
+        await asyncio.sleep(0.2)
+    if ending == "cancel":
+        call.cancel()
+    with pytest.raises((asyncio.CancelledError, grpc.aio.AioRpcError)) as ended:
+        await (call.read() if streaming else call)  # type: ignore[attr-defined]
+    if ending == "deadline":
+        assert ended.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize(
+    ("ending", "code"),
+    [("cancel", grpc.StatusCode.CANCELLED), ("deadline", grpc.StatusCode.DEADLINE_EXCEEDED)],
+)
+async def test_a_cancelled_or_expired_call_is_recorded_with_its_code(
+    traced: Traced, shape: str, ending: str, code: grpc.StatusCode
+) -> None:
+    with _call_lines() as lines:
+        async with _serving(_service("test.Stock", SHAPES[shape])) as address:
+            channel = open_channel(address)
+            multicallable = (
+                channel.unary_stream if shape == "server-streaming" else channel.unary_unary
+            )
+            timeout = 1.0 if ending == "deadline" else 30.0
+            call = multicallable("/test.Stock/Call")(b"x", timeout=timeout)
+            await _end(call, shape == "server-streaming", ending)
+            line = await _logged_call(lines)
+            await channel.close()
+
+    spans = traced.spans()
+    server = _one(spans, "/test.Stock/Call", SpanKind.SERVER)
+    client = _one(spans, "/test.Stock/Call", SpanKind.CLIENT)
+    assert (line["rpc"], line["code"]) == ("/test.Stock/Call", code.name)
+    assert line["trace_id"] == format_trace_id(server.context.trace_id)
+    for span in (server, client):
+        assert span.attributes is not None
+        assert span.attributes["rpc.grpc.status_code"] == code.value[0], span.kind
+    # Semantic conventions: a cancelled call is the client's doing, not the server's error.
+    server_error = code is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert server.status.status_code is (StatusCode.ERROR if server_error else StatusCode.UNSET)
+    assert client.status.status_code is StatusCode.ERROR
+
+
+async def test_a_stream_cancelled_while_it_is_sent_is_recorded_in_its_own_context(
+    traced: Traced,
+) -> None:
+    firehose = grpc.unary_stream_rpc_method_handler(_firehose)
+    with _call_lines() as lines:
+        async with _serving(_service("test.Stock", firehose)) as address:
+            channel = open_channel(address)
+            call = channel.unary_stream("/test.Stock/Call")(b"x", timeout=30)
+            for _ in range(3):
+                await call.read()
+            call.cancel()  # while the server is writing
+            with pytest.raises(asyncio.CancelledError):
+                await call.read()
+            line = await _logged_call(lines)
+            await channel.close()
+
+    server = _one(traced.spans(), "/test.Stock/Call", SpanKind.SERVER)
+    client = _one(traced.spans(), "/test.Stock/Call", SpanKind.CLIENT)
+    assert (line["rpc"], line["code"]) == ("/test.Stock/Call", "CANCELLED")
+    assert line["span_id"] == format_span_id(server.context.span_id)
+    for span in (server, client):
+        assert span.attributes is not None
+        assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             code = 1
     except StopRequested as stop:
-        say(f"{stop}: stopping")
+        say(f"{stop}: stopping (within {suite.stop_timeout():g} s)")
     except SuiteError as exc:
         say(f"error: {exc}")
         code = 1

@@ -86,6 +86,26 @@ spiffe://shop/ns/{{ .root.Release.Namespace }}/sa/{{ .identity }}
 {{- end -}}
 {{- end }}
 
+{{/* The pod's whole shutdown budget: the preStop sleep, then the process's own parts (the
+     SHOP_SHUTDOWN_* variables of shop.shutdownEnv), then a margin for the process's exit. */}}
+{{- define "shop.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.shutdown -}}
+{{ add $s.preStopSleepSeconds $s.drainSeconds $s.graceSeconds $s.backgroundSeconds $s.flushSeconds $s.marginSeconds }}
+{{- end }}
+
+{{/* The process's parts of the shutdown budget, so that it keeps to what the pod allows. */}}
+{{- define "shop.shutdownEnv" -}}
+{{- $s := .Values.shutdown -}}
+- name: SHOP_SHUTDOWN_DRAIN_SECONDS
+  value: {{ $s.drainSeconds | quote }}
+- name: SHOP_SHUTDOWN_GRACE_SECONDS
+  value: {{ $s.graceSeconds | quote }}
+- name: SHOP_SHUTDOWN_BACKGROUND_SECONDS
+  value: {{ $s.backgroundSeconds | quote }}
+- name: SHOP_SHUTDOWN_FLUSH_SECONDS
+  value: {{ $s.flushSeconds | quote }}
+{{- end }}
+
 {{- define "shop.otlpEndpoint" -}}
 {{- if .Values.tracing.endpoint -}}
 {{ .Values.tracing.endpoint }}

@@ -89,7 +89,6 @@ spec:
 {{- $ctx := dict "root" .root "component" .svc -}}
 {{- $name := include "shop.name" (dict "root" .root "part" .svc) -}}
 {{- $values := .root.Values -}}
-{{- $shutdown := $values.shutdown -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -116,8 +115,7 @@ spec:
       automountServiceAccountToken: false
       enableServiceLinks: false
       securityContext: {{- toYaml $values.podSecurityContext | nindent 8 }}
-      # preStop sleep, then the drain (NOT_SERVING), then the grace for calls in flight.
-      terminationGracePeriodSeconds: {{ add $shutdown.preStopSleepSeconds $shutdown.drainSeconds $shutdown.graceSeconds $shutdown.marginSeconds }}
+      terminationGracePeriodSeconds: {{ include "shop.terminationGracePeriodSeconds" .root }}
       {{- with $values.imagePullSecrets }}
       imagePullSecrets: {{- toYaml . | nindent 8 }}
       {{- end }}
@@ -162,7 +160,7 @@ spec:
             # Endpoint removal reaches every client's DNS and kube-proxy only after a while;
             # keep serving until then, before SIGTERM starts the drain.
             preStop:
-              sleep: {seconds: {{ $shutdown.preStopSleepSeconds }}}
+              sleep: {seconds: {{ $values.shutdown.preStopSleepSeconds }}}
           resources: {{- toYaml .cfg.resources | nindent 12 }}
           securityContext: {{- include "shop.restrictedContainer" . | nindent 12 }}
           volumeMounts:
@@ -202,10 +200,7 @@ spec:
       name: {{ include "shop.name" (dict "root" .root "part" "postgresql") }}
       key: {{ .svc }}-url
       {{- end }}
-- name: SHOP_SHUTDOWN_DRAIN_SECONDS
-  value: {{ $values.shutdown.drainSeconds | quote }}
-- name: SHOP_SHUTDOWN_GRACE_SECONDS
-  value: {{ $values.shutdown.graceSeconds | quote }}
+{{ include "shop.shutdownEnv" .root }}
 {{- range $dep := .cfg.dependencies }}
 - name: SHOP_{{ $dep | upper | replace "-" "_" }}_TARGET
   value: {{ include "shop.target" (dict "root" $.root "svc" $dep) }}

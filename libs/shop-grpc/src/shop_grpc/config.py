@@ -11,8 +11,13 @@ Variables every service reads (``SHOP_`` prefix):
     SHOP_INSTANCE_ID               this replica's name (default <service>@<host>:<port>)
     SHOP_LOG_FORMAT                json | console | auto (console on a terminal)
     SHOP_LOG_LEVEL                 debug | info | warning | error (default info)
-    SHOP_SHUTDOWN_GRACE_SECONDS    how long in-flight calls may finish on SIGTERM (default 10)
-    SHOP_SHUTDOWN_DRAIN_SECONDS    how long to answer NOT_SERVING before stopping (default 0)
+    SHOP_SHUTDOWN_DRAIN_SECONDS    after SIGTERM, how long to answer NOT_SERVING before the
+                                   stop begins (default 0)
+    SHOP_SHUTDOWN_GRACE_SECONDS    then how long calls in flight may finish (default 10)
+    SHOP_SHUTDOWN_BACKGROUND_SECONDS  then how long background jobs get to stop and
+                                   resources to close (default 5)
+    SHOP_SHUTDOWN_FLUSH_SECONDS    then how long buffered spans get to be exported (default 3);
+                                   the four make the stop's budget (ShutdownSettings)
     SHOP_<DEPENDENCY>_TARGET       gRPC target of a dependency, e.g. SHOP_INVENTORY_TARGET
     SHOP_TLS_DIR                   this identity's ca.crt, tls.crt and tls.key (a mounted
                                    TLS Secret; default /etc/shop/tls); the server will not
@@ -43,7 +48,7 @@ import builtins
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from shop_grpc import faults as faults_
@@ -145,6 +150,54 @@ def tls_settings(env: Env) -> TlsSettings:
 
 
 @dataclass(frozen=True)
+class ShutdownSettings:
+    """The budget of a graceful stop: its parts, in seconds, spent in this order after SIGTERM.
+
+    Whoever sends SIGTERM must allow ``total_seconds`` before it kills, plus
+    EXIT_MARGIN_SECONDS: the chart's terminationGracePeriodSeconds is the preStop sleep,
+    these parts and a margin; ``shop up`` waits as long for each service.
+    """
+
+    drain_seconds: float = 0.0
+    """Serving on while health says NOT_SERVING, so health-checking clients and load
+    balancers move away before new calls are refused."""
+    grace_seconds: float = 10.0
+    """How long calls in flight may run on once new calls are refused; then they are cancelled."""
+    background_seconds: float = 5.0
+    """How long background jobs get to stop and resources (databases, channels) to close."""
+    flush_seconds: float = 3.0
+    """How long the spans still buffered get to be exported; what is left then is dropped.
+    An unreachable collector would otherwise hold the process for OTEL_EXPORTER_OTLP_TIMEOUT
+    per batch."""
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(astuple(self)))  # every field is one part
+
+
+EXIT_MARGIN_SECONDS = 2.0
+"""Allowed on top of ShutdownSettings.total_seconds for the interpreter's own exit (the
+chart's shutdown.marginSeconds plays the same part)."""
+
+
+def shutdown_settings(env: Env) -> ShutdownSettings:
+    default = ShutdownSettings()
+    return ShutdownSettings(
+        drain_seconds=env.float("SHOP_SHUTDOWN_DRAIN_SECONDS", default.drain_seconds),
+        grace_seconds=env.float("SHOP_SHUTDOWN_GRACE_SECONDS", default.grace_seconds),
+        background_seconds=env.float(
+            "SHOP_SHUTDOWN_BACKGROUND_SECONDS", default.background_seconds
+        ),
+        flush_seconds=env.float("SHOP_SHUTDOWN_FLUSH_SECONDS", default.flush_seconds),
+    )
+
+
+def stop_timeout(environment: Mapping[str, str]) -> float:
+    """Seconds to wait, after SIGTERM, for a service started with `environment` to exit."""
+    return shutdown_settings(Env(environment)).total_seconds + EXIT_MARGIN_SECONDS
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     service: str
     """Short service name: order, inventory, payment or user."""
@@ -154,11 +207,8 @@ class ServerSettings:
     """SQLAlchemy URL of the service's own database."""
     instance_id: str
     """Name of this replica, used for saga leases and logs."""
-    shutdown_grace_seconds: float = 10.0
-    """How long in-flight calls may run after SIGTERM before they are cancelled."""
-    drain_seconds: float = 0.0
-    """How long to keep serving while reporting NOT_SERVING before the stop begins, so
-    health-checking clients and load balancers move away first."""
+    shutdown: ShutdownSettings = ShutdownSettings()
+    """The budget of a graceful stop (drain, grace, background work, span flush)."""
     log: LogSettings = LogSettings()
     tls: TlsSettings = PLAINTEXT
     """mTLS identity of this server and of the channels it opens."""
@@ -185,8 +235,7 @@ def server_settings(service: str, env: Env) -> ServerSettings:
         listen_address=listen,
         database_url=env.str("SHOP_DATABASE_URL", f"sqlite:///{data_dir / f'{service}.db'}"),
         instance_id=env.str("SHOP_INSTANCE_ID", f"{service}@{socket.gethostname()}:{port}"),
-        shutdown_grace_seconds=env.float("SHOP_SHUTDOWN_GRACE_SECONDS", 10.0),
-        drain_seconds=env.float("SHOP_SHUTDOWN_DRAIN_SECONDS", 0.0),
+        shutdown=shutdown_settings(env),
         log=LogSettings(
             format=env.choice("SHOP_LOG_FORMAT", "auto", LOG_FORMATS),
             level=env.choice("SHOP_LOG_LEVEL", "info", LOG_LEVELS),

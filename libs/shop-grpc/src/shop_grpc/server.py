@@ -2,19 +2,20 @@
 
 Every server gets, without the service asking: the interceptor chain,
 ``grpc.health.v1`` with a status per service, server reflection (v1 and v1alpha:
-shop_grpc.reflection), and a graceful shutdown on SIGTERM/SIGINT (health
-NOT_SERVING, in-flight calls get a grace period, background work stops,
-resources close, exit 0).
+shop_grpc.reflection), and a graceful shutdown on SIGTERM/SIGINT within one budget
+(config.ShutdownSettings): health NOT_SERVING for the drain, in-flight calls get the grace
+period, background work stops and resources close within their share, buffered spans are
+flushed within theirs, exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -94,11 +95,14 @@ class GrpcServer:
             await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
-        """NOT_SERVING, a drain pause, then no new calls and `grace` for those in flight."""
+        """NOT_SERVING, a drain pause, then no new calls and `grace` for those in flight.
+
+        Without `grace`, the drain and grace of the settings' shutdown budget.
+        """
         await self.set_serving(False)
         if grace is None:
-            await asyncio.sleep(self.settings.drain_seconds)
-            grace = self.settings.shutdown_grace_seconds
+            await asyncio.sleep(self.settings.shutdown.drain_seconds)
+            grace = self.settings.shutdown.grace_seconds
         await self.server.stop(grace)
         await self.probe.stop(0)
 
@@ -117,8 +121,11 @@ async def run(
 ) -> None:
     """Serves until SIGTERM or SIGINT, then shuts down gracefully and returns.
 
-    `stopping` callbacks run first (e.g. ending watch streams, which would otherwise
-    hold the server for its whole grace period); `cleanup` runs last.
+    The stop keeps to the settings' shutdown budget, part by part: drain and grace
+    (GrpcServer.stop), then background jobs cancelled and `cleanup` run within
+    background_seconds, then buffered spans flushed within flush_seconds (the span
+    processor's own cap, shop_grpc.span_flush). `stopping` callbacks run first (e.g.
+    ending watch streams, which would otherwise hold the server for its whole grace period).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -129,20 +136,35 @@ async def run(
     await server.set_serving(True)
     log.info("serving", address=server.settings.listen_address, port=port)
     await stop.wait()
-    log.info("shutting down", grace_seconds=server.settings.shutdown_grace_seconds)
+    budget = server.settings.shutdown
+    began = time.monotonic()
+    log.info("shutting down", budget_seconds=round(budget.total_seconds, 3), **asdict(budget))
     for notify in stopping:
         notify()
     await server.stop()
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for close in cleanup:
-        await close()
+    await _stop_background(tasks, cleanup, budget.background_seconds)
     # Last: cleanup may still end spans (the saga's), and buffered spans must go out.
     telemetry.shutdown()
-    log.info("stopped")
+    log.info("stopped", seconds=round(time.monotonic() - began, 2))
+
+
+async def _stop_background(
+    tasks: Sequence[asyncio.Task[None]], cleanup: Sequence[Cleanup], seconds: float
+) -> None:
+    """Cancels the background jobs, then runs `cleanup`, all within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            for task in tasks:
+                task.cancel()
+            ended = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, result in zip(tasks, ended, strict=True):
+                # A job that failed earlier is reported, not raised: the stop goes on.
+                if isinstance(result, Exception):
+                    log.error("background job had failed", job=task.get_name(), exc_info=result)
+            for close in cleanup:
+                await close()
+    except TimeoutError:
+        log.warning("background work cut short", background_seconds=seconds)
 
 
 def main(

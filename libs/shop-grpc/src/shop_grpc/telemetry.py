@@ -13,9 +13,10 @@ the pod name in a cluster, the replica's address locally), ``OTEL_TRACES_SAMPLER
 / ``_ARG`` (e.g. ``parentbased_traceidratio`` and ``0.1``), ``OTEL_BSP_*`` for
 batching, and ``OTEL_EXPORTER_OTLP_*`` for headers, certificates and timeouts.
 
-What is traced: every gRPC call served and made, except health checks and
-reflection (noise; and the async server interceptor cannot wrap ``Health.Watch``,
-which writes with ``context.write()``); each SQL statement run inside traced
+What is traced: every gRPC call served (shop_grpc.interceptors.tracing) and made
+(the OpenTelemetry gRPC instrumentation, patched in telemetry_sdk), except health
+checks and reflection (noise), each with the status its caller got, CANCELLED and
+DEADLINE_EXCEEDED included (shop_grpc.outcome); each SQL statement run inside traced
 work, as its text with placeholders (bound values never leave the process); and
 what services wrap in ``span()``. Spans leave through a filter that keeps status
 codes and exception types but drops free-text messages, which may quote input.
@@ -78,21 +79,23 @@ def enabled() -> bool:
 
 
 def shutdown() -> None:
-    """Exports what is still buffered and stops; part of every graceful stop."""
+    """Exports what is still buffered and stops; part of every graceful stop.
+
+    Takes at most the shutdown budget's flush_seconds (shop_grpc.span_flush).
+    """
     global _provider, _tracer
     provider, _provider, _tracer = _provider, None, None
     if provider is not None:
-        # Bounded by OTEL_EXPORTER_OTLP_TIMEOUT when the receiver is unreachable.
         provider.shutdown()
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     """The server-span interceptor, or none at all when tracing is off."""
-    if _provider is None:
+    if _tracer is None:
         return []
-    from shop_grpc import telemetry_sdk
+    from shop_grpc.interceptors.tracing import ServerSpans
 
-    return [telemetry_sdk.server_interceptor(_provider)]
+    return [ServerSpans(_tracer)]
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:

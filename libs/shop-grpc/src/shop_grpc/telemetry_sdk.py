@@ -13,12 +13,13 @@ from typing import Any
 
 import grpc
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.instrumentation.grpc._aio_client import (
+    StreamStreamAioClientInterceptor,
     StreamUnaryAioClientInterceptor,
+    UnaryStreamAioClientInterceptor,
     UnaryUnaryAioClientInterceptor,
 )
-from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_name, service_prefix
 from opentelemetry.sdk.resources import (
     SERVICE_INSTANCE_ID,
     SERVICE_NAME,
@@ -27,7 +28,6 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
     SpanExportResult,
@@ -38,17 +38,21 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from shop_grpc.config import ServerSettings
+from shop_grpc.interceptors.logging import QUIET_PREFIXES
+from shop_grpc.interceptors.tracing import record_status
+from shop_grpc.span_flush import CappedBatchSpanProcessor
 
 # Exception event attributes that may carry request data; the type is kept.
 _DROPPED_EVENT_ATTRIBUTES = ("exception.message", "exception.stacktrace")
 
 
 def build_provider(settings: ServerSettings, exporter: SpanExporter) -> TracerProvider:
-    """A provider sampling per OTEL_TRACES_SAMPLER, batching to `exporter` through Redacting."""
+    """A provider sampling per OTEL_TRACES_SAMPLER, batching to `exporter` through Redacting;
+    its shutdown exports for at most the shutdown budget's flush_seconds."""
     # sampler=None: the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
     provider = TracerProvider(resource=resource(settings), sampler=None)
-    # BatchSpanProcessor reads OTEL_BSP_* (queue size, schedule delay, batch size).
-    provider.add_span_processor(BatchSpanProcessor(Redacting(exporter)))
+    flush_seconds = settings.shutdown.flush_seconds
+    provider.add_span_processor(CappedBatchSpanProcessor(Redacting(exporter), flush_seconds))
     return provider
 
 
@@ -73,29 +77,29 @@ def exporter(kind: str) -> SpanExporter:
     return OTLPSpanExporter()
 
 
-def _traced() -> Any:
-    # One filter for both sides; OTEL_PYTHON_GRPC_EXCLUDED_SERVICES is not read on
-    # this path (only by the instrumentor that patches grpc globally), so the
-    # exclusions live here alone.
-    return negate(any_of(service_name("grpc.health.v1.Health"), service_prefix("grpc.reflection.")))
-
-
-def server_interceptor(provider: TracerProvider) -> grpc.aio.ServerInterceptor:
-    # The instrumentation is untyped.
-    return aio_server_interceptor(tracer_provider=provider, filter_=_traced())  # type: ignore[no-untyped-call]
+def _traced(details: grpc.aio.ClientCallDetails) -> bool:
+    # Health checks and reflection are traced on neither side, as they are not logged.
+    # OTEL_PYTHON_GRPC_EXCLUDED_SERVICES is not read on this path (only by the
+    # instrumentor that patches grpc globally). The method may come as bytes (grpc#31092).
+    method = details.method
+    name = method.decode() if isinstance(method, bytes) else str(method)
+    return not name.startswith(QUIET_PREFIXES)
 
 
 def client_interceptors(provider: TracerProvider) -> list[grpc.aio.ClientInterceptor]:
     interceptors: list[grpc.aio.ClientInterceptor] = aio_client_interceptors(  # type: ignore[no-untyped-call]
-        tracer_provider=provider, filter_=_traced()
+        tracer_provider=provider, filter_=_traced
     )
     return [_cancellable(i) for i in interceptors]
 
 
-class _CancelThrough:
-    """The library's single-response interceptors wait for the whole call inside the
+class _Cancellable:
+    """Client spans that record a cancelled call as CANCELLED, for every call shape.
+
+    The library's single-response interceptors wait for the whole call inside the
     interceptor chain, so cancelling the caller cancels only that wait: the call itself
-    runs on to its deadline and its span never ends. This cancels both.
+    runs on to its deadline and its span never ends. This cancels both. Its streaming
+    ones see only Exception while reading: a cancelled stream's span ended at code 0.
     """
 
     def __init__(self, original: Any) -> None:
@@ -114,30 +118,48 @@ class _CancelThrough:
             return await super()._wrap_unary_response(started, span)  # type: ignore[misc]
         except asyncio.CancelledError:
             call.cancel()
-            span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.CANCELLED.value[0])
-            span.set_status(Status(trace.StatusCode.ERROR))
+            record_status(span, grpc.StatusCode.CANCELLED, error=True)
             span.end()
             raise
 
+    def _wrap_stream_response(self, span: trace.Span, call: grpc.aio.Call) -> Any:
+        # Reading a cancelled stream raises CancelledError, which the library's generator
+        # lets through, ending the span unmarked; a stream cancelled and never read again
+        # is not seen at all. The call itself says when it was cancelled, either way.
+        def finished(done: grpc.aio.Call) -> None:
+            if done.cancelled() and span.is_recording():
+                record_status(span, grpc.StatusCode.CANCELLED, error=True)
 
-class _UnaryUnary(_CancelThrough, UnaryUnaryAioClientInterceptor):
+        call.add_done_callback(finished)
+        return super()._wrap_stream_response(span, call)  # type: ignore[misc]
+
+
+class _UnaryUnary(_Cancellable, UnaryUnaryAioClientInterceptor):
     pass
 
 
-class _StreamUnary(_CancelThrough, StreamUnaryAioClientInterceptor):
+class _UnaryStream(_Cancellable, UnaryStreamAioClientInterceptor):
+    pass
+
+
+class _StreamUnary(_Cancellable, StreamUnaryAioClientInterceptor):
+    pass
+
+
+class _StreamStream(_Cancellable, StreamStreamAioClientInterceptor):
     pass
 
 
 _CANCELLABLE: dict[type, type] = {
     UnaryUnaryAioClientInterceptor: _UnaryUnary,
+    UnaryStreamAioClientInterceptor: _UnaryStream,
     StreamUnaryAioClientInterceptor: _StreamUnary,
+    StreamStreamAioClientInterceptor: _StreamStream,
 }
 
 
 def _cancellable(interceptor: grpc.aio.ClientInterceptor) -> grpc.aio.ClientInterceptor:
-    # Streamed responses are read in the caller's task: cancelling it cancels the call.
-    fixed = _CANCELLABLE.get(type(interceptor))
-    return interceptor if fixed is None else fixed(interceptor)
+    return _CANCELLABLE[type(interceptor)](interceptor)
 
 
 class SqlSpans:

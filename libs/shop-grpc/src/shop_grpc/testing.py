@@ -32,7 +32,13 @@ from sqlalchemy.engine import make_url
 
 from shop_grpc import certs
 from shop_grpc.certs import CA_FILE, CERT_FILE, KEY_FILE, Authority
-from shop_grpc.config import LogSettings, ServerSettings, TlsSettings
+from shop_grpc.config import (
+    LogSettings,
+    ServerSettings,
+    ShutdownSettings,
+    TlsSettings,
+    stop_timeout,
+)
 from shop_grpc.server import GrpcServer, Registration
 
 POSTGRES_ENV = "SHOP_TEST_POSTGRES_URL"
@@ -90,7 +96,7 @@ def test_settings(service: str, database_url: str, **overrides: object) -> Serve
         "listen_address": "127.0.0.1:0",
         "database_url": database_url,
         "instance_id": f"{service}-test",
-        "shutdown_grace_seconds": 1.0,
+        "shutdown": ShutdownSettings(grace_seconds=1.0),
         "log": LogSettings(format="console", level="warning"),
     }
     values.update(overrides)
@@ -189,7 +195,6 @@ class ServiceProcess:
         """`address`: host:port to serve on (default a free port on 127.0.0.1)."""
         self.module = module
         self.address = address or f"127.0.0.1:{free_port()}"
-        self.grace = grace
         self.env = {k: v for k, v in os.environ.items() if k != "SHOP_DATABASE_URL"}
         self.env.update(
             SHOP_LISTEN_ADDRESS=self.address,
@@ -199,9 +204,9 @@ class ServiceProcess:
             # Plaintext on purpose: these tests are about the process, mTLS has its own.
             SHOP_INSECURE="1",
             SHOP_PROBE_ADDRESS=f"127.0.0.1:{free_port()}",
-            **(env or {}),
         )
-        self.output = b""
+        self.env.update(env or {})
+        self._output = b""
 
     async def __aenter__(self) -> ServiceProcess:
         self.process = await asyncio.create_subprocess_exec(
@@ -227,7 +232,7 @@ class ServiceProcess:
         async with asyncio.timeout(self.START_SECONDS):
             while True:
                 if self.process.returncode is not None:
-                    raise AssertionError(f"{self.module} exited early: {await self._read()}")
+                    raise AssertionError(f"{self.module} exited early: {await self.output()}")
                 with contextlib.suppress(grpc.aio.AioRpcError):
                     if await self.health("") == health_pb2.HealthCheckResponse.SERVING:
                         return
@@ -247,15 +252,16 @@ class ServiceProcess:
         return set()
 
     async def terminate(self) -> int:
-        """SIGTERM, then the exit code; fails if the process outlives its grace period."""
+        """SIGTERM, then the exit code; fails if the process outlives its shutdown budget."""
         self.process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(self.process.wait(), self.grace + 5)
+        await asyncio.wait_for(self.process.wait(), stop_timeout(self.env))
         return int(self.process.returncode or 0)
 
-    async def _read(self) -> str:
+    async def output(self) -> str:
+        """Everything the process wrote (stdout and stderr); returns once it has exited."""
         assert self.process.stdout is not None
-        self.output += await self.process.stdout.read()
-        return self.output.decode(errors="replace")
+        self._output += await self.process.stdout.read()
+        return self._output.decode(errors="replace")
 
     async def __aexit__(self, *exc: object) -> None:
         await self.channel.close()

@@ -4,6 +4,7 @@ import asyncio
 
 import grpc
 import pytest
+import structlog
 
 from shop.inventory.v1 import inventory_pb2
 from shop_grpc import errors
@@ -102,6 +103,32 @@ async def test_watch_sends_current_level_then_changes(inventory):
         assert (change.product_id, change.available, change.reserved) == ("a", 1, 2)
     finally:
         call.cancel()
+
+
+WATCH_STOCK = "/shop.inventory.v1.InventoryService/WatchStock"
+
+
+@pytest.mark.parametrize(
+    ("deadline_seconds", "code"),
+    [(1.0, grpc.StatusCode.DEADLINE_EXCEEDED), (None, grpc.StatusCode.CANCELLED)],
+)
+async def test_a_watch_that_ends_early_is_logged_with_its_code(inventory, deadline_seconds, code):
+    await inventory.add_product("a", stock=3)
+    merged = [structlog.contextvars.merge_contextvars]
+    with structlog.testing.capture_logs(processors=merged) as logs:
+        call = inventory.stub.WatchStock(
+            inventory_pb2.WatchStockRequest(product_ids=["a"]), timeout=deadline_seconds
+        )
+        assert (await call.read()).available == 3
+        if deadline_seconds is None:  # the client cancels instead
+            call.cancel()
+        with pytest.raises((grpc.aio.AioRpcError, asyncio.CancelledError)):
+            await call.read()
+        async with asyncio.timeout(5):
+            while not (lines := [line for line in logs if line.get("rpc") == WATCH_STOCK]):
+                await asyncio.sleep(0.01)
+
+    assert [line["code"] for line in lines] == [code.name]
 
 
 async def test_watch_of_unknown_product_is_not_found(inventory):

@@ -23,7 +23,7 @@ def test_environment_overrides():
     )
     assert settings.server.listen_address == "127.0.0.1:6000"
     assert settings.server.database_url == "postgresql://db/payment"
-    assert settings.server.shutdown_grace_seconds == 3.0
+    assert settings.server.shutdown.grace_seconds == 3.0
 
 
 def test_bad_values_name_the_variable():

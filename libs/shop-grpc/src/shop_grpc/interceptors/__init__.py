@@ -1,7 +1,7 @@
 """The interceptor chains, in the order they run (outermost first).
 
 Server:
-  1. tracing          only when an exporter is configured (shop_grpc.telemetry): the server
+  1. ServerSpans      only when an exporter is configured (shop_grpc.telemetry): the server
                       span, parented on the caller's traceparent. Outermost, so every log line
                       below carries its ids and it records the final status, denials included.
                       Health and reflection are not traced.
@@ -19,6 +19,11 @@ Server:
   7. FaultInjection   only when SHOP_FAULTS is set (tests): delays or fails chosen methods
                       right before the handler, so it sees what the handler would see
 
+Spans and log lines record the status the caller receives (shop_grpc.outcome): CANCELLED when
+the client cancelled, DEADLINE_EXCEEDED once the deadline passed, whatever the handler saw.
+Every handler runs start to end in its call's task (interceptors._wrap writes a streaming
+handler's responses itself), so a cancellation reaches each layer, innermost first.
+
 Client (channels.open_channel installs ``client_interceptors()``):
   1. deadline propagation  timeout = min(explicit, remaining - hop margin), or fail fast with
                            DEADLINE_EXCEEDED (shop_grpc.deadlines). It must run before any
@@ -29,7 +34,7 @@ Client (channels.open_channel installs ``client_interceptors()``):
                            it always sees, and passes on, an explicit timeout. Its unary
                            variants are patched to cancel the call when the caller is cancelled
                            (shop_grpc.telemetry_sdk); with the timeout, a call can never outlive
-                           its budget either way.
+                           its budget either way. All four record a cancelled call as CANCELLED.
 """
 
 from __future__ import annotations

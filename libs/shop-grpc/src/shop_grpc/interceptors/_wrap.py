@@ -1,16 +1,26 @@
-"""Wrap any of the four kinds of handler with one piece of around-advice."""
+"""Wrap any of the four kinds of handler with one piece of around-advice.
+
+A handler that yields its responses (an async generator) is first turned into one that
+writes them with ``context.write()``. Left a generator, a stream cancelled while a
+response is being sent is abandoned by grpc.aio and closed later from another task: the
+advice around it would run after the call had ended, in a context that is not the call's
+(OpenTelemetry's "Failed to detach context", opentelemetry-python-contrib#2357). Written
+out, every call runs start to end in its own task: a cancellation reaches the advice as
+CancelledError, innermost first, and the generator is closed right there.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any
 
 import grpc
 
 # Builds the context manager that runs around one call: (method, context) -> cm
 Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 _FACTORIES = {
     (False, False): grpc.unary_unary_rpc_method_handler,
@@ -20,21 +30,36 @@ _FACTORIES = {
 }
 
 
-def behavior_of(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:
-    behavior: Callable[..., Any] = (
+def behavior_of(handler: grpc.RpcMethodHandler) -> Behavior:
+    """What `handler` runs, as a coroutine function that writes any stream it answers with."""
+    behavior: Behavior = (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
+    if inspect.isasyncgenfunction(behavior):
+        return _written(behavior)
     return behavior
 
 
+def _written(responses: Callable[..., AsyncGenerator[Any, None]]) -> Behavior:
+    async def write(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async with aclosing(responses(request, context)) as stream:
+            async for response in stream:
+                await context.write(response)
+
+    return write
+
+
 def with_behavior(
-    handler: grpc.RpcMethodHandler, behavior: Callable[..., Any]
+    handler: grpc.RpcMethodHandler,
+    behavior: Behavior,
+    request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler:
-    """`handler` of the same kind and (de)serializers, running `behavior` instead."""
+    """`handler` of the same kind and (de)serializers, running `behavior` instead (and
+    parsing requests with `request_deserializer` when given)."""
     factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
     rebuilt: grpc.RpcMethodHandler = factory(
         behavior,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=request_deserializer or handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
     return rebuilt
@@ -42,21 +67,13 @@ def with_behavior(
 
 def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
     behavior = behavior_of(handler)
-    if inspect.isasyncgenfunction(behavior):
 
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with around(method, context):
-                async for response in behavior(request, context):
-                    yield response
-
-        return with_behavior(handler, streaming)
-
-    async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with around(method, context):
             result = behavior(request, context)
             return await result if isinstance(result, Awaitable) else result
 
-    return with_behavior(handler, single)
+    return with_behavior(handler, wrapped)
 
 
 async def intercept(

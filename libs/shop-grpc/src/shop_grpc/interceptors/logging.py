@@ -1,4 +1,8 @@
-"""Binds the method to the log context and writes one line per finished call."""
+"""Binds the method to the log context and writes one line per finished call.
+
+The line's ``code`` is the status the caller receives (shop_grpc.outcome): CANCELLED
+when the client cancelled, DEADLINE_EXCEEDED once the deadline passed.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import grpc
 import structlog
 
 from shop_grpc.interceptors._wrap import intercept
+from shop_grpc.outcome import Outcome
 
 log = structlog.get_logger("shop_grpc.rpc")
 
@@ -20,26 +25,15 @@ QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 @asynccontextmanager
 async def _log_call(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
     started = time.perf_counter()
-    code = grpc.StatusCode.OK
+    outcome = Outcome(context)
     with structlog.contextvars.bound_contextvars(rpc=method):
         try:
-            yield
-        except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
-            raise
-        except BaseException:
-            code = grpc.StatusCode.CANCELLED if context.cancelled() else grpc.StatusCode.UNKNOWN
-            raise
+            with outcome:
+                yield
         finally:
             if not method.startswith(QUIET_PREFIXES):
                 elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-                log.info("rpc", code=_name(code), duration_ms=elapsed_ms)
-
-
-def _name(code: grpc.StatusCode | int) -> str:
-    if isinstance(code, grpc.StatusCode):
-        return str(code.name)
-    return next((c.name for c in grpc.StatusCode if c.value[0] == code), str(code))
+                log.info("rpc", code=outcome.code.name, duration_ms=elapsed_ms)
 
 
 class RequestLogging(grpc.aio.ServerInterceptor):

@@ -4,6 +4,10 @@ A unary request is checked whole; a streamed one message by message as the handl
 with violations named ``requests[i].<field>`` (i counts from 0), so a bad message never reaches
 the handler. See shop_grpc.validation.
 
+A request that does not even parse (corrupt bytes, a string field that is not UTF-8) is
+INVALID_ARGUMENT on ``request`` too: grpc would otherwise answer UNKNOWN with the parser's
+exception, before any interceptor could see it.
+
 A client stream (many requests, one response) is read to its end before a bad message is
 refused, and the refusal names the bad fields of every message. Besides reporting everything
 at once, that keeps the client from writing to a call the server has already ended: grpcio's
@@ -14,19 +18,45 @@ an answer — so it is refused at the first bad message, and its clients write i
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from shop_grpc.errors import FieldViolation, InvalidArgument
 from shop_grpc.interceptors._wrap import behavior_of, with_behavior
 from shop_grpc.validation import check_message, field_violations
 
 
+@dataclass(frozen=True)
+class _Unparsable:
+    """Stands in for a request message whose bytes did not parse."""
+
+    type_name: str
+    reason: str
+
+
+def _parsing(parse: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    if parse is None:
+        return None
+
+    def tolerant(data: bytes) -> object:
+        try:
+            return parse(data)
+        except DecodeError as error:
+            # The parser names the message type first: keep the part after its colon.
+            reason = str(error).rsplit(": ", 1)[-1]
+            return _Unparsable(getattr(parse, "__qualname__", "message"), reason)
+
+    return tolerant
+
+
 def _check(request: object, prefix: str = "") -> None:
+    if isinstance(request, _Unparsable):
+        where = prefix.rstrip(".") or "request"
+        raise InvalidArgument([FieldViolation(where, f"does not parse: {request.reason}")])
     # A handler without a message type (raw bytes) has nothing to check against.
     if isinstance(request, Message):
         check_message(request, prefix)
@@ -59,7 +89,9 @@ async def _rest(requests: AsyncIterator[object], index: int) -> list[FieldViolat
     """The violations of the stream's remaining messages, reading at most DRAIN_LIMIT."""
     found: list[FieldViolation] = []
     async for request in requests:
-        if isinstance(request, Message):
+        if isinstance(request, _Unparsable):
+            found.append(FieldViolation(f"requests[{index}]", f"does not parse: {request.reason}"))
+        elif isinstance(request, Message):
             found += field_violations(request, f"requests[{index}].")
         index += 1
         if index > DRAIN_LIMIT:
@@ -78,19 +110,13 @@ def _validating(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         _check(request)
         return request
 
-    if inspect.isasyncgenfunction(behavior):
-
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for response in behavior(checked(request), context):
-                yield response
-
-        return with_behavior(handler, streaming)
-
-    async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def validated(request: Any, context: grpc.aio.ServicerContext) -> Any:
         result = behavior(checked(request), context)
         return await result if isinstance(result, Awaitable) else result
 
-    return with_behavior(handler, single)
+    return with_behavior(
+        handler, validated, request_deserializer=_parsing(handler.request_deserializer)
+    )
 
 
 class RequestValidation(grpc.aio.ServerInterceptor):

@@ -1,0 +1,99 @@
+"""The server span of each call, ended with the status its caller receives.
+
+Installed only when tracing is on (shop_grpc.telemetry). Ours rather than the
+OpenTelemetry gRPC instrumentation's aio server interceptor, which sees only Exception
+(a cancelled or expired call's span said code 0, OK) and keeps its span current across
+a response generator's yields, which fails once grpc.aio closes the generator from
+another task (opentelemetry-python-contrib#2357). Attributes are the ones it records:
+``rpc.system``, ``rpc.service``, ``rpc.method``, ``rpc.grpc.status_code`` and the
+peer's address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from shop_grpc.interceptors._wrap import intercept
+from shop_grpc.interceptors.logging import QUIET_PREFIXES
+from shop_grpc.outcome import Outcome
+
+RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"
+"""The numeric status code, where the gRPC instrumentation records it on both sides."""
+
+# Semantic conventions for gRPC: the codes that make a server span an error. The others
+# are the caller's doing (CANCELLED, NOT_FOUND, INVALID_ARGUMENT, ...); a client span is
+# an error for every code but OK.
+SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+class ServerSpans(grpc.aio.ServerInterceptor):
+    """One SERVER span per call, child of the caller's ``traceparent``; health checks and
+    reflection are not traced (noise)."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        if handler_call_details.method.startswith(QUIET_PREFIXES):
+            return await continuation(handler_call_details)
+        return await intercept(continuation, handler_call_details, self._span)
+
+    @asynccontextmanager
+    async def _span(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        parent = propagate.extract(dict(context.invocation_metadata()))
+        span = self.tracer.start_span(
+            method, parent, SpanKind.SERVER, attributes=_attributes(method, context)
+        )
+        # Each call runs in a task of its own, with its own copy of the context: the span
+        # stays current for the rest of the call, with nothing to detach.
+        otel_context.attach(trace.set_span_in_context(span, parent))
+        outcome = Outcome(context)
+        try:
+            with outcome:
+                yield
+        finally:
+            record_status(span, outcome.code, error=outcome.code in SERVER_ERRORS)
+            span.end()
+
+
+def record_status(span: trace.Span, code: grpc.StatusCode, *, error: bool) -> None:
+    """Sets ``rpc.grpc.status_code``, and the span's status to ERROR if `error`."""
+    span.set_attribute(RPC_GRPC_STATUS_CODE, code.value[0])
+    if error:
+        span.set_status(Status(StatusCode.ERROR))
+
+
+def _attributes(method: str, context: grpc.aio.ServicerContext) -> dict[str, AttributeValue]:
+    service, _, name = method.lstrip("/").partition("/")
+    attributes: dict[str, AttributeValue] = {
+        "rpc.system": "grpc",
+        "rpc.service": service,
+        "rpc.method": name,
+    }
+    # ipv4:10.1.2.3:5678 or ipv6:[::1]:5678; a unix: peer has no address to give.
+    kind, _, address = context.peer().partition(":")
+    host, _, port = address.rpartition(":")
+    if kind in {"ipv4", "ipv6"} and port.isdigit():
+        attributes["network.peer.address"] = host.strip("[]")
+        attributes["network.peer.port"] = int(port)
+    return attributes
