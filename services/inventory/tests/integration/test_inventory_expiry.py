@@ -69,3 +69,19 @@ async def test_sweeper_expires_overdue_reservations(inventory):
     )
     assert released.state == EXPIRED
     assert await inventory.stock("a") == (4, 0, 1)
+
+
+async def test_an_expired_reservation_is_not_held_again(inventory):
+    await inventory.add_product("a", stock=5)
+    await inventory.reserve("order-1", ("a", 2))
+    await asyncio.sleep(TTL + 0.1)
+    await inventory.stub.ReleaseReservation(
+        inventory_pb2.ReleaseReservationRequest(order_id="order-1")
+    )
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await inventory.reserve("order-1", ("a", 2))
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert from_rpc_error(caught.value).reason == "RESERVATION_CLOSED"
+    assert await inventory.stock("a") == (5, 0, 0)

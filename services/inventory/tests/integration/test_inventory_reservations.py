@@ -209,7 +209,6 @@ async def test_reserve_needs_between_one_and_a_hundred_lines(inventory):
     "call",
     [
         lambda stub: stub.CommitReservation(_commit("nope")),
-        lambda stub: stub.ReleaseReservation(_release("nope")),
         lambda stub: stub.GetReservation(inventory_pb2.GetReservationRequest(order_id="nope")),
     ],
 )
@@ -234,3 +233,59 @@ async def test_concurrent_reserves_never_oversell(inventory):
     assert outcomes.count(grpc.StatusCode.OK) == 5
     assert outcomes.count(grpc.StatusCode.FAILED_PRECONDITION) == 15
     assert await inventory.stock("a") == (0, 5, 0)
+
+
+async def test_a_release_before_the_reserve_leaves_a_tombstone_that_refuses_it(inventory):
+    # A saga replica that lost its lease: its ReserveItems lands after the new driver
+    # released the order.
+    await inventory.add_product("a", stock=10)
+
+    released = await inventory.stub.ReleaseReservation(_release("order-1"))
+    code, error = await _error(inventory.reserve("order-1", ("a", 3)))
+
+    assert (released.state, list(released.lines), released.HasField("total")) == (
+        RELEASED,
+        [],
+        False,
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "RESERVATION_CLOSED"
+    assert await inventory.stock("a") == (10, 0, 0)
+    again = await inventory.stub.ReleaseReservation(_release("order-1"))
+    assert again.state == RELEASED
+    code, error = await _error(inventory.stub.CommitReservation(_commit("order-1")))
+    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_RELEASED")
+
+
+async def test_a_released_reservation_is_not_held_again_or_passed_off_as_held(inventory):
+    await inventory.add_product("a", stock=10)
+    await inventory.reserve("order-1", ("a", 4))
+    await inventory.stub.ReleaseReservation(_release("order-1"))
+
+    code, error = await _error(inventory.reserve("order-1", ("a", 4)))
+
+    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_CLOSED")
+    assert await inventory.stock("a") == (10, 0, 0)
+
+
+async def test_racing_release_and_reserve_never_leave_stock_held(inventory):
+    # Whichever lands first, the order ends with nothing held: a reserve that lost is
+    # refused, one that won is released.
+    await inventory.add_product("a", stock=100)
+
+    async def race(n: int) -> None:
+        order_id = f"order-{n}"
+        results = await asyncio.gather(
+            inventory.reserve(order_id, ("a", 2)),
+            inventory.stub.ReleaseReservation(_release(order_id)),
+            return_exceptions=True,
+        )
+        reserved = results[0]
+        if isinstance(reserved, grpc.aio.AioRpcError):
+            assert from_rpc_error(reserved).reason == "RESERVATION_CLOSED"
+        else:
+            assert reserved.state == PENDING  # it won: the release saw it and released it
+
+    await asyncio.gather(*(race(n) for n in range(20)))
+
+    assert await inventory.stock("a") == (100, 0, 0)
