@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -36,15 +37,19 @@ from shop_order.service_layer.ports import (
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
 from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
+# The user service's ids; the fake also knows users by name, for short tests.
+_USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 APPROVED = Card("4242424242424242", 12, 2040, "123")
 DECLINED = Card("4000000000000002", 12, 2040, "123")
 
 
 class Faults:
-    """Makes named calls fail with UNAVAILABLE a number of times, or hang until released."""
+    """Makes named calls fail (a number of times, or every time until told otherwise), or
+    hang until released."""
 
     def __init__(self) -> None:
         self.unavailable: dict[str, int] = {}
+        self.failing: dict[str, Exception] = {}
         self.hang: dict[str, asyncio.Event] = {}
         self.calls: list[str] = []
 
@@ -53,6 +58,8 @@ class Faults:
         if self.unavailable.get(name, 0) > 0:
             self.unavailable[name] -= 1
             raise Unavailable(f"{name} is down")
+        if name in self.failing:
+            raise self.failing[name]
         if name in self.hang:
             await self.hang[name].wait()
 
@@ -64,8 +71,12 @@ class FakeUsers:
 
     async def ensure_exists(self, user_id: str) -> None:
         await self.faults.enter("get_user")
-        if user_id not in self.known:
-            raise NotFound("user", user_id)
+        if user_id in self.known:
+            return
+        if not _USER_ID.fullmatch(user_id):
+            # As the user service answers an id that cannot be one of its users.
+            raise InvalidArgument([FieldViolation("user_id", "must be a UUID")])
+        raise NotFound("user", user_id)
 
 
 @dataclass
@@ -78,6 +89,9 @@ class FakeInventory:
 
     async def reserve(self, order_id: str, lines: list[OrderLine]) -> Reservation:
         await self.faults.enter("reserve")
+        state, _ = self.reservations.get(order_id, ("", []))
+        if state in ("RELEASED", "EXPIRED"):
+            raise FailedPrecondition(f"reservation {state.lower()}", reason="RESERVATION_CLOSED")
         if order_id not in self.reservations:
             for line in lines:
                 if line.product_id not in self.prices:
@@ -112,9 +126,8 @@ class FakeInventory:
 
     async def release(self, order_id: str) -> None:
         await self.faults.enter("release")
-        if order_id not in self.reservations:
-            raise NotFound("reservation", order_id)
-        state, lines = self.reservations[order_id]
+        # Releasing before the reserve leaves a tombstone, so a late reserve is refused.
+        state, lines = self.reservations.setdefault(order_id, ("RELEASED", []))
         if state in ("PENDING", "COMMITTED"):
             for line in lines:
                 self.available[line.product_id] += line.quantity

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
-from shop_grpc.errors import InvalidArgument
-from shop_order.domain.model import Order, OrderLine, Status
+from shop_grpc.errors import Internal, InvalidArgument, PermissionDenied, Unavailable
+from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
+from shop_order.service_layer.ports import Card
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
+
+DECLINED = Card("4000000000000002", 12, 2040, "123")
 
 APPROVED_CARD = ("4242424242424242", 12, 2040, "123")
 
@@ -28,6 +34,17 @@ async def place(
         card=card or Card(*APPROVED_CARD),
         request_id=request_id,
     )
+
+
+@contextlib.asynccontextmanager
+async def recovering(runner: SagaRunner) -> AsyncIterator[None]:
+    """Runs the runner's recovery loop for the block, then stops the runner."""
+    loop = asyncio.create_task(runner.recover_forever())
+    try:
+        yield
+    finally:
+        loop.cancel()
+        await runner.stop()
 
 
 async def final(runner: SagaRunner, order_id: str, wait: float = 5.0) -> Order:
@@ -70,9 +87,10 @@ async def test_a_declined_card_fails_the_order_and_releases_its_stock(new_runner
 
 async def test_an_unknown_user_fails_before_anything_is_reserved(new_runner, world):
     runner = new_runner()
-    order = await final(runner, (await place(runner, world, user="mallory")).order_id)
+    unknown = str(uuid.uuid4())
+    order = await final(runner, (await place(runner, world, user=unknown)).order_id)
     assert order.status is Status.FAILED
-    assert "mallory" in order.failure_reason
+    assert order.failure_reason == f"user {unknown} does not exist"
     assert "reserve" not in world.faults.calls
 
 
@@ -242,3 +260,76 @@ async def test_a_cancel_that_lands_while_the_order_confirms_still_cancels_it(new
     assert order.status is Status.CANCELLED
     assert world.payments.net_charged(order.order_id) == 0
     assert (world.inventory.available["widget"], world.inventory.sold["widget"]) == (10, 0)
+
+
+async def test_a_user_id_the_user_service_refuses_fails_the_order_at_once(new_runner, world):
+    # The issue's example: user_id "bob" is not a user id, and the user service says so.
+    runner = new_runner()
+    order = await final(runner, (await place(runner, world, user="bob")).order_id, wait=2.0)
+    assert order.status is Status.FAILED
+    assert order.failure_reason == "user check refused: INVALID_ARGUMENT user_id: must be a UUID"
+    assert world.faults.calls.count("get_user") == 1
+    assert "reserve" not in world.faults.calls
+    assert world.payments.charged == {}
+    assert world.inventory.available["widget"] == 10
+
+
+async def test_a_dependencys_internal_error_fails_the_order_and_undoes_it(new_runner, world):
+    world.faults.failing["reserve"] = Internal("INTERNAL: internal error (id 5f3a)")
+    runner = new_runner()
+    order = await final(runner, (await place(runner, world)).order_id, wait=2.0)
+    assert order.status is Status.FAILED
+    assert order.failure_reason == ("stock reservation refused: INTERNAL internal error (id 5f3a)")
+    assert world.faults.calls.count("reserve") == 1
+    # The reserve may have landed before it failed: undoing it leaves nothing held.
+    assert world.inventory.reservations[order.order_id][0] == "RELEASED"
+    assert world.inventory.available["widget"] == 10
+    assert world.payments.charged == {}
+
+
+GIVE_UP_FAST = SagaSettings(
+    lease_seconds=30,
+    recovery_interval_seconds=0.05,
+    give_up_seconds=0.5,
+    retry_initial_seconds=0.02,
+    retry_max_seconds=0.1,
+)
+
+
+async def test_a_dependency_unreachable_past_the_give_up_time_fails_the_order(new_runner, world):
+    world.faults.failing["reserve"] = Unavailable("UNAVAILABLE: connection refused")
+    runner = new_runner(settings=GIVE_UP_FAST)
+    async with recovering(runner):
+        order = await final(runner, (await place(runner, world)).order_id, wait=3.0)
+    assert order.status is Status.FAILED
+    assert order.failure_reason == (
+        "gave up after 0.5 s: stock reservation failed: UNAVAILABLE connection refused"
+    )
+    assert world.faults.calls.count("reserve") > 1
+    assert world.inventory.available["widget"] == 10
+
+
+async def test_a_bug_in_a_forward_step_gives_up_too_without_telling_its_details(new_runner, world):
+    world.faults.failing["get_user"] = KeyError("secret-column")
+    runner = new_runner(settings=GIVE_UP_FAST)
+    async with recovering(runner):
+        order = await final(runner, (await place(runner, world)).order_id, wait=3.0)
+    assert order.status is Status.FAILED
+    assert order.failure_reason == "gave up after 0.5 s: user check failed: internal error"
+
+
+async def test_an_undo_step_refused_keeps_trying_slowly_and_never_gives_up(new_runner, world):
+    world.faults.failing["release"] = PermissionDenied("order may not release stock")
+    runner = new_runner(settings=GIVE_UP_FAST)
+    async with recovering(runner):
+        order = await place(runner, world, card=DECLINED)
+        await asyncio.sleep(1.5)  # three times the give-up time
+
+        stuck = await orders.get_order(runner.uow, order.order_id)
+        assert (stuck.status, stuck.step) == (Status.PENDING, Step.RELEASING_STOCK)
+        # Backing off (at least 0.05 s apart once capped), not spinning: at most 30 tries.
+        assert 3 <= world.faults.calls.count("release") <= 30
+        del world.faults.failing["release"]
+        order = await final(runner, order.order_id, wait=3.0)
+    assert order.status is Status.FAILED
+    assert world.inventory.available["widget"] == 10

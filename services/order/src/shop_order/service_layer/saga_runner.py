@@ -11,8 +11,8 @@ left behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,18 +20,17 @@ import structlog
 
 from shop_grpc import deadlines, telemetry
 from shop_grpc.changes import ChangeSignal
-from shop_grpc.errors import DeadlineExceeded, FailedPrecondition, NotFound, Unavailable
+from shop_grpc.errors import DeadlineExceeded, ShopError
 from shop_grpc.storage import utcnow
 from shop_order.adapters.repository import Lease
 from shop_order.domain import saga
 from shop_order.domain.errors import LeaseLost
 from shop_order.domain.model import Order, Status, Step
-from shop_order.service_layer.ports import Dependencies, PaymentOutcome
+from shop_order.service_layer.ports import Dependencies
+from shop_order.service_layer.saga_steps import STEPS, gave_up_reason, refused_reason
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
-
-StepAction = Callable[[Order, Dependencies], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -41,91 +40,28 @@ class SagaSettings:
     recovery_interval_seconds: float = 2.0
     """How often unfinished orders without a live driver are looked for."""
     give_up_seconds: float = 60.0
-    """A step that cannot reach its dependency for this long (since the order was placed)
-    fails the order; undo steps never give up."""
+    """A forward step still failing this long after the order was placed, whatever the
+    error, fails the order; undo steps never give up."""
     retries_per_drive: int = 5
-    """Unreachable-dependency retries before the order is left to the recovery loop."""
+    """Retries of a failing step before the order is left to the recovery loop."""
+    retry_initial_seconds: float = 0.1
+    retry_max_seconds: float = 30.0
+    """The wait before retrying a failing step doubles from the initial one up to this."""
     max_concurrent: int = 64
     """Orders driven at once by one replica."""
-
-
-async def _start(order: Order, deps: Dependencies) -> None:
-    saga.begin(order)
-
-
-async def _check_user(order: Order, deps: Dependencies) -> None:
-    try:
-        await deps.users.ensure_exists(order.user_id)
-    except NotFound:
-        saga.undo(order, Status.FAILED, f"user {order.user_id} does not exist")
-        return
-    saga.user_checked(order)
-
-
-async def _reserve_stock(order: Order, deps: Dependencies) -> None:
-    try:
-        reservation = await deps.inventory.reserve(order.order_id, order.lines)
-    except NotFound as error:
-        saga.undo(order, Status.FAILED, f"product {error.resource_name} does not exist")
-    except FailedPrecondition as error:
-        short = "; ".join(f"{v.subject}: {v.description}" for v in error.violations)
-        saga.undo(order, Status.FAILED, f"out of stock: {short}" if short else error.message)
-    else:
-        saga.stock_reserved(order, reservation.lines, reservation.total)
-
-
-async def _charge_payment(order: Order, deps: Dependencies) -> None:
-    if not order.charge_attempted:
-        # Recorded first, so a crash after the charge went out is undone with a refund.
-        saga.charge_sent(order)
-        return
-    assert order.total is not None
-    try:
-        payment = await deps.payments.charge(order.order_id, order.payment_method_id, order.total)
-    except (NotFound, FailedPrecondition) as error:
-        saga.charge_refused(order, "", f"payment not possible: {error.message}")
-        return
-    if payment.outcome is PaymentOutcome.SUCCEEDED:
-        saga.charged(order, payment.payment_id)
-    else:
-        reason = f"payment {payment.outcome.value.lower()}: {payment.failure_code or 'no reason'}"
-        saga.charge_refused(order, payment.payment_id, reason)
-
-
-async def _commit_stock(order: Order, deps: Dependencies) -> None:
-    try:
-        await deps.inventory.commit(order.order_id)
-    except (NotFound, FailedPrecondition) as error:
-        saga.undo(order, Status.FAILED, f"stock reservation lapsed: {error.message}")
-        return
-    saga.confirmed(order)
-
-
-async def _refund_payment(order: Order, deps: Dependencies) -> None:
-    assert order.total is not None
-    try:
-        # Charging again is idempotent per order: it returns the charge that may or may not
-        # have landed before, and afterwards no late duplicate can charge the card again.
-        payment = await deps.payments.charge(order.order_id, order.payment_method_id, order.total)
-    except (NotFound, FailedPrecondition) as error:
-        log.warning("no charge to refund", order_id=order.order_id, error=error.message)
-        saga.refunded(order)
-        return
-    order.payment_id = payment.payment_id
-    if payment.outcome is PaymentOutcome.SUCCEEDED:
-        await deps.payments.refund_all(payment.payment_id, f"refund-{order.order_id}")
-    saga.refunded(order)
-
-
-async def _release_stock(order: Order, deps: Dependencies) -> None:
-    with contextlib.suppress(NotFound):  # the reservation never landed: nothing to release
-        await deps.inventory.release(order.order_id)
-    saga.finish_undo(order)
 
 
 def _caller_gave_up(error: Exception) -> bool:
     left = deadlines.remaining()
     return isinstance(error, DeadlineExceeded) and left is not None and left <= 0
+
+
+def _log_failure(emit: Callable[..., object], step: Step, error: Exception, event: str) -> None:
+    """A dependency's failure by its message; our own bug with its traceback."""
+    if isinstance(error, ShopError):
+        emit(event, step=step.value, error=str(error))
+    else:
+        emit(event, step=step.value, exc_info=error)
 
 
 def _span_attributes(order: Order) -> dict[str, str | int]:
@@ -139,17 +75,6 @@ def _span_attributes(order: Order) -> dict[str, str | int]:
         attributes["shop.order.amount_minor"] = order.total.amount_minor
         attributes["shop.order.currency"] = order.total.currency
     return attributes
-
-
-STEPS: dict[Step, StepAction] = {
-    Step.ACCEPTED: _start,
-    Step.CHECKING_USER: _check_user,
-    Step.RESERVING_STOCK: _reserve_stock,
-    Step.CHARGING_PAYMENT: _charge_payment,
-    Step.COMMITTING_STOCK: _commit_stock,
-    Step.REFUNDING_PAYMENT: _refund_payment,
-    Step.RELEASING_STOCK: _release_stock,
-}
 
 
 class SagaRunner:
@@ -235,18 +160,20 @@ class SagaRunner:
                 with telemetry.span(f"saga {step.value}", _span_attributes(order)) as span:
                     await STEPS[step](order, self.deps)
                     span.set_attribute("shop.saga.next_step", order.step.value)
-            except (Unavailable, DeadlineExceeded) as error:
+            except LeaseLost:
+                raise
+            except Exception as error:
                 if _caller_gave_up(error):
                     # The saga started inside a call whose deadline has now passed; it
                     # carries on with budgets of its own rather than failing fast until
                     # the recovery loop takes over.
                     deadlines.bind(None)
                     continue
-                failures += 1
-                if not self._handle_unreachable(order, error, failures):
-                    await self._release(order, retry_after=self._backoff(failures))
-                    return
-                if order.step is step:
+                if not self._ends_step(order, step, error):
+                    failures += 1
+                    if failures > self.settings.retries_per_drive:
+                        await self._release(order, retry_after=self._backoff(failures))
+                        return
                     await asyncio.sleep(self._backoff(failures))
                     continue
             else:
@@ -256,19 +183,36 @@ class SagaRunner:
             # Lines change only when the reservation prices them.
             order = await self._save(order, lines=step is Step.RESERVING_STOCK)
 
-    def _handle_unreachable(self, order: Order, error: Exception, failures: int) -> bool:
-        """Decides what an unreachable dependency means; False leaves the order for later."""
-        assert order.create_time is not None
-        age = utcnow() - order.create_time
-        if order.is_moving_forward and age > timedelta(seconds=self.settings.give_up_seconds):
-            saga.undo(order, Status.FAILED, f"a service stayed unreachable: {error}")
+    def _ends_step(self, order: Order, step: Step, error: Exception) -> bool:
+        """Decides what a failed step means: True if it failed the order (now undoing),
+        False if the step is to be tried again."""
+        if not order.is_moving_forward:
+            # Undo steps are retried until they succeed: something may still be held or
+            # charged. An answer their step does not expect needs a person; say so loudly.
+            _log_failure(log.error, step, error, "undo step failed; retrying with backoff")
+            return False
+        if isinstance(error, ShopError) and not error.retryable:
+            log.warning("dependency refused the step", step=step.value, error=str(error))
+            saga.undo(order, Status.FAILED, refused_reason(step, error))
             return True
-        log.warning("dependency unreachable", step=order.step.value, error=str(error))
-        return failures < self.settings.retries_per_drive
+        assert order.create_time is not None
+        if utcnow() - order.create_time > timedelta(seconds=self.settings.give_up_seconds):
+            _log_failure(log.warning, step, error, "step failed; giving the order up")
+            saga.undo(
+                order, Status.FAILED, gave_up_reason(step, error, self.settings.give_up_seconds)
+            )
+            return True
+        _log_failure(log.warning, step, error, "step failed; retrying")
+        return False
 
-    @staticmethod
-    def _backoff(failures: int) -> float:
-        return float(min(0.1 * 2**failures, 2.0))
+    def _backoff(self, failures: int) -> float:
+        """Seconds to wait after `failures` failed tries in a row: doubling, capped, and
+        drawn from the upper half so that orders failing together spread out."""
+        settings = self.settings
+        ceiling = min(
+            settings.retry_initial_seconds * 2 ** min(failures - 1, 32), settings.retry_max_seconds
+        )
+        return random.uniform(ceiling / 2, ceiling)
 
     async def _save(self, order: Order, *, lines: bool = False) -> Order:
         async with self.uow() as uow:
