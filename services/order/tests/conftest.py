@@ -52,9 +52,11 @@ class Faults:
         self.failing: dict[str, Exception] = {}
         self.hang: dict[str, asyncio.Event] = {}
         self.calls: list[str] = []
+        self.times: dict[str, list[float]] = {}
 
     async def enter(self, name: str) -> None:
         self.calls.append(name)
+        self.times.setdefault(name, []).append(asyncio.get_running_loop().time())
         if self.unavailable.get(name, 0) > 0:
             self.unavailable[name] -= 1
             raise Unavailable(f"{name} is down")

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import func, select
 
 from shop_grpc.errors import Internal, InvalidArgument, PermissionDenied, Unavailable
+from shop_grpc.storage import utcnow
+from shop_order.adapters.orm import orders as orders_table
+from shop_order.adapters.repository import Lease
 from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
 from shop_order.service_layer.ports import Card
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
 
+APPROVED = Card("4242424242424242", 12, 2040, "123")
 DECLINED = Card("4000000000000002", 12, 2040, "123")
 
 APPROVED_CARD = ("4242424242424242", 12, 2040, "123")
@@ -333,3 +339,119 @@ async def test_an_undo_step_refused_keeps_trying_slowly_and_never_gives_up(new_r
         order = await final(runner, order.order_id, wait=3.0)
     assert order.status is Status.FAILED
     assert world.inventory.available["widget"] == 10
+
+
+async def _insert(runner: SagaRunner, placed: list[Order], lease: Lease) -> None:
+    """Stores orders as a replica holding `lease` left them."""
+    async with runner.uow() as tx:
+        for order in placed:
+            await tx.orders.add(order, lease, utcnow())
+        await tx.commit()
+
+
+async def _fewest_attempts(runner: SagaRunner, step: Step) -> int:
+    async with runner.uow(readonly=True) as tx:
+        query = select(func.min(orders_table.c.attempts)).where(orders_table.c.step == step)
+        return int((await tx.orders.session.execute(query)).scalar_one())
+
+
+async def _killed_mid_charge(world, n: int) -> Order:
+    """An order whose driver died after writing `charge_attempted`; half of the charges landed."""
+    order = Order(
+        str(uuid.uuid4()),
+        "alice",
+        [OrderLine("widget", 1)],
+        "",
+        f"real-{n}",
+        step=Step.CHARGING_PAYMENT,
+        charge_attempted=True,
+    )
+    order.payment_method_id = await world.payments.create_payment_method(APPROVED, order.request_id)
+    reservation = await world.inventory.reserve(order.order_id, order.lines)
+    order.lines, order.total = reservation.lines, reservation.total
+    if n % 2:
+        await world.payments.charge(order.order_id, order.payment_method_id, order.total)
+    return order
+
+
+async def test_orders_that_keep_failing_never_hold_back_orders_that_are_due(new_runner, world):
+    # The issue's case: hundreds of orders whose dependency keeps failing, and real orders
+    # whose replica was killed mid-charge; those must finish once their lease lapses.
+    settings = SagaSettings(
+        lease_seconds=1, recovery_interval_seconds=0.1, give_up_seconds=600, retry_max_seconds=5
+    )
+    world.faults.failing["get_user"] = Unavailable("UNAVAILABLE: user service down")
+    world.inventory.available["widget"] = 1000
+    live = new_runner(owner="order-a", settings=settings)
+    # Failing for a while already: five tries each, due again over the next 4 s.
+    async with live.uow() as tx:
+        for n in range(300):
+            order = Order(str(uuid.uuid4()), "alice", [OrderLine("widget", 1)], "pm", f"f{n}")
+            order.step, order.attempts = Step.CHECKING_USER, 5
+            await tx.orders.add(order, Lease("order-gone", "boot-gone", n / 300 * 4), utcnow())
+        await tx.commit()
+
+    async with recovering(live):
+        real = [await _killed_mid_charge(world, n) for n in range(10)]
+        await _insert(live, real, Lease("order-b", "boot-killed", settings.lease_seconds))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        done = [await final(live, order.order_id, wait=10) for order in real]
+        elapsed = loop.time() - started
+        # Meanwhile the failing ones were tried again, and pushed further back.
+        assert await _fewest_attempts(live, Step.CHECKING_USER) >= 5
+        assert world.faults.calls.count("get_user") >= 50
+
+    assert {order.status for order in done} == {Status.CONFIRMED}
+    assert all(world.payments.net_charged(o.order_id) == 1250 for o in real)
+    # Due once the lease lapses, claimed by the next scan; a second more for the drives
+    # themselves on a busy machine. Without fairness they waited behind the failing ones.
+    assert elapsed < settings.lease_seconds + settings.recovery_interval_seconds + 1.0
+
+
+async def test_an_order_that_keeps_failing_is_tried_less_and_less_often_up_to_a_cap(
+    new_runner, world
+):
+    settings = SagaSettings(
+        lease_seconds=30,
+        recovery_interval_seconds=0.02,
+        give_up_seconds=600,
+        retry_initial_seconds=0.02,
+        retry_max_seconds=0.32,
+    )
+    world.faults.failing["get_user"] = Unavailable("UNAVAILABLE: user service down")
+    runner = new_runner(settings=settings)
+    async with recovering(runner):
+        order = await place(runner, world)
+        async with asyncio.timeout(10):
+            while len(world.faults.times.get("get_user", [])) < 10:
+                await asyncio.sleep(0.05)
+
+    times = world.faults.times["get_user"]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    # Each wait is drawn from the upper half of a ceiling that doubles from 0.02 s up to 0.32 s,
+    # across drives: the count of failed tries is kept with the order.
+    for tries, gap in enumerate(gaps, start=1):
+        assert gap >= min(0.02 * 2 ** (tries - 1), 0.32) / 2
+    assert gaps[-1] < 1.0  # capped: doubling on would have made it 5 s
+    assert (await orders.get_order(runner.uow, order.order_id)).attempts >= 8
+
+
+async def test_a_cancel_does_not_wait_out_the_backoff_of_a_failing_order(new_runner, world):
+    settings = SagaSettings(
+        lease_seconds=30,
+        recovery_interval_seconds=0.05,
+        give_up_seconds=600,
+        quick_retries=0,
+        retry_initial_seconds=30,
+    )
+    world.faults.failing["get_user"] = Unavailable("UNAVAILABLE: user service down")
+    runner = new_runner(settings=settings)
+    async with recovering(runner):
+        order = await place(runner, world)
+        while "get_user" not in world.faults.calls:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # handed back, next try in 15 to 30 s
+        await orders.cancel_order(runner.uow, runner, order.order_id)
+        order = await final(runner, order.order_id, wait=2.0)
+    assert order.status is Status.CANCELLED

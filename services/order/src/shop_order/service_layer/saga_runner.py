@@ -11,6 +11,7 @@ left behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,11 +43,14 @@ class SagaSettings:
     give_up_seconds: float = 60.0
     """A forward step still failing this long after the order was placed, whatever the
     error, fails the order; undo steps never give up."""
-    retries_per_drive: int = 5
-    """Retries of a failing step before the order is left to the recovery loop."""
+    quick_retries: int = 3
+    """Failed tries of a step retried at once, holding the order. After that the order is
+    handed back with its next attempt time and claimed again when due, so an order that
+    keeps failing holds no slot while it waits."""
     retry_initial_seconds: float = 0.1
     retry_max_seconds: float = 30.0
-    """The wait before retrying a failing step doubles from the initial one up to this."""
+    """The wait before retrying a failing step doubles from the initial one up to this; the
+    count of failed tries is kept with the order, so it grows across drives and replicas."""
     max_concurrent: int = 64
     """Orders driven at once by one replica."""
 
@@ -144,13 +148,16 @@ class SagaRunner:
                 except LeaseLost:
                     log.warning("lease lost; another replica drives the order")
                 except Exception:
-                    log.exception("saga step failed unexpectedly; will retry")
-                    await self._release(order, retry_after=self.settings.recovery_interval_seconds)
+                    log.exception("saga failed unexpectedly; retrying later")
+                    order.attempts += 1
+                    # If even this fails (the database is out of reach), the lease lapses.
+                    with contextlib.suppress(Exception):
+                        await self._release(order, retry_after=self._backoff(order))
 
     async def _run(self, order: Order) -> None:
-        failures = 0
         while True:
             if saga.apply_pending_cancel(order):
+                order.attempts = 0
                 order = await self._save(order)
                 continue
             if order.is_final:
@@ -170,18 +177,25 @@ class SagaRunner:
                     deadlines.bind(None)
                     continue
                 if not self._ends_step(order, step, error):
-                    failures += 1
-                    if failures > self.settings.retries_per_drive:
-                        await self._release(order, retry_after=self._backoff(failures))
-                        return
-                    await asyncio.sleep(self._backoff(failures))
-                    continue
-            else:
-                failures = 0
+                    if await self._wait_to_retry(order):
+                        continue
+                    return
+            order.attempts = 0
             if order.step is not step:
                 log.info("saga step", step=step.value, next=order.step.value)
             # Lines change only when the reservation prices them.
             order = await self._save(order, lines=step is Step.RESERVING_STOCK)
+
+    async def _wait_to_retry(self, order: Order) -> bool:
+        """Counts a failed try and waits for the next: here while the order has quick retries
+        left (True), else by handing it back, due again after its backoff (False)."""
+        order.attempts += 1
+        delay = self._backoff(order)
+        if order.attempts > self.settings.quick_retries:
+            await self._release(order, retry_after=delay)
+            return False
+        await asyncio.sleep(delay)
+        return True
 
     def _ends_step(self, order: Order, step: Step, error: Exception) -> bool:
         """Decides what a failed step means: True if it failed the order (now undoing),
@@ -195,8 +209,7 @@ class SagaRunner:
             log.warning("dependency refused the step", step=step.value, error=str(error))
             saga.undo(order, Status.FAILED, refused_reason(step, error))
             return True
-        assert order.create_time is not None
-        if utcnow() - order.create_time > timedelta(seconds=self.settings.give_up_seconds):
+        if self._until_give_up(order) <= 0:
             _log_failure(log.warning, step, error, "step failed; giving the order up")
             saga.undo(
                 order, Status.FAILED, gave_up_reason(step, error, self.settings.give_up_seconds)
@@ -205,14 +218,22 @@ class SagaRunner:
         _log_failure(log.warning, step, error, "step failed; retrying")
         return False
 
-    def _backoff(self, failures: int) -> float:
-        """Seconds to wait after `failures` failed tries in a row: doubling, capped, and
-        drawn from the upper half so that orders failing together spread out."""
+    def _until_give_up(self, order: Order) -> float:
+        assert order.create_time is not None
+        give_up_at = order.create_time + timedelta(seconds=self.settings.give_up_seconds)
+        return (give_up_at - utcnow()).total_seconds()
+
+    def _backoff(self, order: Order) -> float:
+        """Seconds before the next try after `order.attempts` failed ones in a row: doubling,
+        capped, drawn from the upper half so that orders failing together spread out, and for
+        a forward step no later than its give-up time, when the last try decides."""
         settings = self.settings
-        ceiling = min(
-            settings.retry_initial_seconds * 2 ** min(failures - 1, 32), settings.retry_max_seconds
-        )
-        return random.uniform(ceiling / 2, ceiling)
+        exponent = min(order.attempts - 1, 32)
+        ceiling = min(settings.retry_initial_seconds * 2**exponent, settings.retry_max_seconds)
+        delay = random.uniform(ceiling / 2, ceiling)
+        if order.is_moving_forward:
+            delay = min(delay, max(self._until_give_up(order), 0.0))
+        return delay
 
     async def _save(self, order: Order, *, lines: bool = False) -> Order:
         async with self.uow() as uow:
@@ -224,5 +245,5 @@ class SagaRunner:
     async def _release(self, order: Order, retry_after: float | None = None) -> None:
         retry_at = None if retry_after is None else utcnow() + timedelta(seconds=retry_after)
         async with self.uow() as uow:
-            await uow.orders.release(order.order_id, self.lease, retry_at)
+            await uow.orders.release(order, self.lease, retry_at)
             await uow.commit()
