@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -17,27 +19,21 @@ from shop_order.adapters.orm import orders as orders_table
 from shop_order.adapters.repository import Lease
 from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
-from shop_order.service_layer.ports import Card
+from shop_order.service_layer.ports import Card, Dependencies, Reservation
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
-
-APPROVED = Card("4242424242424242", 12, 2040, "123")
-DECLINED = Card("4000000000000002", 12, 2040, "123")
-
-APPROVED_CARD = ("4242424242424242", 12, 2040, "123")
+from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
 
 async def place(
     runner: SagaRunner, world, *, user: str = "alice", lines=None, card=None, request_id: str = ""
 ) -> Order:
-    from shop_order.service_layer.ports import Card
-
     return await orders.place_order(
         runner.uow,
         world.payments,
         runner,
         user_id=user,
         lines=lines or [OrderLine("widget", 2)],
-        card=card or Card(*APPROVED_CARD),
+        card=card or world.approved,
         request_id=request_id,
     )
 
@@ -79,10 +75,8 @@ async def test_out_of_stock_fails_with_a_reason_and_changes_nothing(new_runner, 
 
 
 async def test_a_declined_card_fails_the_order_and_releases_its_stock(new_runner, world):
-    from shop_order.service_layer.ports import Card
-
     runner = new_runner()
-    order = await place(runner, world, card=Card("4000000000000002", 12, 2040, "123"))
+    order = await place(runner, world, card=world.declined)
     order = await final(runner, order.order_id)
     assert order.status is Status.FAILED
     assert order.failure_reason == "payment declined: card_declined"
@@ -101,8 +95,6 @@ async def test_an_unknown_user_fails_before_anything_is_reserved(new_runner, wor
 
 
 async def test_a_bad_card_is_rejected_before_anything_is_stored(new_runner, world):
-    from shop_order.service_layer.ports import Card
-
     runner = new_runner()
     with pytest.raises(InvalidArgument):
         await place(runner, world, card=Card("not-a-number", 12, 2040, "123"))
@@ -328,7 +320,7 @@ async def test_an_undo_step_refused_keeps_trying_slowly_and_never_gives_up(new_r
     world.faults.failing["release"] = PermissionDenied("order may not release stock")
     runner = new_runner(settings=GIVE_UP_FAST)
     async with recovering(runner):
-        order = await place(runner, world, card=DECLINED)
+        order = await place(runner, world, card=world.declined)
         await asyncio.sleep(1.5)  # three times the give-up time
 
         stuck = await orders.get_order(runner.uow, order.order_id)
@@ -366,7 +358,9 @@ async def _killed_mid_charge(world, n: int) -> Order:
         step=Step.CHARGING_PAYMENT,
         charge_attempted=True,
     )
-    order.payment_method_id = await world.payments.create_payment_method(APPROVED, order.request_id)
+    order.payment_method_id = await world.payments.create_payment_method(
+        world.approved, order.request_id
+    )
     reservation = await world.inventory.reserve(order.order_id, order.lines)
     order.lines, order.total = reservation.lines, reservation.total
     if n % 2:
@@ -455,3 +449,152 @@ async def test_a_cancel_does_not_wait_out_the_backoff_of_a_failing_order(new_run
         await orders.cancel_order(runner.uow, runner, order.order_id)
         order = await final(runner, order.order_id, wait=2.0)
     assert order.status is Status.CANCELLED
+
+
+LEASE = SagaSettings(lease_seconds=0.6, recovery_interval_seconds=0.05, give_up_seconds=30)
+
+
+class DatabaseGate:
+    """One replica's way to its database, which the test can close: the replica stalls as
+    a paused process, or one cut off from the database, does."""
+
+    def __init__(self, uow: Callable[..., OrderUnitOfWork]) -> None:
+        self.uow = uow
+        self.open = asyncio.Event()
+        self.open.set()
+        self.broken = False
+
+    def __call__(self, *, readonly: bool = False) -> _Gated:
+        return _Gated(self.uow(readonly=readonly), self)
+
+
+class _Gated:
+    def __init__(self, inner: OrderUnitOfWork, gate: DatabaseGate) -> None:
+        self.inner, self.gate = inner, gate
+
+    async def __aenter__(self) -> OrderUnitOfWork:
+        await self.gate.open.wait()
+        if self.gate.broken:
+            raise ConnectionRefusedError("the database is out of reach")
+        return await self.inner.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inner.__aexit__(*exc)
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 3.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_replica_waiting_on_a_held_call_keeps_the_order_from_other_replicas(
+    new_runner, world
+):
+    world.faults.hang["reserve"] = asyncio.Event()
+    a, b = new_runner(owner="order-a", settings=LEASE), new_runner(owner="order-b", settings=LEASE)
+    order = await place(a, world)
+    await _until(lambda: "reserve" in world.faults.calls)
+
+    for _ in range(20):  # 2 s, more than three leases: a renews its lease while it waits
+        assert await b.recover_once() == []
+        await asyncio.sleep(0.1)
+    world.faults.hang["reserve"].set()
+
+    assert (await final(a, order.order_id)).status is Status.CONFIRMED
+    assert world.faults.calls.count("reserve") == 1
+    assert world.inventory.available["widget"] == 8
+
+
+async def test_a_replica_that_lost_its_lease_cancels_its_call_and_its_late_reserve_holds_nothing(
+    new_runner, world
+):
+    # The issue's case: A waits on a slow ReserveItems while its lease lapses; B takes the
+    # order over, applies a pending cancel and releases the stock; then A's reserve lands.
+    world.faults.hang["reserve"] = asyncio.Event()
+    a, b = new_runner(owner="order-a", settings=LEASE), new_runner(owner="order-b", settings=LEASE)
+    a.uow = gate = DatabaseGate(a.uow)
+    order = await place(a, world)
+    await _until(lambda: "reserve" in world.faults.calls)
+
+    gate.open.clear()  # A stalls; its lease lapses
+    await asyncio.sleep(LEASE.lease_seconds + 0.1)
+    await orders.cancel_order(b.uow, b, order.order_id)
+    cancelled = await final(b, order.order_id)
+    gate.open.set()  # A wakes up, finds the lease gone, and stops
+    await _until(lambda: not a._tasks, seconds=1.0)
+    world.faults.hang["reserve"].set()  # only now does A's reserve reach the inventory
+    await asyncio.gather(*world.faults.landing, return_exceptions=True)
+
+    assert cancelled.status is Status.CANCELLED
+    assert (await orders.get_order(b.uow, order.order_id)).status is Status.CANCELLED
+    assert world.inventory.reservations[order.order_id] == ("RELEASED", [])
+    assert world.inventory.available["widget"] == 10
+    assert world.faults.calls.count("reserve") == 1  # nobody reserved again
+
+
+async def test_a_replica_that_cannot_renew_its_lease_stops_and_another_finishes_the_order(
+    new_runner, world
+):
+    world.faults.hang["reserve"] = asyncio.Event()
+    a, b = new_runner(owner="order-a", settings=LEASE), new_runner(owner="order-b", settings=LEASE)
+    a.uow = gate = DatabaseGate(a.uow)
+    order = await place(a, world)
+    await _until(lambda: "reserve" in world.faults.calls)
+
+    gate.broken = True  # A cannot tell whether it still holds the lease: it must stop
+    await _until(lambda: not a._tasks, seconds=LEASE.lease_seconds)
+    world.faults.hang["reserve"].set()  # A's cancelled reserve may still land: that is fine
+    async with recovering(b):
+        order = await final(b, order.order_id)
+
+    assert order.status is Status.CONFIRMED
+    assert world.inventory.available["widget"] == 8  # one reservation, however many reserves
+    assert world.payments.net_charged(order.order_id) == 2500
+
+
+@dataclass
+class Counting:
+    """One replica's view of the inventory, counting the reserves that replica sends."""
+
+    inner: Any
+    reserves: int = 0
+
+    async def reserve(self, order_id: str, lines: list[OrderLine]) -> Reservation:
+        self.reserves += 1
+        return await self.inner.reserve(order_id, lines)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_replica_retrying_a_step_stops_once_another_holds_the_lease(new_runner, world):
+    settings = SagaSettings(
+        lease_seconds=0.6,
+        recovery_interval_seconds=0.05,
+        give_up_seconds=30,
+        quick_retries=1000,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.05,
+    )
+    world.faults.failing["reserve"] = Unavailable("UNAVAILABLE: inventory down")
+    a, b = (
+        new_runner(owner="order-a", settings=settings),
+        new_runner(owner="order-b", settings=settings),
+    )
+    seen_by_a = Counting(world.inventory)
+    a.deps = Dependencies(world.users, seen_by_a, world.payments)
+    a.uow = gate = DatabaseGate(a.uow)
+    order = await place(a, world)
+    await _until(lambda: seen_by_a.reserves >= 3)
+
+    gate.open.clear()  # A stalls between two tries; its lease lapses and B takes over
+    await asyncio.sleep(settings.lease_seconds + 0.1)
+    assert await b.recover_once() == [order.order_id]
+    tried_by_a = seen_by_a.reserves
+    gate.open.set()
+    await _until(lambda: not a._tasks, seconds=1.0)
+
+    assert seen_by_a.reserves == tried_by_a  # A checked the lease and did not try again
+    assert order.order_id in b._tasks
+    await b.stop()

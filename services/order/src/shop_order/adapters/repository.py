@@ -90,19 +90,29 @@ class OrderRepository:
                 lease_token=case((keep, orders.c.lease_token), else_=null()),
                 lease_expires_at=case((keep, orders.c.lease_expires_at), else_=null()),
             )
+        order.cancel_requested = await self._update_leased(order.order_id, lease, values)
+        order.update_time = now
+        if lines:
+            await self._write_lines(order)
+
+    async def renew(self, order_id: str, lease: Lease, now: datetime) -> bool:
+        """Extends `lease` on the order from `now`; LeaseLost if another replica holds it.
+        Returns whether a cancel was asked for meanwhile."""
+        return await self._update_leased(order_id, lease, {"lease_expires_at": lease.until(now)})
+
+    async def _update_leased(self, order_id: str, lease: Lease, values: dict[str, Any]) -> bool:
+        """Writes `values` if `lease` still holds the order, else LeaseLost; returns whether
+        a cancel was asked for meanwhile."""
         result = await self.session.execute(
             update(orders)
-            .where(orders.c.order_id == order.order_id, orders.c.lease_token == lease.token)
+            .where(orders.c.order_id == order_id, orders.c.lease_token == lease.token)
             .values(**values)
             .returning(orders.c.cancel_requested)
         )
         cancel_requested = result.scalar_one_or_none()
         if cancel_requested is None:
-            raise LeaseLost(order.order_id)
-        order.cancel_requested = cancel_requested
-        order.update_time = now
-        if lines:
-            await self._write_lines(order)
+            raise LeaseLost(order_id)
+        return bool(cancel_requested)
 
     async def save_unleased(self, order: Order, now: datetime) -> None:
         """Writes a change made outside the saga (a cancel request). An order nobody holds

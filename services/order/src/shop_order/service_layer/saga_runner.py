@@ -3,9 +3,11 @@
 Each step's state is committed before the step's call goes out, and every
 call is idempotent on the other side (keyed by order id), so after a crash
 the step is simply run again. A replica drives an order only while it holds
-the order's lease; the recovery loop picks up orders whose lease lapsed
-(their replica died) and, at start-up, those an earlier boot of this replica
-left behind.
+the order's lease, which it renews while a call waits and checks before a
+retry; the recovery loop picks up orders that are due: free, whose lease
+lapsed (their replica died), or that an earlier boot of this replica left
+behind, the ones due longest first. A failing step backs off per order, so
+it never holds back an order that is due.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,7 +39,8 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class SagaSettings:
     lease_seconds: float = 15.0
-    """How long a replica may go silent before another takes its orders over."""
+    """How long a replica may go silent before another takes its orders over; renewed every
+    third of it while a step's call waits."""
     recovery_interval_seconds: float = 2.0
     """How often unfinished orders without a live driver are looked for."""
     give_up_seconds: float = 60.0
@@ -165,7 +168,7 @@ class SagaRunner:
             step = order.step
             try:
                 with telemetry.span(f"saga {step.value}", _span_attributes(order)) as span:
-                    await STEPS[step](order, self.deps)
+                    await self._while_leased(order, STEPS[step](order, self.deps))
                     span.set_attribute("shop.saga.next_step", order.step.value)
             except LeaseLost:
                 raise
@@ -194,8 +197,43 @@ class SagaRunner:
         if order.attempts > self.settings.quick_retries:
             await self._release(order, retry_after=delay)
             return False
-        await asyncio.sleep(delay)
+        await self._while_leased(order, asyncio.sleep(delay))
+        # Still ours? Else another replica drives the order now, and this one must not retry.
+        await self._renew(order)
         return True
+
+    async def _while_leased(self, order: Order, work: Awaitable[None]) -> None:
+        """Awaits `work` (a step's call, or a wait before retrying one) while renewing the
+        order's lease every third of its length, so that no other replica takes the order
+        over meanwhile. If a renewal finds the lease gone, `work` is cancelled and LeaseLost
+        raised: a call this replica has not sent yet is never sent late."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self.settings.lease_seconds / 3)
+                if not task.done():
+                    await self._renew(order)
+        except BaseException:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        task.result()
+
+    async def _renew(self, order: Order) -> None:
+        """Extends the lease, or raises LeaseLost; notes a cancel asked for meanwhile."""
+        try:
+            async with self.uow() as uow:
+                order.cancel_requested = await uow.orders.renew(
+                    order.order_id, self.lease, utcnow()
+                )
+                await uow.commit()
+        except LeaseLost:
+            raise
+        except Exception as error:
+            # Unable to renew, this replica cannot tell whether the lease still holds:
+            # it stops as if it had lost it, and the lease lapses if it had not.
+            log.warning("cannot renew the lease; stopping", error=str(error))
+            raise LeaseLost(order.order_id) from error
 
     def _ends_step(self, order: Order, step: Step, error: Exception) -> bool:
         """Decides what a failed step means: True if it failed the order (now undoing),
