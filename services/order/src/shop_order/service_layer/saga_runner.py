@@ -241,7 +241,9 @@ class SagaRunner:
         if not order.is_moving_forward:
             # Undo steps are retried until they succeed: something may still be held or
             # charged. An answer their step does not expect needs a person; say so loudly.
-            _log_failure(log.error, step, error, "undo step failed; retrying with backoff")
+            trouble = isinstance(error, ShopError) and error.retryable
+            emit = log.warning if trouble else log.error
+            _log_failure(emit, step, error, "undo step failed; retrying with backoff")
             return False
         if isinstance(error, ShopError) and not error.retryable:
             log.warning("dependency refused the step", step=step.value, error=str(error))
