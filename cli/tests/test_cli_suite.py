@@ -115,6 +115,21 @@ def test_start_wait_kill_restart_stop(tmp_path, fake_program):
     assert "payment  | serving payment" in echo.getvalue()
 
 
+def test_a_paused_service_answers_nothing_until_resumed(tmp_path, fake_program):
+    suite = Suite(tmp_path, base_port=find_free_base_port(), program=fake_program)
+    suite.start()
+    try:
+        suite.wait_ready(timeout=30)
+        suite.pause("payment")
+        with pytest.raises(SuiteError, match="payment was not SERVING"):
+            suite.wait_ready(timeout=1, services=["payment"])
+        suite.resume("payment")
+        suite.wait_ready(timeout=30, services=["payment"])
+    finally:
+        codes = suite.stop(timeout=10)
+    assert codes["payment"] == 0
+
+
 def test_a_service_that_dies_is_named_with_its_log_tail(tmp_path, fake_program):
     suite = Suite(
         tmp_path,

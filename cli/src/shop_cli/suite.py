@@ -3,6 +3,7 @@
     with Suite(tmp_path, base_port=find_free_base_port()) as suite:   # start + wait_ready
         order_target = suite.endpoints()["order"]
         suite.kill("payment"); suite.restart("payment"); suite.wait_ready(services=["payment"])
+        suite.pause("order"); suite.resume("order")
 
 Each child is ``python -m shop_<service>`` configured only through SHOP_*
 variables, exactly as a deployment would configure it: mTLS with its own
@@ -193,7 +194,6 @@ class Suite:
 
     def start(self) -> None:
         """Launches every service (dependencies first); returns without waiting for readiness."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         if not self.insecure:
             certs.ensure(self.certs_dir, NAMESPACE)
         for service in START_ORDER:
@@ -202,6 +202,7 @@ class Suite:
     def _spawn(self, service: str) -> None:
         if self.running(service):
             raise SuiteError(f"{service} is already running")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
             self.program(service),
             env=self.environment(service),
@@ -314,6 +315,15 @@ class Suite:
         child = self._children[service]
         _send(child.process, signal.SIGKILL)
         return self._reap(service)
+
+    def pause(self, service: str) -> None:
+        """SIGSTOP one service: to its peers it looks as a process in a long stall does (a
+        frozen VM, a runaway pause), alive but silent."""
+        _send(self._children[service].process, signal.SIGSTOP)
+
+    def resume(self, service: str) -> None:
+        """SIGCONT a paused service."""
+        _send(self._children[service].process, signal.SIGCONT)
 
     def restart(self, service: str, timeout: float | None = None) -> None:
         """Stops `service` if it still runs (SIGTERM, then SIGKILL after `timeout`, default

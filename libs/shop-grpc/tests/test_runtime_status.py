@@ -78,6 +78,7 @@ async def test_field_violations_arrive_as_bad_request_details(call):
         (errors.AlreadyExists("user", "username=alice"), grpc.StatusCode.ALREADY_EXISTS),
         (errors.PermissionDenied("no"), grpc.StatusCode.PERMISSION_DENIED),
         (errors.Aborted("again"), grpc.StatusCode.ABORTED),
+        (errors.Internal("INTERNAL: broken"), grpc.StatusCode.INTERNAL),
     ],
 )
 async def test_each_error_kind_has_its_own_code(call, error, code):
@@ -104,3 +105,51 @@ async def test_a_bug_is_internal_with_an_error_id_and_no_internals(call):
     assert rpc_error.code() == grpc.StatusCode.INTERNAL
     assert "secret-column" not in rpc_error.details()
     assert rpc_error.details().startswith("internal error (id ")
+
+
+async def test_a_dependencys_answer_passes_through_a_handler_with_its_code_and_fields(call):
+    # What the order service does with a card the payment service rejects: the caller sees
+    # the same INVALID_ARGUMENT and field, never a retryable code.
+    bad_card = errors.InvalidArgument([errors.FieldViolation("card.number", "fails Luhn")])
+    from_dependency = status.from_rpc_error(await call(bad_card))
+    passed_on = await call(from_dependency)
+    assert passed_on.code() == grpc.StatusCode.INVALID_ARGUMENT
+    again = status.from_rpc_error(passed_on)
+    assert isinstance(again, errors.InvalidArgument) and not again.retryable
+    assert again.violations == bad_card.violations
+
+
+async def test_a_dependencys_bug_is_internal_all_the_way_and_not_retryable(call):
+    from_dependency = status.from_rpc_error(await call(KeyError("oops")))
+    assert isinstance(from_dependency, errors.Internal) and not from_dependency.retryable
+    assert (await call(from_dependency)).code() == grpc.StatusCode.INTERNAL
+
+
+def _failed_call(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "details")
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "retryable"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, errors.Unavailable, True),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, errors.Unavailable, True),
+        (grpc.StatusCode.ABORTED, errors.Aborted, True),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, errors.DeadlineExceeded, True),
+        (grpc.StatusCode.INVALID_ARGUMENT, errors.InvalidArgument, False),
+        (grpc.StatusCode.NOT_FOUND, errors.NotFound, False),
+        (grpc.StatusCode.ALREADY_EXISTS, errors.AlreadyExists, False),
+        (grpc.StatusCode.FAILED_PRECONDITION, errors.FailedPrecondition, False),
+        (grpc.StatusCode.PERMISSION_DENIED, errors.PermissionDenied, False),
+        (grpc.StatusCode.INTERNAL, errors.Internal, False),
+        (grpc.StatusCode.UNKNOWN, errors.Internal, False),
+        (grpc.StatusCode.DATA_LOSS, errors.Internal, False),
+        (grpc.StatusCode.UNIMPLEMENTED, errors.Internal, False),
+        (grpc.StatusCode.UNAUTHENTICATED, errors.Internal, False),
+        (grpc.StatusCode.OUT_OF_RANGE, errors.Internal, False),
+    ],
+)
+def test_only_trouble_that_passes_is_retryable(code, kind, retryable):
+    error = status.from_rpc_error(_failed_call(code))
+    assert type(error) is kind
+    assert error.retryable is retryable

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -36,25 +39,56 @@ from shop_order.service_layer.ports import (
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
 from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
+# The user service's ids; the fake also knows users by name, for short tests.
+_USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+T = TypeVar("T")
 APPROVED = Card("4242424242424242", 12, 2040, "123")
 DECLINED = Card("4000000000000002", 12, 2040, "123")
 
 
 class Faults:
-    """Makes named calls fail with UNAVAILABLE a number of times, or hang until released."""
+    """Makes named calls fail (a number of times, or every time until told otherwise), or
+    hang until released."""
 
     def __init__(self) -> None:
         self.unavailable: dict[str, int] = {}
+        self.failing: dict[str, Exception] = {}
         self.hang: dict[str, asyncio.Event] = {}
         self.calls: list[str] = []
+        self.times: dict[str, list[float]] = {}
+        self.landing: list[asyncio.Future[Any]] = []
 
     async def enter(self, name: str) -> None:
         self.calls.append(name)
+        self.times.setdefault(name, []).append(asyncio.get_running_loop().time())
         if self.unavailable.get(name, 0) > 0:
             self.unavailable[name] -= 1
             raise Unavailable(f"{name} is down")
+        if name in self.failing:
+            raise self.failing[name]
         if name in self.hang:
             await self.hang[name].wait()
+
+
+def served(name: str) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """Runs a fake's method as a server runs a call: held or failed by `Faults` first, then
+    to the end even if the caller stops waiting, since cancelling a call does not stop a
+    server that already has it. Runs left behind are in `Faults.landing`."""
+
+    def decorate(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(method)
+        async def call(self: Any, *args: Any) -> T:
+            async def serve() -> T:
+                await self.faults.enter(name)
+                return await method(self, *args)
+
+            run = asyncio.ensure_future(serve())
+            self.faults.landing.append(run)
+            return await asyncio.shield(run)
+
+        return call
+
+    return decorate
 
 
 @dataclass
@@ -62,10 +96,14 @@ class FakeUsers:
     faults: Faults
     known: set[str] = field(default_factory=set)
 
+    @served("get_user")
     async def ensure_exists(self, user_id: str) -> None:
-        await self.faults.enter("get_user")
-        if user_id not in self.known:
-            raise NotFound("user", user_id)
+        if user_id in self.known:
+            return
+        if not _USER_ID.fullmatch(user_id):
+            # As the user service answers an id that cannot be one of its users.
+            raise InvalidArgument([FieldViolation("user_id", "must be a UUID")])
+        raise NotFound("user", user_id)
 
 
 @dataclass
@@ -76,8 +114,11 @@ class FakeInventory:
     sold: dict[str, int] = field(default_factory=dict)
     reservations: dict[str, tuple[str, list[OrderLine]]] = field(default_factory=dict)
 
+    @served("reserve")
     async def reserve(self, order_id: str, lines: list[OrderLine]) -> Reservation:
-        await self.faults.enter("reserve")
+        state, _ = self.reservations.get(order_id, ("", []))
+        if state in ("RELEASED", "EXPIRED"):
+            raise FailedPrecondition(f"reservation {state.lower()}", reason="RESERVATION_CLOSED")
         if order_id not in self.reservations:
             for line in lines:
                 if line.product_id not in self.prices:
@@ -100,8 +141,8 @@ class FakeInventory:
         total = Money("USD", sum(line.quantity * line.unit_price.amount_minor for line in priced))  # type: ignore[union-attr]
         return Reservation(priced, total)
 
+    @served("commit")
     async def commit(self, order_id: str) -> None:
-        await self.faults.enter("commit")
         state, lines = self.reservations[order_id]
         if state == "PENDING":
             for line in lines:
@@ -110,11 +151,10 @@ class FakeInventory:
         elif state != "COMMITTED":
             raise FailedPrecondition(f"reservation {state.lower()}")
 
+    @served("release")
     async def release(self, order_id: str) -> None:
-        await self.faults.enter("release")
-        if order_id not in self.reservations:
-            raise NotFound("reservation", order_id)
-        state, lines = self.reservations[order_id]
+        # Releasing before the reserve leaves a tombstone, so a late reserve is refused.
+        state, lines = self.reservations.setdefault(order_id, ("RELEASED", []))
         if state in ("PENDING", "COMMITTED"):
             for line in lines:
                 self.available[line.product_id] += line.quantity
@@ -138,16 +178,16 @@ class FakePayments:
     charged: dict[str, int] = field(default_factory=dict)
     refunded: dict[str, int] = field(default_factory=dict)
 
+    @served("create_payment_method")
     async def create_payment_method(self, card: Card, request_id: str) -> str:
-        await self.faults.enter("create_payment_method")
         if not card.number.isdigit():
             raise InvalidArgument([FieldViolation("card.number", "fails the Luhn check")])
         method_id = str(uuid.uuid4())
         self.methods[method_id] = card.number
         return method_id
 
+    @served("charge")
     async def charge(self, order_id: str, payment_method_id: str, amount: Money) -> Payment:
-        await self.faults.enter("charge")
         if order_id not in self.payments:
             declined = self.methods[payment_method_id] == DECLINED.number
             outcome = PaymentOutcome.DECLINED if declined else PaymentOutcome.SUCCEEDED
@@ -157,8 +197,8 @@ class FakePayments:
                 self.charged[order_id] = amount.amount_minor
         return self.payments[order_id]
 
+    @served("refund")
     async def refund_all(self, payment_id: str, request_id: str) -> None:
-        await self.faults.enter("refund")
         order_id = payment_id.removeprefix("pay-")
         self.refunded[order_id] = self.charged[order_id]
         self.payments[order_id] = Payment(payment_id, PaymentOutcome.REFUNDED)
@@ -173,6 +213,9 @@ class World:
     users: FakeUsers
     inventory: FakeInventory
     payments: FakePayments
+    # Cards the fake payment service approves and declines.
+    approved: ClassVar[Card] = APPROVED
+    declined: ClassVar[Card] = DECLINED
 
     @property
     def deps(self) -> Dependencies:

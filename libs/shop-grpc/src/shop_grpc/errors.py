@@ -6,9 +6,18 @@
     ├── AlreadyExists        a unique key is taken
     ├── FailedPrecondition   the system is not in a state that allows the call
     ├── PermissionDenied     the caller may not do this
-    ├── Aborted              a concurrent change won; retry the whole operation
-    ├── Unavailable          a dependency cannot be reached right now; safe to retry
-    └── DeadlineExceeded     the call ran out of time
+    ├── Internal             a dependency is broken (it answered INTERNAL, UNKNOWN, ...)
+    ├── Aborted            * a concurrent change won; retry the whole operation
+    ├── Unavailable        * a dependency cannot be reached right now
+    └── DeadlineExceeded   * the call ran out of time
+
+Each class names the gRPC code it travels as (``code``). The starred ones are
+``retryable``: the same call may succeed later. That flag is the one
+classification of a dependency's answer; everything else is an answer, or a
+dependency that would fail the same way again, so repeating the call only
+spins. (AIP-194 lets a channel retry UNAVAILABLE by itself; ABORTED and a
+dependency's DEADLINE_EXCEEDED are for callers that repeat a whole idempotent
+operation, as the order saga does.)
 
 Domain code raises these (or subclasses of them); it never imports grpc.
 """
@@ -16,6 +25,7 @@ Domain code raises these (or subclasses of them); it never imports grpc.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,11 @@ class PreconditionViolation:
 class ShopError(Exception):
     """Base of every error a service reports to its callers."""
 
+    code: ClassVar[str] = "UNKNOWN"
+    """The gRPC status code it travels as, by name."""
+    retryable: ClassVar[bool] = False
+    """Whether the same call may succeed later, unchanged."""
+
     def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.message = message
@@ -45,6 +60,8 @@ class ShopError(Exception):
 
 
 class InvalidArgument(ShopError):
+    code = "INVALID_ARGUMENT"
+
     def __init__(self, violations: list[FieldViolation], message: str = "") -> None:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
         super().__init__(message or f"invalid request: {summary}")
@@ -52,6 +69,8 @@ class InvalidArgument(ShopError):
 
 
 class NotFound(ShopError):
+    code = "NOT_FOUND"
+
     def __init__(self, resource_type: str, resource_name: str) -> None:
         super().__init__(f"{resource_type} {resource_name!r} not found")
         self.resource_type = resource_type
@@ -59,6 +78,8 @@ class NotFound(ShopError):
 
 
 class AlreadyExists(ShopError):
+    code = "ALREADY_EXISTS"
+
     def __init__(self, resource_type: str, resource_name: str, message: str = "") -> None:
         super().__init__(message or f"{resource_type} {resource_name!r} already exists")
         self.resource_type = resource_type
@@ -66,6 +87,8 @@ class AlreadyExists(ShopError):
 
 
 class FailedPrecondition(ShopError):
+    code = "FAILED_PRECONDITION"
+
     def __init__(
         self,
         message: str,
@@ -78,16 +101,28 @@ class FailedPrecondition(ShopError):
 
 
 class PermissionDenied(ShopError):
-    pass
+    code = "PERMISSION_DENIED"
+
+
+class Internal(ShopError):
+    """A dependency answered INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED, UNAUTHENTICATED or
+    OUT_OF_RANGE: a bug or a misconfiguration on the path, which the same call will meet again.
+    Passed on as INTERNAL; a service's own bugs are not raised as this but caught by the
+    error-mapping interceptor."""
+
+    code = "INTERNAL"
 
 
 class Aborted(ShopError):
-    pass
+    code = "ABORTED"
+    retryable = True
 
 
 class Unavailable(ShopError):
-    pass
+    code = "UNAVAILABLE"
+    retryable = True
 
 
 class DeadlineExceeded(ShopError):
-    pass
+    code = "DEADLINE_EXCEEDED"
+    retryable = True

@@ -21,23 +21,22 @@ from shop_grpc import errors
 DOMAIN = "shop"
 T = TypeVar("T")
 
-_CODES: list[tuple[type[errors.ShopError], grpc.StatusCode]] = [
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
-    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (errors.Aborted, grpc.StatusCode.ABORTED),
-    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-]
+# Codes that carry no details. What is not listed (INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED,
+# UNAUTHENTICATED, OUT_OF_RANGE) is a broken dependency: errors.Internal, never retried, since
+# the same call would fail the same way.
+_SIMPLE: dict[grpc.StatusCode, type[errors.ShopError]] = {
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.ABORTED: errors.Aborted,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    # Too busy now is trouble that passes, like UNAVAILABLE.
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: errors.DeadlineExceeded,
+}
 
 
 def code_of(error: errors.ShopError) -> grpc.StatusCode:
-    for kind, code in _CODES:
-        if isinstance(error, kind):
-            return code
-    return grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode[error.code]
 
 
 def _pack(message: object) -> any_pb2.Any:
@@ -151,15 +150,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> errors.ShopErro
             else []
         )
         return errors.FailedPrecondition(message, violations_pc, reason=reason_text)
-    simple: dict[grpc.StatusCode, type[errors.ShopError]] = {
-        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-        grpc.StatusCode.ABORTED: errors.Aborted,
-        grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
-        grpc.StatusCode.CANCELLED: errors.DeadlineExceeded,
-    }
-    # UNAVAILABLE, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED...: the dependency failed;
-    # callers treat it as retryable trouble, not as an answer.
-    return simple.get(code, errors.Unavailable)(f"{code.name}: {message}", reason=reason_text)
+    simple = _SIMPLE.get(code, errors.Internal)
+    return simple(f"{code.name}: {message}", reason=reason_text)
 
 
 async def result_of(call: Awaitable[T]) -> T:

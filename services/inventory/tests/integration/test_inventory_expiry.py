@@ -22,29 +22,29 @@ def reservation_ttl() -> timedelta:
 
 async def test_commit_after_expiry_returns_stock_and_fails(inventory):
     await inventory.add_product("a", stock=5)
-    await inventory.reserve(id_for("order-1"), ("a", 2))
+    await inventory.reserve(id_for(id_for("order-1")), ("a", 2))
     await asyncio.sleep(TTL + 0.1)
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await inventory.stub.CommitReservation(
-            inventory_pb2.CommitReservationRequest(order_id=id_for("order-1"))
+            inventory_pb2.CommitReservationRequest(order_id=id_for(id_for("order-1")))
         )
 
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert from_rpc_error(caught.value).reason == "RESERVATION_EXPIRED"
     assert await inventory.stock("a") == (5, 0, 0)
     reservation = await inventory.stub.GetReservation(
-        inventory_pb2.GetReservationRequest(order_id=id_for("order-1"))
+        inventory_pb2.GetReservationRequest(order_id=id_for(id_for("order-1")))
     )
     assert reservation.state == EXPIRED
 
 
 async def test_sweeper_expires_overdue_reservations(inventory):
     await inventory.add_product("a", stock=5)
-    await inventory.reserve(id_for("order-1"), ("a", 2))
-    await inventory.reserve(id_for("order-2"), ("a", 1))
+    await inventory.reserve(id_for(id_for("order-1")), ("a", 2))
+    await inventory.reserve(id_for(id_for("order-2")), ("a", 1))
     await inventory.stub.CommitReservation(
-        inventory_pb2.CommitReservationRequest(order_id=id_for("order-2"))
+        inventory_pb2.CommitReservationRequest(order_id=id_for(id_for("order-2")))
     )
     watch = inventory.stub.WatchStock(inventory_pb2.WatchStockRequest(product_ids=["a"]))
     sweeper = asyncio.create_task(expiry_sweeper(inventory.uow, 0.05)())
@@ -58,15 +58,31 @@ async def test_sweeper_expires_overdue_reservations(inventory):
         sweeper.cancel()
 
     expired = await inventory.stub.GetReservation(
-        inventory_pb2.GetReservationRequest(order_id=id_for("order-1"))
+        inventory_pb2.GetReservationRequest(order_id=id_for(id_for("order-1")))
     )
     sold = await inventory.stub.GetReservation(
-        inventory_pb2.GetReservationRequest(order_id=id_for("order-2"))
+        inventory_pb2.GetReservationRequest(order_id=id_for(id_for("order-2")))
     )
     assert expired.state == EXPIRED
     assert sold.state == inventory_pb2.Reservation.STATE_COMMITTED
     released = await inventory.stub.ReleaseReservation(
-        inventory_pb2.ReleaseReservationRequest(order_id=id_for("order-1"))
+        inventory_pb2.ReleaseReservationRequest(order_id=id_for(id_for("order-1")))
     )
     assert released.state == EXPIRED
     assert await inventory.stock("a") == (4, 0, 1)
+
+
+async def test_an_expired_reservation_is_not_held_again(inventory):
+    await inventory.add_product("a", stock=5)
+    await inventory.reserve(id_for("order-1"), ("a", 2))
+    await asyncio.sleep(TTL + 0.1)
+    await inventory.stub.ReleaseReservation(
+        inventory_pb2.ReleaseReservationRequest(order_id=id_for("order-1"))
+    )
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await inventory.reserve(id_for("order-1"), ("a", 2))
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert from_rpc_error(caught.value).reason == "RESERVATION_CLOSED"
+    assert await inventory.stock("a") == (5, 0, 0)

@@ -34,7 +34,7 @@ async def test_reserve_holds_stock_and_prices_lines(inventory):
     await inventory.add_product("a", price_minor=250, stock=10)
     await inventory.add_product("b", price_minor=1000, stock=3)
 
-    reservation = await inventory.reserve(id_for("order-1"), ("a", 4), ("b", 3))
+    reservation = await inventory.reserve(id_for(id_for("order-1")), ("a", 4), ("b", 3))
 
     assert reservation.state == PENDING
     assert [(x.product_id, x.quantity, x.unit_price.amount_minor) for x in reservation.lines] == [
@@ -46,17 +46,17 @@ async def test_reserve_holds_stock_and_prices_lines(inventory):
     assert await inventory.stock("a") == (6, 4, 0)
     assert await inventory.stock("b") == (0, 3, 0)
     fetched = await inventory.stub.GetReservation(
-        inventory_pb2.GetReservationRequest(order_id=id_for("order-1"))
+        inventory_pb2.GetReservationRequest(order_id=id_for(id_for("order-1")))
     )
     assert fetched == reservation
 
 
 async def test_commit_sells_and_is_idempotent(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve(id_for("order-1"), ("a", 4))
+    await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
 
-    committed = await inventory.stub.CommitReservation(_commit(id_for("order-1")))
-    again = await inventory.stub.CommitReservation(_commit(id_for("order-1")))
+    committed = await inventory.stub.CommitReservation(_commit(id_for(id_for("order-1"))))
+    again = await inventory.stub.CommitReservation(_commit(id_for(id_for("order-1"))))
 
     assert committed.state == again.state == COMMITTED
     assert await inventory.stock("a") == (6, 0, 4)
@@ -64,10 +64,10 @@ async def test_commit_sells_and_is_idempotent(inventory):
 
 async def test_release_returns_held_stock_and_is_idempotent(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve(id_for("order-1"), ("a", 4))
+    await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
 
-    released = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
-    again = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
+    released = await inventory.stub.ReleaseReservation(_release(id_for(id_for("order-1"))))
+    again = await inventory.stub.ReleaseReservation(_release(id_for(id_for("order-1"))))
 
     assert released.state == again.state == RELEASED
     assert await inventory.stock("a") == (10, 0, 0)
@@ -75,10 +75,10 @@ async def test_release_returns_held_stock_and_is_idempotent(inventory):
 
 async def test_release_after_commit_takes_sold_stock_back(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve(id_for("order-1"), ("a", 4))
-    await inventory.stub.CommitReservation(_commit(id_for("order-1")))
+    await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
+    await inventory.stub.CommitReservation(_commit(id_for(id_for("order-1"))))
 
-    returned = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
+    returned = await inventory.stub.ReleaseReservation(_release(id_for(id_for("order-1"))))
 
     assert returned.state == RELEASED
     assert await inventory.stock("a") == (10, 0, 0)
@@ -86,10 +86,10 @@ async def test_release_after_commit_takes_sold_stock_back(inventory):
 
 async def test_commit_after_release_is_failed_precondition(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve(id_for("order-1"), ("a", 4))
-    await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
+    await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
+    await inventory.stub.ReleaseReservation(_release(id_for(id_for("order-1"))))
 
-    code, error = await _error(inventory.stub.CommitReservation(_commit(id_for("order-1"))))
+    code, error = await _error(inventory.stub.CommitReservation(_commit(id_for(id_for("order-1")))))
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "RESERVATION_RELEASED"
@@ -101,7 +101,9 @@ async def test_short_stock_fails_every_short_line_and_holds_nothing(inventory):
     await inventory.add_product("b", stock=10)
     await inventory.add_product("c", stock=0)
 
-    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 3), ("b", 2), ("c", 1)))
+    code, error = await _error(
+        inventory.reserve(id_for(id_for("order-1")), ("a", 3), ("b", 2), ("c", 1))
+    )
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert isinstance(error, errors.FailedPrecondition)
@@ -113,7 +115,7 @@ async def test_short_stock_fails_every_short_line_and_holds_nothing(inventory):
     assert await inventory.stock("b") == (10, 0, 0)
     code, _ = await _error(
         inventory.stub.GetReservation(
-            inventory_pb2.GetReservationRequest(order_id=id_for("order-1"))
+            inventory_pb2.GetReservationRequest(order_id=id_for(id_for("order-1")))
         )
     )
     assert code == grpc.StatusCode.NOT_FOUND
@@ -121,10 +123,10 @@ async def test_short_stock_fails_every_short_line_and_holds_nothing(inventory):
 
 async def test_repeated_reserve_returns_the_first_reservation(inventory):
     await inventory.add_product("a", stock=10)
-    first = await inventory.reserve(id_for("order-1"), ("a", 4))
-    await inventory.stub.CommitReservation(_commit(id_for("order-1")))
+    first = await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
+    await inventory.stub.CommitReservation(_commit(id_for(id_for("order-1"))))
 
-    again = await inventory.reserve(id_for("order-1"), ("a", 4))
+    again = await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
 
     assert again.order_id == first.order_id
     assert again.state == COMMITTED
@@ -133,9 +135,9 @@ async def test_repeated_reserve_returns_the_first_reservation(inventory):
 
 async def test_repeated_reserve_with_other_lines_is_failed_precondition(inventory):
     await inventory.add_product("a", stock=10)
-    await inventory.reserve(id_for("order-1"), ("a", 4))
+    await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
 
-    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 5)))
+    code, error = await _error(inventory.reserve(id_for(id_for("order-1")), ("a", 5)))
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "RESERVATION_MISMATCH"
@@ -146,17 +148,17 @@ async def test_concurrent_duplicate_reserves_hold_stock_once(inventory):
     await inventory.add_product("a", stock=10)
 
     results = await asyncio.gather(
-        *(inventory.reserve(id_for("order-1"), ("a", 2)) for _ in range(5))
+        *(inventory.reserve(id_for(id_for("order-1")), ("a", 2)) for _ in range(5))
     )
 
-    assert {r.order_id for r in results} == {id_for("order-1")}
+    assert {r.order_id for r in results} == {id_for(id_for("order-1"))}
     assert await inventory.stock("a") == (8, 2, 0)
 
 
 async def test_unknown_product_is_not_found_and_holds_nothing(inventory):
     await inventory.add_product("a", stock=10)
 
-    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 1), ("ghost", 1)))
+    code, error = await _error(inventory.reserve(id_for(id_for("order-1")), ("a", 1), ("ghost", 1)))
 
     assert code == grpc.StatusCode.NOT_FOUND
     assert isinstance(error, errors.NotFound)
@@ -168,7 +170,7 @@ async def test_products_in_different_currencies_cannot_share_a_reservation(inven
     await inventory.add_product("a", currency="USD", stock=10)
     await inventory.add_product("b", currency="EUR", stock=10)
 
-    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 1), ("b", 1)))
+    code, error = await _error(inventory.reserve(id_for(id_for("order-1")), ("a", 1), ("b", 1)))
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "MIXED_CURRENCIES"
@@ -203,7 +205,7 @@ async def test_reserve_needs_between_one_and_a_hundred_lines(inventory):
     for lines in ([], too_many):
         code, error = await _error(
             inventory.stub.ReserveItems(
-                inventory_pb2.ReserveItemsRequest(order_id=id_for("order-1"), lines=lines)
+                inventory_pb2.ReserveItemsRequest(order_id=id_for(id_for("order-1")), lines=lines)
             )
         )
         assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -214,7 +216,6 @@ async def test_reserve_needs_between_one_and_a_hundred_lines(inventory):
     "call",
     [
         lambda stub: stub.CommitReservation(_commit(id_for("nope"))),
-        lambda stub: stub.ReleaseReservation(_release(id_for("nope"))),
         lambda stub: stub.GetReservation(
             inventory_pb2.GetReservationRequest(order_id=id_for("nope"))
         ),
@@ -241,3 +242,59 @@ async def test_concurrent_reserves_never_oversell(inventory):
     assert outcomes.count(grpc.StatusCode.OK) == 5
     assert outcomes.count(grpc.StatusCode.FAILED_PRECONDITION) == 15
     assert await inventory.stock("a") == (0, 5, 0)
+
+
+async def test_a_release_before_the_reserve_leaves_a_tombstone_that_refuses_it(inventory):
+    # A saga replica that lost its lease: its ReserveItems lands after the new driver
+    # released the order.
+    await inventory.add_product("a", stock=10)
+
+    released = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
+    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 3)))
+
+    assert (released.state, list(released.lines), released.HasField("total")) == (
+        RELEASED,
+        [],
+        False,
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "RESERVATION_CLOSED"
+    assert await inventory.stock("a") == (10, 0, 0)
+    again = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
+    assert again.state == RELEASED
+    code, error = await _error(inventory.stub.CommitReservation(_commit(id_for("order-1"))))
+    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_RELEASED")
+
+
+async def test_a_released_reservation_is_not_held_again_or_passed_off_as_held(inventory):
+    await inventory.add_product("a", stock=10)
+    await inventory.reserve(id_for("order-1"), ("a", 4))
+    await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
+
+    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 4)))
+
+    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_CLOSED")
+    assert await inventory.stock("a") == (10, 0, 0)
+
+
+async def test_racing_release_and_reserve_never_leave_stock_held(inventory):
+    # Whichever lands first, the order ends with nothing held: a reserve that lost is
+    # refused, one that won is released.
+    await inventory.add_product("a", stock=100)
+
+    async def race(n: int) -> None:
+        order_id = id_for(f"order-{n}")
+        results = await asyncio.gather(
+            inventory.reserve(order_id, ("a", 2)),
+            inventory.stub.ReleaseReservation(_release(order_id)),
+            return_exceptions=True,
+        )
+        reserved = results[0]
+        if isinstance(reserved, grpc.aio.AioRpcError):
+            assert from_rpc_error(reserved).reason == "RESERVATION_CLOSED"
+        else:
+            assert reserved.state == PENDING  # it won: the release saw it and released it
+
+    await asyncio.gather(*(race(n) for n in range(20)))
+
+    assert await inventory.stock("a") == (100, 0, 0)

@@ -4,7 +4,8 @@ Beyond shop_grpc.config's common variables:
     SHOP_USER_TARGET, SHOP_INVENTORY_TARGET, SHOP_PAYMENT_TARGET   where the dependencies are
     SHOP_ORDER_LEASE_SECONDS         saga lease; a dead replica's orders move on after this (15)
     SHOP_ORDER_RECOVERY_SECONDS      how often unfinished orders are looked for (2)
-    SHOP_ORDER_GIVE_UP_SECONDS       an unreachable dependency fails a young order after this (60)
+    SHOP_ORDER_GIVE_UP_SECONDS       a forward step still failing this long after the order was
+                                     placed fails it, whatever the error (60)
     SHOP_ORDER_WAIT_SECONDS          how long CreateOrder waits without a caller deadline (30)
 """
 

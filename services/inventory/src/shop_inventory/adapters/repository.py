@@ -164,8 +164,9 @@ class ReservationRepository:
         row = {
             "order_id": reservation.order_id,
             "state": reservation.state.value,
-            "total_minor": total.amount_minor,
-            "currency": total.currency,
+            # A tombstone holds nothing, in no currency.
+            "total_minor": 0 if total is None else total.amount_minor,
+            "currency": "" if total is None else total.currency,
             "expire_time": reservation.expire_time,
             "create_time": reservation.create_time,
             "update_time": reservation.create_time,
@@ -183,7 +184,8 @@ class ReservationRepository:
             }
             for position, line in enumerate(reservation.lines)
         ]
-        await self.session.execute(insert(reservation_lines), lines)
+        if lines:
+            await self.session.execute(insert(reservation_lines), lines)
         return True
 
     async def get(self, order_id: str, *, lock: bool = False) -> Reservation | None:

@@ -60,6 +60,20 @@ class ReservationMismatch(FailedPrecondition):
         )
 
 
+class ReservationClosed(FailedPrecondition):
+    """A reserve for an order whose reservation was already released or expired.
+
+    Holding stock again would create a reservation nothing releases: the order that
+    asked has been undone (or its hold ran out and it failed) while this call was on
+    its way."""
+
+    def __init__(self, order_id: str, state: str) -> None:
+        super().__init__(
+            f"the reservation of order {order_id!r} is {state}; it cannot be held again",
+            reason="RESERVATION_CLOSED",
+        )
+
+
 class ReservationReleased(FailedPrecondition):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"reservation {order_id!r} was released", reason="RESERVATION_RELEASED")

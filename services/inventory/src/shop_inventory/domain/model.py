@@ -5,6 +5,11 @@ Stock moves between three buckets and never goes negative:
     available --reserve--> reserved --commit--> sold
     available <--release/expire-- reserved
     available <--------return (release)-------- sold
+
+A reservation is made at most once per order. Once RELEASED or EXPIRED it is
+closed: the order cannot hold stock again. Releasing an order that has no
+reservation yet closes it too, with a tombstone (a RELEASED reservation without
+lines), so a reserve that arrives after the order was undone holds nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from shop_inventory.domain.errors import (
     MixedCurrencies,
     OutOfStock,
     ProductNotFound,
+    ReservationClosed,
     ReservationExpired,
     ReservationMismatch,
     ReservationReleased,
@@ -115,7 +121,10 @@ class Reservation:
     create_time: datetime
 
     @property
-    def total(self) -> Money:
+    def total(self) -> Money | None:
+        """The sum of the lines; None for a tombstone, which has none."""
+        if not self.lines:
+            return None
         total = Money.zero(self.lines[0].unit_price.currency)
         for line in self.lines:
             total += line.total
@@ -127,6 +136,11 @@ class Reservation:
 
     def is_overdue(self, now: datetime) -> bool:
         return self.state is ReservationState.PENDING and now >= self.expire_time
+
+    def ensure_open(self) -> None:
+        """Refuses to stand for a new hold once released or expired."""
+        if self.state in (ReservationState.RELEASED, ReservationState.EXPIRED):
+            raise ReservationClosed(self.order_id, self.state.value.lower())
 
     def ensure_same_lines(self, requested: Sequence[tuple[str, int]]) -> None:
         held = {line.product_id: line.quantity for line in self.lines}
@@ -193,3 +207,8 @@ def reserve(
         for product_id, quantity in requested
     )
     return Reservation(order_id, lines, ReservationState.PENDING, now + ttl, now)
+
+
+def tombstone(order_id: str, now: datetime) -> Reservation:
+    """What releasing an order without a reservation leaves: closed, holding nothing."""
+    return Reservation(order_id, (), ReservationState.RELEASED, now, now)

@@ -221,7 +221,7 @@ def _reservation_to_proto(reservation: Reservation) -> inventory_pb2.Reservation
             )
             for line in reservation.lines
         ],
-        total=money_to_proto(reservation.total),
+        total=None if reservation.total is None else money_to_proto(reservation.total),
         state=_STATES[reservation.state],
         expire_time=timestamp(reservation.expire_time),
         create_time=timestamp(reservation.create_time),

@@ -26,7 +26,10 @@ async def reserve_items(
     now: datetime,
     ttl: timedelta,
 ) -> Reservation:
-    """Holds every line for the order, or nothing; a repeat returns the first reservation."""
+    """Holds every line for the order, or nothing; a repeat returns the first reservation.
+
+    Raises ReservationClosed once the order's reservation was released or expired, or
+    the order was released before it reserved: see ``model`` on tombstones."""
     async with uow:
         existing = await uow.reservations.get(order_id)
         if existing is None:
@@ -42,6 +45,7 @@ async def reserve_items(
             existing = await uow.reservations.get(order_id)
     if existing is None:
         raise Aborted(f"reservation for order {order_id!r} changed concurrently; retry")
+    existing.ensure_open()
     existing.ensure_same_lines(requested)
     return existing
 
@@ -61,8 +65,18 @@ async def commit_reservation(uow: UnitOfWork, order_id: str, now: datetime) -> R
 
 
 async def release_reservation(uow: UnitOfWork, order_id: str, now: datetime) -> Reservation:
-    """Puts held (or already sold) stock back on the shelf."""
+    """Puts held (or already sold) stock back on the shelf.
+
+    An order without a reservation gets a tombstone, so that a reserve for it still on its
+    way (from a saga replica that lost its lease) is refused instead of holding stock that
+    nothing will release."""
     async with uow:
+        if await uow.reservations.get(order_id, lock=True) is None:
+            closed = model.tombstone(order_id, now)
+            if await uow.reservations.add(closed):
+                await uow.commit()
+                return closed
+            # Else a reserve for the order committed first: release what it holds.
         reservation, levels = await _lock(uow, order_id)
         if reservation.is_overdue(now):
             await _expire(uow, reservation, levels, now)

@@ -36,7 +36,10 @@ orders = Table(
     Column("total_minor", BigInteger),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("charge_attempted", Boolean, nullable=False, default=False),
-    # The replica driving the saga, which boot of it, and until when.
+    # Failed tries of the current step in a row: spaces its retries out, across drives.
+    Column("attempts", Integer, nullable=False, default=0),
+    # The replica driving the saga, which boot of it, and until when; for an order nobody
+    # holds, when it is next due (null: now).
     Column("lease_owner", String(200)),
     Column("lease_token", String(36)),
     Column("lease_expires_at", UtcDateTime),

@@ -90,23 +90,40 @@ class OrderRepository:
                 lease_token=case((keep, orders.c.lease_token), else_=null()),
                 lease_expires_at=case((keep, orders.c.lease_expires_at), else_=null()),
             )
+        order.cancel_requested = await self._update_leased(order.order_id, lease, values)
+        order.update_time = now
+        if lines:
+            await self._write_lines(order)
+
+    async def renew(self, order_id: str, lease: Lease, now: datetime) -> bool:
+        """Extends `lease` on the order from `now`; LeaseLost if another replica holds it.
+        Returns whether a cancel was asked for meanwhile."""
+        return await self._update_leased(order_id, lease, {"lease_expires_at": lease.until(now)})
+
+    async def _update_leased(self, order_id: str, lease: Lease, values: dict[str, Any]) -> bool:
+        """Writes `values` if `lease` still holds the order, else LeaseLost; returns whether
+        a cancel was asked for meanwhile."""
         result = await self.session.execute(
             update(orders)
-            .where(orders.c.order_id == order.order_id, orders.c.lease_token == lease.token)
+            .where(orders.c.order_id == order_id, orders.c.lease_token == lease.token)
             .values(**values)
             .returning(orders.c.cancel_requested)
         )
         cancel_requested = result.scalar_one_or_none()
         if cancel_requested is None:
-            raise LeaseLost(order.order_id)
-        order.cancel_requested = cancel_requested
-        order.update_time = now
-        if lines:
-            await self._write_lines(order)
+            raise LeaseLost(order_id)
+        return bool(cancel_requested)
 
     async def save_unleased(self, order: Order, now: datetime) -> None:
-        """Writes a change made outside the saga (a cancel request)."""
-        values = {"cancel_requested": order.cancel_requested, "update_time": now}
+        """Writes a change made outside the saga (a cancel request). An order nobody holds
+        becomes due at once rather than after its backoff, so the change is acted on now."""
+        values = {
+            "cancel_requested": order.cancel_requested,
+            "update_time": now,
+            "lease_expires_at": case(
+                (orders.c.lease_owner.is_(None), null()), else_=orders.c.lease_expires_at
+            ),
+        }
         await self.session.execute(
             update(orders).where(orders.c.order_id == order.order_id).values(**values)
         )
@@ -140,24 +157,33 @@ class OrderRepository:
     async def claim_unfinished(self, lease: Lease, now: datetime, limit: int) -> list[str]:
         """Takes the leases of up to `limit` unfinished orders nobody live is driving.
 
-        SKIP LOCKED lets replicas scan at the same time without waiting on each other.
+        The ones due longest go first: free ones (due now), then by when their lease lapsed
+        or their backoff ran out. So an order that keeps failing, and is retried later each
+        time, never holds back one that is due. SKIP LOCKED lets replicas scan at the same
+        time without waiting on each other.
         """
         query = (
             select(orders.c.order_id)
             .where(_unfinished(), _claimable(lease, now))
-            .order_by(orders.c.update_time)
+            .order_by(orders.c.lease_expires_at.asc().nulls_first(), orders.c.order_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         ids = list((await self.session.execute(query)).scalars())
         return [order_id for order_id in ids if await self.claim(order_id, lease, now)]
 
-    async def release(self, order_id: str, lease: Lease, retry_at: datetime | None) -> None:
-        """Gives the lease up; with `retry_at`, nobody picks the order up before then."""
+    async def release(self, order: Order, lease: Lease, retry_at: datetime | None) -> None:
+        """Gives the lease up, keeping the order's count of failed tries; with `retry_at`,
+        nobody picks the order up before then."""
         await self.session.execute(
             update(orders)
-            .where(orders.c.order_id == order_id, orders.c.lease_token == lease.token)
-            .values(lease_owner=None, lease_token=None, lease_expires_at=retry_at)
+            .where(orders.c.order_id == order.order_id, orders.c.lease_token == lease.token)
+            .values(
+                lease_owner=None,
+                lease_token=None,
+                lease_expires_at=retry_at,
+                attempts=order.attempts,
+            )
         )
 
     async def _write_lines(self, order: Order) -> None:
@@ -230,6 +256,7 @@ def _order_values(order: Order) -> dict[str, Any]:
         "total_minor": None if order.total is None else order.total.amount_minor,
         "cancel_requested": order.cancel_requested,
         "charge_attempted": order.charge_attempted,
+        "attempts": order.attempts,
     }
 
 
@@ -259,6 +286,7 @@ def _order(row: RowMapping, lines: list[RowMapping]) -> Order:
         total=None if currency is None else Money(currency, row["total_minor"]),
         cancel_requested=row["cancel_requested"],
         charge_attempted=row["charge_attempted"],
+        attempts=row["attempts"],
         create_time=row["create_time"],
         update_time=row["update_time"],
     )

@@ -68,6 +68,8 @@ class Order:
     cancel_requested: bool = False
     # Written just before the charge is sent: from then on the card may have been charged.
     charge_attempted: bool = False
+    # Failed tries of the current step in a row, so retries come less and less often.
+    attempts: int = 0
     create_time: datetime | None = None
     update_time: datetime | None = None
 

@@ -1,8 +1,9 @@
 """What the order service needs from the other services, as plain Python.
 
 The gRPC implementations live in ``adapters.clients``; tests use fakes. Every
-method raises shop_grpc.errors: NotFound / FailedPrecondition are answers,
-Unavailable / DeadlineExceeded mean "try again later".
+method raises shop_grpc.errors: a ``retryable`` one (Unavailable, DeadlineExceeded,
+Aborted) means "try again later"; any other is an answer that the same call would
+get again.
 """
 
 from __future__ import annotations

@@ -3,15 +3,18 @@
 Each step's state is committed before the step's call goes out, and every
 call is idempotent on the other side (keyed by order id), so after a crash
 the step is simply run again. A replica drives an order only while it holds
-the order's lease; the recovery loop picks up orders whose lease lapsed
-(their replica died) and, at start-up, those an earlier boot of this replica
-left behind.
+the order's lease, which it renews while a call waits and checks before a
+retry; the recovery loop picks up orders that are due: free, whose lease
+lapsed (their replica died), or that an earlier boot of this replica left
+behind, the ones due longest first. A failing step backs off per order, so
+it never holds back an order that is due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,112 +23,52 @@ import structlog
 
 from shop_grpc import deadlines, telemetry
 from shop_grpc.changes import ChangeSignal
-from shop_grpc.errors import DeadlineExceeded, FailedPrecondition, NotFound, Unavailable
+from shop_grpc.errors import DeadlineExceeded, ShopError
 from shop_grpc.storage import utcnow
 from shop_order.adapters.repository import Lease
 from shop_order.domain import saga
 from shop_order.domain.errors import LeaseLost
 from shop_order.domain.model import Order, Status, Step
-from shop_order.service_layer.ports import Dependencies, PaymentOutcome
+from shop_order.service_layer.ports import Dependencies
+from shop_order.service_layer.saga_steps import STEPS, gave_up_reason, refused_reason
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
-
-StepAction = Callable[[Order, Dependencies], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class SagaSettings:
     lease_seconds: float = 15.0
-    """How long a replica may go silent before another takes its orders over."""
+    """How long a replica may go silent before another takes its orders over; renewed every
+    third of it while a step's call waits."""
     recovery_interval_seconds: float = 2.0
     """How often unfinished orders without a live driver are looked for."""
     give_up_seconds: float = 60.0
-    """A step that cannot reach its dependency for this long (since the order was placed)
-    fails the order; undo steps never give up."""
-    retries_per_drive: int = 5
-    """Unreachable-dependency retries before the order is left to the recovery loop."""
+    """A forward step still failing this long after the order was placed, whatever the
+    error, fails the order; undo steps never give up."""
+    quick_retries: int = 3
+    """Failed tries of a step retried at once, holding the order. After that the order is
+    handed back with its next attempt time and claimed again when due, so an order that
+    keeps failing holds no slot while it waits."""
+    retry_initial_seconds: float = 0.1
+    retry_max_seconds: float = 30.0
+    """The wait before retrying a failing step doubles from the initial one up to this; the
+    count of failed tries is kept with the order, so it grows across drives and replicas."""
     max_concurrent: int = 64
     """Orders driven at once by one replica."""
-
-
-async def _start(order: Order, deps: Dependencies) -> None:
-    saga.begin(order)
-
-
-async def _check_user(order: Order, deps: Dependencies) -> None:
-    try:
-        await deps.users.ensure_exists(order.user_id)
-    except NotFound:
-        saga.undo(order, Status.FAILED, f"user {order.user_id} does not exist")
-        return
-    saga.user_checked(order)
-
-
-async def _reserve_stock(order: Order, deps: Dependencies) -> None:
-    try:
-        reservation = await deps.inventory.reserve(order.order_id, order.lines)
-    except NotFound as error:
-        saga.undo(order, Status.FAILED, f"product {error.resource_name} does not exist")
-    except FailedPrecondition as error:
-        short = "; ".join(f"{v.subject}: {v.description}" for v in error.violations)
-        saga.undo(order, Status.FAILED, f"out of stock: {short}" if short else error.message)
-    else:
-        saga.stock_reserved(order, reservation.lines, reservation.total)
-
-
-async def _charge_payment(order: Order, deps: Dependencies) -> None:
-    if not order.charge_attempted:
-        # Recorded first, so a crash after the charge went out is undone with a refund.
-        saga.charge_sent(order)
-        return
-    assert order.total is not None
-    try:
-        payment = await deps.payments.charge(order.order_id, order.payment_method_id, order.total)
-    except (NotFound, FailedPrecondition) as error:
-        saga.charge_refused(order, "", f"payment not possible: {error.message}")
-        return
-    if payment.outcome is PaymentOutcome.SUCCEEDED:
-        saga.charged(order, payment.payment_id)
-    else:
-        reason = f"payment {payment.outcome.value.lower()}: {payment.failure_code or 'no reason'}"
-        saga.charge_refused(order, payment.payment_id, reason)
-
-
-async def _commit_stock(order: Order, deps: Dependencies) -> None:
-    try:
-        await deps.inventory.commit(order.order_id)
-    except (NotFound, FailedPrecondition) as error:
-        saga.undo(order, Status.FAILED, f"stock reservation lapsed: {error.message}")
-        return
-    saga.confirmed(order)
-
-
-async def _refund_payment(order: Order, deps: Dependencies) -> None:
-    assert order.total is not None
-    try:
-        # Charging again is idempotent per order: it returns the charge that may or may not
-        # have landed before, and afterwards no late duplicate can charge the card again.
-        payment = await deps.payments.charge(order.order_id, order.payment_method_id, order.total)
-    except (NotFound, FailedPrecondition) as error:
-        log.warning("no charge to refund", order_id=order.order_id, error=error.message)
-        saga.refunded(order)
-        return
-    order.payment_id = payment.payment_id
-    if payment.outcome is PaymentOutcome.SUCCEEDED:
-        await deps.payments.refund_all(payment.payment_id, f"refund-{order.order_id}")
-    saga.refunded(order)
-
-
-async def _release_stock(order: Order, deps: Dependencies) -> None:
-    with contextlib.suppress(NotFound):  # the reservation never landed: nothing to release
-        await deps.inventory.release(order.order_id)
-    saga.finish_undo(order)
 
 
 def _caller_gave_up(error: Exception) -> bool:
     left = deadlines.remaining()
     return isinstance(error, DeadlineExceeded) and left is not None and left <= 0
+
+
+def _log_failure(emit: Callable[..., object], step: Step, error: Exception, event: str) -> None:
+    """A dependency's failure by its message; our own bug with its traceback."""
+    if isinstance(error, ShopError):
+        emit(event, step=step.value, error=str(error))
+    else:
+        emit(event, step=step.value, exc_info=error)
 
 
 def _span_attributes(order: Order) -> dict[str, str | int]:
@@ -139,17 +82,6 @@ def _span_attributes(order: Order) -> dict[str, str | int]:
         attributes["shop.order.amount_minor"] = order.total.amount_minor
         attributes["shop.order.currency"] = order.total.currency
     return attributes
-
-
-STEPS: dict[Step, StepAction] = {
-    Step.ACCEPTED: _start,
-    Step.CHECKING_USER: _check_user,
-    Step.RESERVING_STOCK: _reserve_stock,
-    Step.CHARGING_PAYMENT: _charge_payment,
-    Step.COMMITTING_STOCK: _commit_stock,
-    Step.REFUNDING_PAYMENT: _refund_payment,
-    Step.RELEASING_STOCK: _release_stock,
-}
 
 
 class SagaRunner:
@@ -219,13 +151,16 @@ class SagaRunner:
                 except LeaseLost:
                     log.warning("lease lost; another replica drives the order")
                 except Exception:
-                    log.exception("saga step failed unexpectedly; will retry")
-                    await self._release(order, retry_after=self.settings.recovery_interval_seconds)
+                    log.exception("saga failed unexpectedly; retrying later")
+                    order.attempts += 1
+                    # If even this fails (the database is out of reach), the lease lapses.
+                    with contextlib.suppress(Exception):
+                        await self._release(order, retry_after=self._backoff(order))
 
     async def _run(self, order: Order) -> None:
-        failures = 0
         while True:
             if saga.apply_pending_cancel(order):
+                order.attempts = 0
                 order = await self._save(order)
                 continue
             if order.is_final:
@@ -233,42 +168,112 @@ class SagaRunner:
             step = order.step
             try:
                 with telemetry.span(f"saga {step.value}", _span_attributes(order)) as span:
-                    await STEPS[step](order, self.deps)
+                    await self._while_leased(order, STEPS[step](order, self.deps))
                     span.set_attribute("shop.saga.next_step", order.step.value)
-            except (Unavailable, DeadlineExceeded) as error:
+            except LeaseLost:
+                raise
+            except Exception as error:
                 if _caller_gave_up(error):
                     # The saga started inside a call whose deadline has now passed; it
                     # carries on with budgets of its own rather than failing fast until
                     # the recovery loop takes over.
                     deadlines.bind(None)
                     continue
-                failures += 1
-                if not self._handle_unreachable(order, error, failures):
-                    await self._release(order, retry_after=self._backoff(failures))
+                if not self._ends_step(order, step, error):
+                    if await self._wait_to_retry(order):
+                        continue
                     return
-                if order.step is step:
-                    await asyncio.sleep(self._backoff(failures))
-                    continue
-            else:
-                failures = 0
+            order.attempts = 0
             if order.step is not step:
                 log.info("saga step", step=step.value, next=order.step.value)
             # Lines change only when the reservation prices them.
             order = await self._save(order, lines=step is Step.RESERVING_STOCK)
 
-    def _handle_unreachable(self, order: Order, error: Exception, failures: int) -> bool:
-        """Decides what an unreachable dependency means; False leaves the order for later."""
-        assert order.create_time is not None
-        age = utcnow() - order.create_time
-        if order.is_moving_forward and age > timedelta(seconds=self.settings.give_up_seconds):
-            saga.undo(order, Status.FAILED, f"a service stayed unreachable: {error}")
-            return True
-        log.warning("dependency unreachable", step=order.step.value, error=str(error))
-        return failures < self.settings.retries_per_drive
+    async def _wait_to_retry(self, order: Order) -> bool:
+        """Counts a failed try and waits for the next: here while the order has quick retries
+        left (True), else by handing it back, due again after its backoff (False)."""
+        order.attempts += 1
+        delay = self._backoff(order)
+        if order.attempts > self.settings.quick_retries:
+            await self._release(order, retry_after=delay)
+            return False
+        await self._while_leased(order, asyncio.sleep(delay))
+        # Still ours? Else another replica drives the order now, and this one must not retry.
+        await self._renew(order)
+        return True
 
-    @staticmethod
-    def _backoff(failures: int) -> float:
-        return float(min(0.1 * 2**failures, 2.0))
+    async def _while_leased(self, order: Order, work: Awaitable[None]) -> None:
+        """Awaits `work` (a step's call, or a wait before retrying one) while renewing the
+        order's lease every third of its length, so that no other replica takes the order
+        over meanwhile. If a renewal finds the lease gone, `work` is cancelled and LeaseLost
+        raised: a call this replica has not sent yet is never sent late."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self.settings.lease_seconds / 3)
+                if not task.done():
+                    await self._renew(order)
+        except BaseException:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        task.result()
+
+    async def _renew(self, order: Order) -> None:
+        """Extends the lease, or raises LeaseLost; notes a cancel asked for meanwhile."""
+        try:
+            async with self.uow() as uow:
+                order.cancel_requested = await uow.orders.renew(
+                    order.order_id, self.lease, utcnow()
+                )
+                await uow.commit()
+        except LeaseLost:
+            raise
+        except Exception as error:
+            # Unable to renew, this replica cannot tell whether the lease still holds:
+            # it stops as if it had lost it, and the lease lapses if it had not.
+            log.warning("cannot renew the lease; stopping", error=str(error))
+            raise LeaseLost(order.order_id) from error
+
+    def _ends_step(self, order: Order, step: Step, error: Exception) -> bool:
+        """Decides what a failed step means: True if it failed the order (now undoing),
+        False if the step is to be tried again."""
+        if not order.is_moving_forward:
+            # Undo steps are retried until they succeed: something may still be held or
+            # charged. An answer their step does not expect needs a person; say so loudly.
+            trouble = isinstance(error, ShopError) and error.retryable
+            emit = log.warning if trouble else log.error
+            _log_failure(emit, step, error, "undo step failed; retrying with backoff")
+            return False
+        if isinstance(error, ShopError) and not error.retryable:
+            log.warning("dependency refused the step", step=step.value, error=str(error))
+            saga.undo(order, Status.FAILED, refused_reason(step, error))
+            return True
+        if self._until_give_up(order) <= 0:
+            _log_failure(log.warning, step, error, "step failed; giving the order up")
+            saga.undo(
+                order, Status.FAILED, gave_up_reason(step, error, self.settings.give_up_seconds)
+            )
+            return True
+        _log_failure(log.warning, step, error, "step failed; retrying")
+        return False
+
+    def _until_give_up(self, order: Order) -> float:
+        assert order.create_time is not None
+        give_up_at = order.create_time + timedelta(seconds=self.settings.give_up_seconds)
+        return (give_up_at - utcnow()).total_seconds()
+
+    def _backoff(self, order: Order) -> float:
+        """Seconds before the next try after `order.attempts` failed ones in a row: doubling,
+        capped, drawn from the upper half so that orders failing together spread out, and for
+        a forward step no later than its give-up time, when the last try decides."""
+        settings = self.settings
+        exponent = min(order.attempts - 1, 32)
+        ceiling = min(settings.retry_initial_seconds * 2**exponent, settings.retry_max_seconds)
+        delay = random.uniform(ceiling / 2, ceiling)
+        if order.is_moving_forward:
+            delay = min(delay, max(self._until_give_up(order), 0.0))
+        return delay
 
     async def _save(self, order: Order, *, lines: bool = False) -> Order:
         async with self.uow() as uow:
@@ -280,5 +285,5 @@ class SagaRunner:
     async def _release(self, order: Order, retry_after: float | None = None) -> None:
         retry_at = None if retry_after is None else utcnow() + timedelta(seconds=retry_after)
         async with self.uow() as uow:
-            await uow.orders.release(order.order_id, self.lease, retry_at)
+            await uow.orders.release(order, self.lease, retry_at)
             await uow.commit()

@@ -141,9 +141,12 @@ class InventoryServiceServicer:
 
     def ReserveItems(self, request, context):
         """Holds stock for an order, all lines or none, priced from the catalogue.
-        Idempotent per order_id. NOT_FOUND for an unknown product;
+        Idempotent per order_id (other lines for the same order:
+        FAILED_PRECONDITION). NOT_FOUND for an unknown product;
         FAILED_PRECONDITION (with one violation per short line) when stock is
-        short.
+        short; FAILED_PRECONDITION with reason RESERVATION_CLOSED once the order's
+        reservation was released or expired (or released before it was made): a
+        late request never holds stock again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,7 +161,9 @@ class InventoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseReservation(self, request, context):
-        """Returns held or sold stock to the shelf. Idempotent. NOT_FOUND.
+        """Returns held or sold stock to the shelf. Idempotent. Releasing an order
+        that has no reservation yet closes it (an empty RELEASED reservation), so
+        a reserve that arrives later is refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

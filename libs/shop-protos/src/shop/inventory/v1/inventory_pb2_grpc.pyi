@@ -54,16 +54,22 @@ class InventoryServiceStub:
     """
     ReserveItems: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ReserveItemsRequest, _inventory_pb2.Reservation]
     """Holds stock for an order, all lines or none, priced from the catalogue.
-    Idempotent per order_id. NOT_FOUND for an unknown product;
+    Idempotent per order_id (other lines for the same order:
+    FAILED_PRECONDITION). NOT_FOUND for an unknown product;
     FAILED_PRECONDITION (with one violation per short line) when stock is
-    short.
+    short; FAILED_PRECONDITION with reason RESERVATION_CLOSED once the order's
+    reservation was released or expired (or released before it was made): a
+    late request never holds stock again.
     """
     CommitReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.CommitReservationRequest, _inventory_pb2.Reservation]
     """Turns held stock into sold stock. Idempotent. NOT_FOUND;
     FAILED_PRECONDITION if the reservation was released or expired.
     """
     ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ReleaseReservationRequest, _inventory_pb2.Reservation]
-    """Returns held or sold stock to the shelf. Idempotent. NOT_FOUND."""
+    """Returns held or sold stock to the shelf. Idempotent. Releasing an order
+    that has no reservation yet closes it (an empty RELEASED reservation), so
+    a reserve that arrives later is refused.
+    """
     GetReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.GetReservationRequest, _inventory_pb2.Reservation]
     """Gets one reservation. NOT_FOUND."""
 
@@ -93,16 +99,22 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """
     ReserveItems: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ReserveItemsRequest, _inventory_pb2.Reservation]  # type: ignore[assignment]
     """Holds stock for an order, all lines or none, priced from the catalogue.
-    Idempotent per order_id. NOT_FOUND for an unknown product;
+    Idempotent per order_id (other lines for the same order:
+    FAILED_PRECONDITION). NOT_FOUND for an unknown product;
     FAILED_PRECONDITION (with one violation per short line) when stock is
-    short.
+    short; FAILED_PRECONDITION with reason RESERVATION_CLOSED once the order's
+    reservation was released or expired (or released before it was made): a
+    late request never holds stock again.
     """
     CommitReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.CommitReservationRequest, _inventory_pb2.Reservation]  # type: ignore[assignment]
     """Turns held stock into sold stock. Idempotent. NOT_FOUND;
     FAILED_PRECONDITION if the reservation was released or expired.
     """
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ReleaseReservationRequest, _inventory_pb2.Reservation]  # type: ignore[assignment]
-    """Returns held or sold stock to the shelf. Idempotent. NOT_FOUND."""
+    """Returns held or sold stock to the shelf. Idempotent. Releasing an order
+    that has no reservation yet closes it (an empty RELEASED reservation), so
+    a reserve that arrives later is refused.
+    """
     GetReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.GetReservationRequest, _inventory_pb2.Reservation]  # type: ignore[assignment]
     """Gets one reservation. NOT_FOUND."""
 
@@ -171,9 +183,12 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_pb2.Reservation, _abc.Awaitable[_inventory_pb2.Reservation]]:
         """Holds stock for an order, all lines or none, priced from the catalogue.
-        Idempotent per order_id. NOT_FOUND for an unknown product;
+        Idempotent per order_id (other lines for the same order:
+        FAILED_PRECONDITION). NOT_FOUND for an unknown product;
         FAILED_PRECONDITION (with one violation per short line) when stock is
-        short.
+        short; FAILED_PRECONDITION with reason RESERVATION_CLOSED once the order's
+        reservation was released or expired (or released before it was made): a
+        late request never holds stock again.
         """
 
     @_abc_1.abstractmethod
@@ -192,7 +207,10 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inventory_pb2.ReleaseReservationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_pb2.Reservation, _abc.Awaitable[_inventory_pb2.Reservation]]:
-        """Returns held or sold stock to the shelf. Idempotent. NOT_FOUND."""
+        """Returns held or sold stock to the shelf. Idempotent. Releasing an order
+        that has no reservation yet closes it (an empty RELEASED reservation), so
+        a reserve that arrives later is refused.
+        """
 
     @_abc_1.abstractmethod
     def GetReservation(
