@@ -153,3 +153,25 @@ def test_only_trouble_that_passes_is_retryable(code, kind, retryable):
     error = status.from_rpc_error(_failed_call(code))
     assert type(error) is kind
     assert error.retryable is retryable
+
+
+async def test_an_answer_naming_a_thousand_bad_fields_still_reaches_the_caller(call):
+    # 101 lines with three bad fields each once came back as RESOURCE_EXHAUSTED: the client
+    # refused trailers past grpc's 16 KiB metadata limit.
+    error = errors.InvalidArgument(
+        [
+            errors.FieldViolation(f"lines[{i}].product_id", "must be " + "é" * 60)
+            for i in range(1000)
+        ]
+    )
+    failed = await call(error)
+    assert failed.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(failed.details()) <= status.MAX_MESSAGE_CHARS
+    back = status.from_rpc_error(failed)
+    assert isinstance(back, errors.InvalidArgument)
+    assert back.violations[0].field == "lines[0].product_id"
+    shown = len(back.violations) - 1
+    assert 10 < shown < 1000
+    assert back.violations[-1] == errors.FieldViolation(
+        "request", f"{1000 - shown} more violations not shown"
+    )

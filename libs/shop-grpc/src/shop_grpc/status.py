@@ -8,11 +8,12 @@ the matching ShopError with the same details.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -20,6 +21,14 @@ from shop_grpc import errors
 
 DOMAIN = "shop"
 T = TypeVar("T")
+
+# A status travels in the call's trailers: its message as grpc-message, its details base64'd in
+# grpc-status-details-bin. Clients refuse trailers past 16 KiB (grpc core's hard limit, and may
+# refuse some from 8 KiB), and the caller then sees RESOURCE_EXHAUSTED instead of the answer.
+# So an answer to a request with a thousand bad fields names as many as fit well inside that,
+# and says how many it left out.
+MAX_MESSAGE_CHARS = 512
+MAX_DETAILS_BYTES = 3072
 
 # Codes that carry no details. What is not listed (INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED,
 # UNAUTHENTICATED, OUT_OF_RANGE) is a broken dependency: errors.Internal, never retried, since
@@ -46,32 +55,42 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def to_status(error: errors.ShopError) -> status_pb2.Status:
-    """The google.rpc.Status that carries `error` to a client."""
+    """The google.rpc.Status that carries `error` to a client, within the trailers' size."""
     code = code_of(error)
-    status = status_pb2.Status(code=code.value[0], message=error.message)
+    status = status_pb2.Status(code=code.value[0], message=_clipped(error.message))
     if isinstance(error, errors.InvalidArgument):
+        fields = [
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ]
         status.details.append(
             _pack(
                 error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
-                        )
-                        for v in error.violations
-                    ]
+                    field_violations=_fitting(
+                        fields,
+                        lambda left: error_details_pb2.BadRequest.FieldViolation(
+                            field="request", description=f"{left} more violations not shown"
+                        ),
+                    )
                 )
             )
         )
     if isinstance(error, errors.FailedPrecondition) and error.violations:
+        unmet = [
+            error_details_pb2.PreconditionFailure.Violation(
+                type=v.type, subject=v.subject, description=v.description
+            )
+            for v in error.violations
+        ]
         status.details.append(
             _pack(
                 error_details_pb2.PreconditionFailure(
-                    violations=[
-                        error_details_pb2.PreconditionFailure.Violation(
-                            type=v.type, subject=v.subject, description=v.description
-                        )
-                        for v in error.violations
-                    ]
+                    violations=_fitting(
+                        unmet,
+                        lambda left: error_details_pb2.PreconditionFailure.Violation(
+                            type="MORE", description=f"{left} more violations not shown"
+                        ),
+                    )
                 )
             )
         )
@@ -79,7 +98,8 @@ def to_status(error: errors.ShopError) -> status_pb2.Status:
         status.details.append(
             _pack(
                 error_details_pb2.ResourceInfo(
-                    resource_type=error.resource_type, resource_name=error.resource_name
+                    resource_type=error.resource_type,
+                    resource_name=_clipped(error.resource_name),
                 )
             )
         )
@@ -88,6 +108,27 @@ def to_status(error: errors.ShopError) -> status_pb2.Status:
             _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN))
         )
     return status
+
+
+def _clipped(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return text[: MAX_MESSAGE_CHARS - 20] + f"… (+{len(text) - MAX_MESSAGE_CHARS + 20} chars)"
+
+
+V = TypeVar("V", bound=Message)
+
+
+def _fitting(items: list[V], more: Callable[[int], V]) -> list[V]:
+    """As many of `items` as fit in MAX_DETAILS_BYTES, then one saying how many did not."""
+    kept: list[V] = []
+    size = 0
+    for item in items:
+        size += item.ByteSize() + 4  # and the field's tag and length
+        if size > MAX_DETAILS_BYTES:
+            return [*kept, more(len(items) - len(kept))]
+        kept.append(item)
+    return kept
 
 
 def trailing_metadata(status: status_pb2.Status) -> tuple[tuple[str, bytes], ...]:

@@ -25,7 +25,7 @@ async def _map_errors(method: str, context: grpc.aio.ServicerContext) -> AsyncIt
     except ShopError as error:
         rich = status.to_status(error)
         await context.abort(
-            status.code_of(error), error.message, trailing_metadata=status.trailing_metadata(rich)
+            status.code_of(error), rich.message, trailing_metadata=status.trailing_metadata(rich)
         )
     except Exception:
         # A bug, not an answer: log it in full and tell the caller only an id to find it.
