@@ -105,6 +105,14 @@ def test_any_token_this_list_did_not_issue_is_invalid_argument_on_page_token():
         _sealed(tokens, "orders/u", b'{"k":1}'),
         _sealed(tokens, "orders/u", b"\xff\xfe"),
     ]
+    # The same bytes spelled otherwise: the unused low bits of the last base64 character.
+    short = tokens.issue("orders/u", [datetime(2026, 1, 1, tzinfo=UTC), "o"])
+    while len(short) % 4 != 2:
+        short = tokens.issue("orders/u", [datetime(2026, 1, 1, tzinfo=UTC), "o" + short[:3]])
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    low_bits = alphabet.index(short[-1]) & 0b1111
+    bad.append(short[:-1] + alphabet[alphabet.index(short[-1]) - low_bits + (low_bits ^ 1)])
+    assert base64.urlsafe_b64decode(bad[-1] + "==") == base64.urlsafe_b64decode(short + "==")
     for token in bad:
         with pytest.raises(InvalidArgument) as caught:
             tokens.read_time_and_id("orders/u", token)
@@ -144,3 +152,16 @@ async def test_datetimes_come_back_as_the_same_utc_instant(database_url):
     await db.dispose()
     assert read == written
     assert read.tzinfo is UTC
+
+
+def test_replicas_on_one_host_get_instance_ids_of_their_own():
+    # Equal ids would make each replica take the other's saga leases for its own earlier boot's.
+    one = server_settings("order", Env({"SHOP_LISTEN_ADDRESS": "[::]:57051"}))
+    two = server_settings("order", Env({"SHOP_LISTEN_ADDRESS": "[::]:57061"}))
+    assert one.instance_id != two.instance_id
+    assert one.instance_id.endswith(":57051")
+
+
+def test_an_instance_id_that_cannot_be_stored_is_refused_at_start():
+    with pytest.raises(ConfigError, match="SHOP_INSTANCE_ID"):
+        server_settings("order", Env({"SHOP_INSTANCE_ID": "order-" + "x" * 230}))

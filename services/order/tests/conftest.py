@@ -162,6 +162,7 @@ class FakeInventory:
                     self.sold[line.product_id] -= line.quantity
             self.reservations[order_id] = ("RELEASED", lines)
 
+    @served("offer")
     async def offer(self, product_id: str) -> ProductOffer:
         if product_id not in self.prices:
             raise NotFound("product", product_id)

@@ -226,15 +226,21 @@ class ServerSettings:
     """Whether and where spans are exported (shop_grpc.telemetry)."""
 
 
+MAX_INSTANCE_ID = 200
+"""Characters of SHOP_INSTANCE_ID: it is stored as a saga lease's owner."""
+
+
 def server_settings(service: str, env: Env) -> ServerSettings:
-    port = DEFAULT_PORTS[service]
-    listen = env.str("SHOP_LISTEN_ADDRESS", f"[::]:{port}")
+    listen = env.str("SHOP_LISTEN_ADDRESS", f"[::]:{DEFAULT_PORTS[service]}")
+    # Two replicas on one host differ by their port: the default id must tell them apart, or
+    # each takes the other's saga leases for its own earlier boot's.
+    port = listen.rsplit(":", 1)[-1]
     data_dir = Path(env.str("SHOP_DATA_DIR", ".shop"))
     return ServerSettings(
         service=service,
         listen_address=listen,
         database_url=env.str("SHOP_DATABASE_URL", f"sqlite:///{data_dir / f'{service}.db'}"),
-        instance_id=env.str("SHOP_INSTANCE_ID", f"{service}@{socket.gethostname()}:{port}"),
+        instance_id=_instance_id(env, f"{service}@{socket.gethostname()}:{port}"),
         shutdown=shutdown_settings(env),
         log=LogSettings(
             format=env.choice("SHOP_LOG_FORMAT", "auto", LOG_FORMATS),
@@ -248,6 +254,15 @@ def server_settings(service: str, env: Env) -> ServerSettings:
         tls=tls_settings(env),
         probe_address=env.str("SHOP_PROBE_ADDRESS", "[::]:8081"),
     )
+
+
+def _instance_id(env: Env, default: str) -> str:
+    value = env.str("SHOP_INSTANCE_ID", default)
+    if len(value) > MAX_INSTANCE_ID or not value.isprintable():
+        raise ConfigError(
+            f"SHOP_INSTANCE_ID: must be at most {MAX_INSTANCE_ID} printable characters"
+        )
+    return value
 
 
 def _faults(env: Env) -> tuple[faults_.Fault, ...]:

@@ -29,11 +29,14 @@ M = TypeVar("M", bound=Message)
 
 def fingerprint(*requests: M, redact: Callable[[M], None] | None = None) -> str:
     """The hex SHA-256 of `requests` (one, or every message of a stream, in order) without
-    their ``request_id`` and what `redact` blanks."""
+    their ``request_id``, fields unknown to this server, and what `redact` blanks (or puts in
+    a canonical order)."""
     digest = hashlib.sha256()
     for request in requests:
         copy = type(request)()
         copy.CopyFrom(request)
+        # Fields this server does not know change nothing it does: they change no fingerprint.
+        copy.DiscardUnknownFields()
         if "request_id" in copy.DESCRIPTOR.fields_by_name:
             copy.ClearField("request_id")
         if redact is not None:

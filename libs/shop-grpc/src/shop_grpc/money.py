@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shop_grpc.errors import FailedPrecondition
 
-class CurrencyMismatch(ValueError):
-    pass
+
+class CurrencyMismatch(FailedPrecondition):
+    """FAILED_PRECONDITION (reason MIXED_CURRENCIES): amounts in two currencies were combined.
+
+    A request that mixes currencies gets this status wherever the mix is found, never INTERNAL.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="MIXED_CURRENCIES")
 
 
 @dataclass(frozen=True, order=True)

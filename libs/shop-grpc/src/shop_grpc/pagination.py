@@ -22,18 +22,23 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import Message
 
 from shop_grpc.errors import FieldViolation, InvalidArgument
 from shop_grpc.storage import Database
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_PAGE_BYTES = 3 * 1024 * 1024
+"""What one page may weigh once encoded: clients refuse messages past 4 MiB by default, and
+500 large items (orders of 100 lines, products with long descriptions) can weigh more."""
 NONCE_BYTES = 12
 SECRET_NAME = "page-tokens"
 
@@ -44,6 +49,48 @@ KeyValue: TypeAlias = str | int | datetime
 def page_size(requested: int) -> int:
     """The page size to use: the default for 0 (AIP-158), at most MAX_PAGE_SIZE."""
     return DEFAULT_PAGE_SIZE if requested <= 0 else min(requested, MAX_PAGE_SIZE)
+
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: its items, and the token of the page after it ("" on the last)."""
+
+    items: list[T]
+    next_page_token: str
+    resume_after: Callable[[T], str]
+    """The token of the page that starts right after an item of this page."""
+
+    def fitted(self, to_message: Callable[[T], M]) -> tuple[list[M], str]:
+        """The items as messages, as many as fit in MAX_PAGE_BYTES, and the next page's token
+        (which, when some were left out, starts at the first of them: AIP-158 lets a page hold
+        fewer items than asked for)."""
+        messages: list[M] = []
+        size = 0
+        for item in self.items:
+            message = to_message(item)
+            size += message.ByteSize() + 8  # the field's tag and length, at most
+            if size > MAX_PAGE_BYTES and messages:
+                return messages, self.resume_after(self.items[len(messages) - 1])
+            messages.append(message)
+        return messages, self.next_page_token
+
+
+async def page_of(
+    fetch: Callable[[int], Awaitable[list[T]]],
+    requested_size: int,
+    resume_after: Callable[[T], str],
+) -> Page[T]:
+    """A page of at most `page_size(requested_size)` items from `fetch(limit)`, which returns up
+    to `limit` items after the requested page's start in list order."""
+    limit = page_size(requested_size)
+    found = await fetch(limit + 1)
+    items = found[:limit]
+    more = len(found) > limit
+    return Page(items, resume_after(items[-1]) if more else "", resume_after)
 
 
 def _refused() -> InvalidArgument:
@@ -80,6 +127,10 @@ class PageTokens:
             return None
         try:
             sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            # Unused low bits in the last character would let 16 spellings of one token
+            # through: only the one this server writes is its token.
+            if base64.urlsafe_b64encode(sealed).decode().rstrip("=") != token:
+                raise _refused()
             plain = self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], scope.encode())
             values = json.loads(plain)
         except (binascii.Error, ValueError, InvalidTag):

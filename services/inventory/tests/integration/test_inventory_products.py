@@ -5,7 +5,7 @@ import pytest
 
 from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2
-from shop_grpc import errors
+from shop_grpc import errors, pagination
 from shop_grpc.status import from_rpc_error
 
 
@@ -119,3 +119,34 @@ async def test_list_rejects_a_forged_token(inventory):
     )
 
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_page_of_large_products_stays_inside_what_a_client_can_receive(inventory):
+    # 420 products of 2,000 four-byte characters each weigh 3.4 MB: over the page budget, and a
+    # full page of 500 such products would pass grpc's default 4 MiB limit on the client.
+    for n in range(420):
+        await inventory.stub.CreateProduct(
+            inventory_pb2.CreateProductRequest(
+                product=inventory_pb2.Product(
+                    product_id=f"big-{n:03d}",
+                    title="Big",
+                    description="😀" * 2000,
+                    price=money_pb2.Money(currency_code="USD", amount_minor=100),
+                )
+            )
+        )
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await inventory.stub.ListProducts(
+            inventory_pb2.ListProductsRequest(page_size=500, page_token=token)
+        )
+        assert page.ByteSize() <= pagination.MAX_PAGE_BYTES
+        seen += [p.product_id for p in page.products]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [f"big-{n:03d}" for n in range(420)]
+    assert pages == 2

@@ -9,6 +9,7 @@ import pytest
 
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
+from shop_grpc.pagination import PageTokens
 from shop_inventory.domain.errors import (
     ImportedProductNotFound,
     ProductAlreadyExists,
@@ -178,8 +179,11 @@ async def test_list_products_reports_whether_more_follow(uow):
     for product_id in ("c", "a", "b"):
         await _add(uow, product_id)
 
-    page, more = await catalogue.list_products(uow, None, 2)
-    rest, more_after = await catalogue.list_products(uow, page[-1].product_id, 2)
+    tokens = PageTokens(bytes(32))
+    first = await catalogue.list_products(uow, tokens, 2, "")
+    rest = await catalogue.list_products(uow, tokens, 2, first.next_page_token)
+    page, more = first.items, bool(first.next_page_token)
+    rest, more_after = rest.items, bool(rest.next_page_token)
 
     assert ([p.product_id for p in page], more) == (["a", "b"], True)
     assert ([p.product_id for p in rest], more_after) == (["c"], False)

@@ -14,6 +14,7 @@ from shop.payment.v1 import payment_pb2
 from shop_grpc import status
 from shop_grpc.config import Env
 from shop_grpc.errors import InvalidArgument
+from shop_grpc.money import Money
 from shop_grpc.testing import id_for, serving, test_settings
 from shop_order import bootstrap, config
 from shop_order.entrypoints.grpc import WaitSettings, registration
@@ -256,3 +257,47 @@ async def _checkout_reply(stub, request: order_pb2.CreateOrderRequest) -> None:
 
     async for _ in stub.Checkout(messages(), timeout=5):
         pass
+
+
+async def test_a_cart_prices_each_line_once_and_refuses_a_second_currency(stub, world):
+    world.inventory.prices["croissant"] = Money("EUR", 300)
+    world.inventory.available["croissant"] = 5
+    lines = [("widget", 1), ("gadget", 2), ("widget", 3), ("gadget", 0)]
+    call = stub.Checkout(timeout=5)
+    carts = []
+    for product_id, quantity in lines:  # in lock step, as clients are told to
+        line = order_pb2.SetCartLine(product_id=product_id, quantity=quantity)
+        await call.write(order_pb2.CheckoutRequest(set_line=line))
+        carts.append((await call.read()).cart)
+    euro = order_pb2.SetCartLine(product_id="croissant", quantity=1)
+    await call.write(order_pb2.CheckoutRequest(set_line=euro))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert status.from_rpc_error(caught.value).reason == "MIXED_CURRENCIES"
+    assert [[(line.product_id, line.quantity) for line in c.lines] for c in carts] == [
+        [("widget", 1)],
+        [("widget", 1), ("gadget", 2)],
+        [("widget", 3), ("gadget", 2)],
+        [("widget", 3)],
+    ]
+    assert carts[-1].total.amount_minor == 3 * 1250
+    # One lookup per line set; removing a line needs none.
+    assert world.faults.calls.count("offer") == 4
+
+
+async def test_the_same_order_asked_otherwise_is_a_retry_not_a_reuse(stub):
+    lines = [line("widget", 1), line("gadget", 2)]
+    first = await stub.CreateOrder(
+        order_pb2.CreateOrderRequest(user_id=ALICE, lines=lines, card=CARD, request_id="key-2"),
+        timeout=5,
+    )
+    reordered = order_pb2.CreateOrderRequest(
+        user_id=ALICE, lines=lines[::-1], card=CARD, request_id="key-2"
+    )
+    # A field this server does not know (number 111, a string) changes nothing it does.
+    with_unknown = reordered.SerializeToString() + b"\x9a\x06\x03abc"
+    again = await stub.CreateOrder(reordered, timeout=5)
+    assert again.order_id == first.order_id
+    unknown = order_pb2.CreateOrderRequest.FromString(with_unknown)
+    assert (await stub.CreateOrder(unknown, timeout=5)).order_id == first.order_id

@@ -105,7 +105,7 @@ async def test_a_bad_card_is_rejected_before_anything_is_stored(new_runner, worl
     runner = new_runner()
     with pytest.raises(InvalidArgument):
         await place(runner, world, card=Card("not-a-number", 12, 2040, "123"))
-    found, _ = await orders.list_orders(runner.uow, TOKENS, "alice", 10, "")
+    found = (await orders.list_orders(runner.uow, TOKENS, "alice", 10, "")).items
     assert found == []
 
 
@@ -244,9 +244,11 @@ async def test_watch_streams_every_step_and_ends_when_final(new_runner, world):
 async def test_list_orders_pages_newest_first(new_runner, world):
     runner = new_runner()
     placed = [await place(runner, world, lines=[OrderLine("widget", 1)]) for _ in range(5)]
-    page1, token = await orders.list_orders(runner.uow, TOKENS, "alice", 2, "")
-    page2, token2 = await orders.list_orders(runner.uow, TOKENS, "alice", 2, token)
-    page3, token3 = await orders.list_orders(runner.uow, TOKENS, "alice", 2, token2)
+    first = await orders.list_orders(runner.uow, TOKENS, "alice", 2, "")
+    second = await orders.list_orders(runner.uow, TOKENS, "alice", 2, first.next_page_token)
+    third = await orders.list_orders(runner.uow, TOKENS, "alice", 2, second.next_page_token)
+    page1, page2, page3 = first.items, second.items, third.items
+    token3 = third.next_page_token
     ids = [o.order_id for o in page1 + page2 + page3]
     assert ids == [o.order_id for o in reversed(placed)]
     assert token3 == ""

@@ -202,7 +202,8 @@ async def test_list_pages_until_the_last(uow, processor):
         await payments.charge(uow, processor, f"o{n}", pm.payment_method_id, USD10, at)
     seen, token = [], ""
     while True:
-        page, token = await payments.list_payments(uow, TOKENS, "", 2, token)
+        page_of = await payments.list_payments(uow, TOKENS, "", 2, token)
+        page, token = page_of.items, page_of.next_page_token
         seen += [p.order_id for p in page]
         if not token:
             break
@@ -213,6 +214,6 @@ async def test_list_refuses_a_token_of_another_list(uow, processor):
     pm = await method(uow, processor)
     for n in range(3):
         await payments.charge(uow, processor, f"o{n}", pm.payment_method_id, USD10, NOW)
-    _, token = await payments.list_payments(uow, TOKENS, "", 1, "")
+    token = (await payments.list_payments(uow, TOKENS, "", 1, "")).next_page_token
     with pytest.raises(InvalidArgument):
         await payments.list_payments(uow, TOKENS, "o1", 1, token)

@@ -328,3 +328,40 @@ async def test_repeating_a_batch_with_request_ids_returns_the_same_users(api):
     again = await api.call("BatchCreateUsers", iter(entries))
     assert again == first
     assert await api.rows() == (3, 3)
+
+
+async def test_a_mask_naming_part_of_a_field_is_refused_and_writes_nothing(api):
+    alice = await api.create("alice")
+    before = await api.rows()
+    for path in ("display_name.x", "username.anything", "email.a.b.c"):
+        request = user_pb2.UpdateUserRequest(
+            user=user_pb2.User(user_id=alice.user_id, display_name="CHANGED"),
+            update_mask=FieldMask(paths=[path]),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await api.call("UpdateUser", request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in from_rpc_error(caught.value).violations] == ["update_mask"]
+    assert await api.rows() == before
+
+
+async def test_a_key_used_to_update_one_user_cannot_delete_another(api):
+    alice, bob = await api.create("alice"), await api.create("bob")
+    update = user_pb2.UpdateUserRequest(
+        user=user_pb2.User(user_id=alice.user_id, display_name="A"),
+        update_mask=FieldMask(paths=["display_name"]),
+        request_id="key-1",
+    )
+    await api.call("UpdateUser", update)
+    other_mask = user_pb2.UpdateUserRequest(
+        user=user_pb2.User(user_id=alice.user_id, username=alice.username),
+        update_mask=FieldMask(paths=["username"]),
+        request_id="key-1",
+    )
+    delete_bob = user_pb2.DeleteUserRequest(user_id=bob.user_id, request_id="key-1")
+    for reused in (("UpdateUser", other_mask), ("DeleteUser", delete_bob)):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await api.call(*reused)
+        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert from_rpc_error(caught.value).reason == "REQUEST_ID_REUSED"
+    assert (await api.call("GetUser", user_pb2.GetUserRequest(user_id=bob.user_id))) == bob

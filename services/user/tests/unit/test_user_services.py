@@ -12,7 +12,15 @@ from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.pagination import PageTokens
 from shop_user.domain import passwords
 from shop_user.domain.errors import StorageConflict, UserNotFound, UserTaken
-from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
+from shop_user.domain.model import (
+    Changes,
+    EventKind,
+    NewUser,
+    Profile,
+    RecordedRequest,
+    User,
+    UserEvent,
+)
 from shop_user.service_layer import services
 
 TOKENS = PageTokens(bytes(32))
@@ -21,7 +29,7 @@ TOKENS = PageTokens(bytes(32))
 class FakeUsers:
     def __init__(self) -> None:
         self.rows: dict[str, tuple[User, str, str]] = {}
-        self.events: list[tuple[UserEvent, str]] = []
+        self.events: list[tuple[UserEvent, str, str]] = []
 
     async def get(self, user_id: str, *, for_update: bool = False) -> User | None:
         row = self.rows.get(user_id)
@@ -51,16 +59,18 @@ class FakeUsers:
         return [u for u in ordered if after is None or (u.create_time, u.user_id) > after][:limit]
 
     async def append_events(
-        self, kind: EventKind, entries: Sequence[tuple[User, str]], now: datetime
+        self, kind: EventKind, entries: Sequence[tuple[User, str, str]], now: datetime
     ) -> None:
-        for user, request_id in entries:
-            self.events.append((UserEvent(len(self.events) + 1, kind, user, now), request_id))
+        for user, request_id, fingerprint in entries:
+            event = UserEvent(len(self.events) + 1, kind, user, now)
+            self.events.append((event, request_id, fingerprint))
 
-    async def event_for_request(self, kind: EventKind, request_id: str) -> UserEvent | None:
-        return next((e for e, r in self.events if e.kind == kind and r == request_id), None)
+    async def change_for_request(self, request_id: str) -> RecordedRequest | None:
+        found = [(e, f) for e, r, f in self.events if r == request_id]
+        return RecordedRequest(found[0][0].kind, found[0][0].user, found[0][1]) if found else None
 
     async def events_after(self, sequence: int, limit: int) -> list[UserEvent]:
-        return [e for e, _ in self.events if e.sequence > sequence][:limit]
+        return [e for e, _, _ in self.events if e.sequence > sequence][:limit]
 
 
 class FakeUnitOfWork:
@@ -87,11 +97,9 @@ class FakeUnitOfWork:
 def new(
     username: str = "alice", email: str = "", request_id: str = "", password: str = "password1"
 ) -> NewUser:
-    return NewUser(
-        Profile(username, email or f"{username}@example.com", username.title()),
-        password,
-        request_id,
-    )
+    profile = Profile(username, email or f"{username}@example.com", username.title())
+    # Stands in for the entrypoint's fingerprint of the request: same profile, same text.
+    return NewUser(profile, password, request_id, repr(profile))
 
 
 @pytest.fixture
@@ -104,7 +112,7 @@ async def test_create_stores_a_verifiable_hash_and_logs_an_event(uow):
     assert user.email == "alice@example.com"
     _, password_hash, _ = uow.users.rows[user.user_id]
     assert passwords.verify_password("password1", password_hash)
-    assert [(e.kind, e.user) for e, _ in uow.users.events] == [(EventKind.CREATED, user)]
+    assert [(e.kind, e.user) for e, _, _ in uow.users.events] == [(EventKind.CREATED, user)]
 
 
 @pytest.mark.parametrize(
@@ -170,16 +178,27 @@ async def test_update_keeping_its_own_username_is_fine(uow):
 
 
 async def test_repeated_update_request_applies_once(uow):
+    def update(user_id: str, changes: Changes, key: str = "u1"):
+        # The fingerprint stands in for the entrypoint's: same request, same text.
+        return services.update_user(uow, user_id, changes, key, repr((user_id, changes)))
+
     alice = await services.create_user(uow, new("alice"))
-    first = await services.update_user(uow, alice.user_id, Changes(display_name="One"), "u1")
-    again = await services.update_user(uow, alice.user_id, Changes(display_name="One"), "u1")
+    first = await update(alice.user_id, Changes(display_name="One"))
+    again = await update(alice.user_id, Changes(display_name="One"))
     assert again == first
     assert len(uow.users.events) == 2
     with pytest.raises(RequestIdReused):
-        await services.update_user(uow, alice.user_id, Changes(display_name="Two"), "u1")
+        await update(alice.user_id, Changes(display_name="Two"))
+    # The key of a change already made, even one the new request would repeat in effect.
+    with pytest.raises(RequestIdReused):
+        await update(alice.user_id, Changes(username="alice"))
     bob = await services.create_user(uow, new("bob"))
     with pytest.raises(RequestIdReused):
-        await services.update_user(uow, bob.user_id, Changes(display_name="x"), "u1")
+        await update(bob.user_id, Changes(display_name="x"))
+    # A key belongs to one request, whatever it asked: deleting with it is refused too.
+    with pytest.raises(RequestIdReused):
+        await services.delete_user(uow, bob.user_id, "u1", "delete bob")
+    assert await services.get_user(uow, bob.user_id) == bob
 
 
 async def test_delete_with_a_request_id_succeeds_again_but_plain_repeat_is_not_found(uow):
@@ -188,7 +207,7 @@ async def test_delete_with_a_request_id_succeeds_again_but_plain_repeat_is_not_f
     await services.delete_user(uow, alice.user_id, "d1")
     with pytest.raises(UserNotFound):
         await services.delete_user(uow, alice.user_id)
-    assert [e.kind for e, _ in uow.users.events] == [EventKind.CREATED, EventKind.DELETED]
+    assert [e.kind for e, _, _ in uow.users.events] == [EventKind.CREATED, EventKind.DELETED]
     assert uow.users.events[-1][0].user == alice
 
 
@@ -197,7 +216,7 @@ async def test_list_pages_through_every_user_in_creation_order(uow):
     seen, token = [], ""
     while True:
         page = await services.list_users(uow, TOKENS, 2, token)
-        seen += page.users
+        seen += page.items
         token = page.next_page_token
         if not token:
             break
@@ -215,7 +234,7 @@ async def test_a_foreign_page_token_is_invalid(uow):
 async def test_batch_creates_all_in_order(uow):
     users = await services.batch_create_users(uow, [new("a-1"), new("b-2"), new("c-3")])
     assert [u.username for u in users] == ["a-1", "b-2", "c-3"]
-    assert [e.user for e, _ in uow.users.events] == users
+    assert [e.user for e, _, _ in uow.users.events] == users
     assert uow.commits == 1
 
 

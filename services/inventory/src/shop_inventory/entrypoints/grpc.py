@@ -9,7 +9,6 @@ from datetime import timedelta
 import grpc
 
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
-from shop_grpc import pagination
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import FieldViolation, InvalidArgument
 from shop_grpc.idempotency import fingerprint
@@ -25,7 +24,6 @@ from shop_inventory.service_layer.stock import ImportLine
 from shop_inventory.service_layer.unit_of_work import UnitOfWork
 
 SERVICE_NAME = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
-PAGE_SCOPE = "products"
 MAX_IMPORT_MESSAGES = 10_000
 
 _STATES = {
@@ -67,14 +65,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def ListProducts(
         self, request: inventory_pb2.ListProductsRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ListProductsResponse:
-        after = self._tokens.read_id(PAGE_SCOPE, request.page_token)
-        page, more = await catalogue.list_products(
-            self._uow(), after, pagination.page_size(request.page_size)
+        page = await catalogue.list_products(
+            self._uow(), self._tokens, request.page_size, request.page_token
         )
-        token = self._tokens.issue(PAGE_SCOPE, [page[-1].product_id]) if more else ""
-        return inventory_pb2.ListProductsResponse(
-            products=[_product_to_proto(p) for p in page], next_page_token=token
-        )
+        products, token = page.fitted(_product_to_proto)
+        return inventory_pb2.ListProductsResponse(products=products, next_page_token=token)
 
     async def GetStock(
         self, request: inventory_pb2.GetStockRequest, context: grpc.aio.ServicerContext

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from shop_grpc import pagination
 from shop_grpc.idempotency import RequestIdReused
+from shop_grpc.pagination import Page, PageTokens
 from shop_inventory.domain.errors import ProductAlreadyExists, ProductNotFound
 from shop_inventory.domain.model import Product, StockLevel
 from shop_inventory.service_layer.unit_of_work import UnitOfWork
+
+PAGE_SCOPE = "products"
 
 
 async def create_product(uow: UnitOfWork, product: Product, request_id: str) -> Product:
@@ -43,9 +47,16 @@ async def get_product(uow: UnitOfWork, product_id: str) -> Product:
 
 
 async def list_products(
-    uow: UnitOfWork, after: str | None, page_size: int
-) -> tuple[list[Product], bool]:
-    """One page of products after the id `after`, and whether more follow."""
-    async with uow:
-        found = await uow.products.list_after(after, page_size + 1)
-    return found[:page_size], len(found) > page_size
+    uow: UnitOfWork, tokens: PageTokens, page_size: int, page_token: str
+) -> Page[Product]:
+    """One page of products in id order."""
+    after = tokens.read_id(PAGE_SCOPE, page_token)
+
+    async def fetch(limit: int) -> list[Product]:
+        async with uow:
+            return await uow.products.list_after(after, limit)
+
+    def resume_after(product: Product) -> str:
+        return tokens.issue(PAGE_SCOPE, [product.product_id])
+
+    return await pagination.page_of(fetch, page_size, resume_after)

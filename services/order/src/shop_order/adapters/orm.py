@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
 )
 
+from shop_grpc.config import MAX_INSTANCE_ID
 from shop_grpc.storage import UtcDateTime
 
 metadata = MetaData()
@@ -40,7 +41,7 @@ orders = Table(
     Column("attempts", Integer, nullable=False, default=0),
     # The replica driving the saga, which boot of it, and until when; for an order nobody
     # holds, when it is next due (null: now).
-    Column("lease_owner", String(200)),
+    Column("lease_owner", String(MAX_INSTANCE_ID)),
     Column("lease_token", String(36)),
     Column("lease_expires_at", UtcDateTime),
     Column("create_time", UtcDateTime, nullable=False),

@@ -18,7 +18,7 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import money_to_proto, timestamp
 from shop_grpc.server import Registration
 from shop_grpc.validation import Violations, check_message
-from shop_order.domain.cart import Cart, PricedLine, cart_total
+from shop_order.domain.cart import Cart, PricedLine
 from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
 from shop_order.service_layer.ports import Card, Dependencies
@@ -68,12 +68,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.ListOrdersResponse:
-        found, token = await orders.list_orders(
+        page = await orders.list_orders(
             self.uow, self.tokens, request.user_id, request.page_size, request.page_token
         )
-        return order_pb2.ListOrdersResponse(
-            orders=[to_proto(o) for o in found], next_page_token=token
-        )
+        found, token = page.fitted(to_proto)
+        return order_pb2.ListOrdersResponse(orders=found, next_page_token=token)
 
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
@@ -98,8 +97,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         async for message in request_iterator:
             if message.HasField("set_line"):
                 with _fields_under(f"requests[{index}]."):
-                    cart.set(message.set_line.product_id, message.set_line.quantity)
-                yield order_pb2.CheckoutResponse(cart=await self._priced_cart(cart))
+                    await self._set_line(cart, message.set_line)
+                yield order_pb2.CheckoutResponse(cart=_cart_to_proto(cart))
             else:
                 prefix = f"requests[{index}].place_order."
                 async for update in self._place_cart(cart, message.place_order, prefix):
@@ -117,7 +116,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             lines=[OrderLine(line.product_id, line.quantity) for line in request.lines],
             card=_card(request.card),
             request_id=request.request_id,
-            fingerprint=fingerprint(request, redact=_without_card_secrets),
+            fingerprint=fingerprint(request, redact=_canonical),
         )
 
     async def _place_cart(
@@ -143,28 +142,18 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         async for update in orders.watch_order(self.uow, self.signal, order.order_id):
             yield order_pb2.CheckoutResponse(order=to_proto(update))
 
-    async def _priced_cart(self, cart: Cart) -> order_pb2.Cart:
-        lines: list[PricedLine] = []
-        for product_id, quantity in cart.quantities.items():
-            offer = await self.deps.inventory.offer(product_id)
-            lines.append(
-                PricedLine(product_id, offer.title, quantity, offer.unit_price, offer.available)
+    async def _set_line(self, cart: Cart, line: order_pb2.SetCartLine) -> None:
+        """Prices the line being set, and only it: a cart of n lines costs n lookups in all,
+        not one per line at every change."""
+        if line.quantity == 0:
+            cart.remove(line.product_id)
+            return
+        cart.check_room_for(line.product_id)
+        offer = await self.deps.inventory.offer(line.product_id)
+        cart.set(
+            PricedLine(
+                line.product_id, offer.title, line.quantity, offer.unit_price, offer.available
             )
-        total = cart_total(lines)
-        return order_pb2.Cart(
-            lines=[
-                order_pb2.CartLine(
-                    product_id=line.product_id,
-                    title=line.title,
-                    quantity=line.quantity,
-                    unit_price=money_to_proto(line.unit_price),
-                    line_total=money_to_proto(line.line_total),
-                    available=line.available,
-                )
-                for line in lines
-            ],
-            total=None if total is None else money_to_proto(total),
-            all_available=all(line.available >= line.quantity for line in lines),
         )
 
     async def _reply_when_final(
@@ -196,10 +185,32 @@ def _fields_under(prefix: str) -> Iterator[None]:
         ) from error
 
 
-def _without_card_secrets(request: order_pb2.CreateOrderRequest) -> None:
-    """What of the card may enter a fingerprint: its last four digits and its expiry."""
+def _canonical(request: order_pb2.CreateOrderRequest) -> None:
+    """What identifies an order request: its lines in product order (each product appears
+    once, so their order says nothing), and of the card only what may be kept, its last four
+    digits and its expiry."""
+    request.lines.sort(key=lambda line: line.product_id)
     request.card.number = request.card.number.replace(" ", "")[-4:]
     request.card.ClearField("cvc")
+
+
+def _cart_to_proto(cart: Cart) -> order_pb2.Cart:
+    total = cart.total
+    return order_pb2.Cart(
+        lines=[
+            order_pb2.CartLine(
+                product_id=line.product_id,
+                title=line.title,
+                quantity=line.quantity,
+                unit_price=money_to_proto(line.unit_price),
+                line_total=money_to_proto(line.line_total),
+                available=line.available,
+            )
+            for line in cart.lines.values()
+        ],
+        total=None if total is None else money_to_proto(total),
+        all_available=cart.all_available,
+    )
 
 
 def _card(card: payment_pb2.PaymentCard) -> Card:

@@ -13,7 +13,7 @@ from shop_grpc import pagination
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import Unavailable
 from shop_grpc.idempotency import check_replay
-from shop_grpc.pagination import PageTokens
+from shop_grpc.pagination import Page, PageTokens
 from shop_grpc.storage import utcnow
 from shop_order.domain import saga
 from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound
@@ -92,18 +92,20 @@ async def get_order(uow: UnitOfWorkFactory, order_id: str) -> Order:
 
 async def list_orders(
     uow: UnitOfWorkFactory, tokens: PageTokens, user_id: str, page_size: int, page_token: str
-) -> tuple[list[Order], str]:
-    """One page of the user's orders, newest first, and the next page's token."""
+) -> Page[Order]:
+    """One page of the user's orders, newest first."""
     scope = f"orders/{user_id}"
     after = tokens.read_time_and_id(scope, page_token)
-    limit = pagination.page_size(page_size)
-    async with uow(readonly=True) as tx:
-        orders = await tx.orders.list_for_user(user_id, after, limit + 1)
-    if len(orders) <= limit:
-        return orders, ""
-    last = orders[limit - 1]
-    assert last.create_time is not None
-    return orders[:limit], tokens.issue(scope, [last.create_time, last.order_id])
+
+    async def fetch(limit: int) -> list[Order]:
+        async with uow(readonly=True) as tx:
+            return await tx.orders.list_for_user(user_id, after, limit)
+
+    def resume_after(order: Order) -> str:
+        assert order.create_time is not None
+        return tokens.issue(scope, [order.create_time, order.order_id])
+
+    return await pagination.page_of(fetch, page_size, resume_after)
 
 
 async def cancel_order(uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str) -> Order:

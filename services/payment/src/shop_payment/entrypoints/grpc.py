@@ -101,16 +101,15 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     async def ListPayments(
         self, request: payment_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
     ) -> payment_pb2.ListPaymentsResponse:
-        page, next_token = await payments.list_payments(
+        page = await payments.list_payments(
             self.unit_of_work(),
             self.tokens,
             request.order_id,
             request.page_size,
             request.page_token,
         )
-        return payment_pb2.ListPaymentsResponse(
-            payments=[payment_to_proto(p) for p in page], next_page_token=next_token
-        )
+        found, token = page.fitted(payment_to_proto)
+        return payment_pb2.ListPaymentsResponse(payments=found, next_page_token=token)
 
 
 def payment_method_to_proto(method: PaymentMethod) -> payment_pb2.PaymentMethod:

@@ -15,7 +15,7 @@ from shop_grpc import pagination
 from shop_grpc.errors import Aborted
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
-from shop_grpc.pagination import PageTokens
+from shop_grpc.pagination import Page, PageTokens
 from shop_payment.domain.cards import Card
 from shop_payment.domain.errors import (
     DuplicateKey,
@@ -172,18 +172,19 @@ async def get_payment(uow: PaymentUnitOfWork, payment_id: str) -> Payment:
 
 async def list_payments(
     uow: PaymentUnitOfWork, tokens: PageTokens, order_id: str, page_size: int, page_token: str
-) -> tuple[list[Payment], str]:
-    """One page, newest first, and the token of the next page ("" on the last)."""
+) -> Page[Payment]:
+    """One page of payments (of `order_id` only, if set), newest first."""
     scope = f"payments:{order_id}"
     after = tokens.read_time_and_id(scope, page_token)
-    limit = pagination.page_size(page_size)
-    async with uow:
-        found = await uow.payments.list_payments(order_id, after, limit + 1)
-    page = found[:limit]
-    if len(found) <= limit:
-        return page, ""
-    last = page[-1]
-    return page, tokens.issue(scope, [last.create_time, last.payment_id])
+
+    async def fetch(limit: int) -> list[Payment]:
+        async with uow:
+            return await uow.payments.list_payments(order_id, after, limit)
+
+    def resume_after(payment: Payment) -> str:
+        return tokens.issue(scope, [payment.create_time, payment.payment_id])
+
+    return await pagination.page_of(fetch, page_size, resume_after)
 
 
 def _log_payment(event: str, payment: Payment, amount: Money) -> None:

@@ -49,9 +49,11 @@ user_events = Table(
     # The user after the change, never with its password hash.
     Column("user", JSON(), nullable=False),
     Column("event_time", UtcDateTime(), nullable=False),
-    # Idempotency key of the call that caused the change, unique per kind.
+    # Idempotency key of the call that caused the change: one change per key, whatever its
+    # kind, and a fingerprint of that call's request to tell a retry from a reuse.
     Column("request_id", String(64), nullable=True),
-    UniqueConstraint("kind", "request_id", name="uq_user_events_kind_request_id"),
+    Column("request_fingerprint", String(64), nullable=True),
+    UniqueConstraint("request_id", name="uq_user_events_request_id"),
     # Sequence numbers are never reused, even after the newest row is gone.
     sqlite_autoincrement=True,
 )

@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_user.adapters.orm import user_events, users
-from shop_user.domain.model import EventKind, User, UserEvent
+from shop_user.domain.model import EventKind, RecordedRequest, User, UserEvent
 
 # Held from appending an event until commit, so events commit in sequence order
 # and a watcher that has seen sequence s never later finds a smaller one appear.
@@ -50,12 +50,12 @@ class UserRepository(Protocol):
         ...
 
     async def append_events(
-        self, kind: EventKind, entries: Sequence[tuple[User, str]], now: datetime
+        self, kind: EventKind, entries: Sequence[tuple[User, str, str]], now: datetime
     ) -> None:
-        """Appends one event per (user, request id or "") in order."""
+        """Appends one event per (user, request id or "", its fingerprint or "") in order."""
         ...
 
-    async def event_for_request(self, kind: EventKind, request_id: str) -> UserEvent | None: ...
+    async def change_for_request(self, request_id: str) -> RecordedRequest | None: ...
 
     async def events_after(self, sequence: int, limit: int) -> list[UserEvent]: ...
 
@@ -160,7 +160,7 @@ class SqlUserRepository:
         return await self._users(query)
 
     async def append_events(
-        self, kind: EventKind, entries: Sequence[tuple[User, str]], now: datetime
+        self, kind: EventKind, entries: Sequence[tuple[User, str, str]], now: datetime
     ) -> None:
         if not entries:
             return
@@ -175,21 +175,23 @@ class SqlUserRepository:
                 "user": snapshot(user),
                 "event_time": now,
                 "request_id": request_id or None,
+                "request_fingerprint": fingerprint or None,
             }
-            for user, request_id in entries
+            for user, request_id, fingerprint in entries
         ]
         # One statement per row keeps sequence numbers in request order on every back end.
         for row in rows:
             await self.session.execute(insert(user_events).values(**row))
 
-    async def event_for_request(self, kind: EventKind, request_id: str) -> UserEvent | None:
+    async def change_for_request(self, request_id: str) -> RecordedRequest | None:
         result = await self.session.execute(
-            select(user_events).where(
-                user_events.c.kind == kind.value, user_events.c.request_id == request_id
-            )
+            select(user_events).where(user_events.c.request_id == request_id)
         )
         row = result.mappings().first()
-        return _event(row) if row else None
+        if row is None:
+            return None
+        event = _event(row)
+        return RecordedRequest(event.kind, event.user, row["request_fingerprint"])
 
     async def events_after(self, sequence: int, limit: int) -> list[UserEvent]:
         result = await self.session.execute(

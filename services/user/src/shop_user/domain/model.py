@@ -36,6 +36,8 @@ class NewUser:
     profile: Profile
     password: str = ""
     request_id: str = ""
+    fingerprint: str = ""
+    """Of the request that asked for it, without the password (shop_grpc.idempotency)."""
 
     def __repr__(self) -> str:
         return f"NewUser(profile={self.profile!r}, request_id={self.request_id!r})"
@@ -62,14 +64,6 @@ class User:
             update_time=now,
         )
 
-    @property
-    def profile(self) -> Profile:
-        return Profile(self.username, self.email, self.display_name)
-
-    def shows(self, changes: Changes) -> bool:
-        """True if this user has every value `changes` sets (emails compared normalized)."""
-        return self.changed(changes, self.update_time) == self
-
     def changed(self, changes: Changes, now: datetime) -> User:
         return replace(
             self,
@@ -95,6 +89,16 @@ class EventKind(enum.Enum):
     CREATED = "created"
     UPDATED = "updated"
     DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """The change a request_id was first used for, and what that request said."""
+
+    kind: EventKind
+    user: User
+    fingerprint: str | None
+    """None for a change recorded before fingerprints were kept."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import FieldViolation, InvalidArgument
+from shop_grpc.idempotency import fingerprint
 from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import timestamp
 from shop_grpc.server import Registration
@@ -89,7 +90,13 @@ def event_to_proto(event: UserEvent) -> user_pb2.UserEvent:
 
 def new_user(request: user_pb2.CreateUserRequest) -> NewUser:
     profile = Profile(request.user.username, request.user.email, request.user.display_name)
-    return NewUser(profile, request.password, request.request_id)
+    key = fingerprint(request, redact=_without_password)
+    return NewUser(profile, request.password, request.request_id, key)
+
+
+def _without_password(request: user_pb2.CreateUserRequest) -> None:
+    # A fast hash of a password next to the key would undo what scrypt protects.
+    request.ClearField("password")
 
 
 def changes_of(request: user_pb2.UpdateUserRequest) -> Changes:
@@ -128,14 +135,20 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         with Violations() as v:
             check_update(v, request)
         user = await services.update_user(
-            self._uow(), request.user.user_id, changes_of(request), request.request_id
+            self._uow(),
+            request.user.user_id,
+            changes_of(request),
+            request.request_id,
+            fingerprint(request),
         )
         return user_to_proto(user)
 
     async def DeleteUser(
         self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.DeleteUserResponse:
-        await services.delete_user(self._uow(), request.user_id, request.request_id)
+        await services.delete_user(
+            self._uow(), request.user_id, request.request_id, fingerprint(request)
+        )
         return user_pb2.DeleteUserResponse()
 
     async def ListUsers(
@@ -144,10 +157,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         page = await services.list_users(
             self._uow(), self.tokens, request.page_size, request.page_token
         )
-        return user_pb2.ListUsersResponse(
-            users=[user_to_proto(user) for user in page.users],
-            next_page_token=page.next_page_token,
-        )
+        users, token = page.fitted(user_to_proto)
+        return user_pb2.ListUsersResponse(users=users, next_page_token=token)
 
     async def WatchUsers(
         self, request: user_pb2.WatchUsersRequest, context: grpc.aio.ServicerContext

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
 
 from shop_grpc import pagination
-from shop_grpc.idempotency import RequestIdReused
-from shop_grpc.pagination import PageTokens
+from shop_grpc.idempotency import RequestIdReused, check_replay
+from shop_grpc.pagination import Page, PageTokens
 from shop_grpc.storage import utcnow
 from shop_user.domain import passwords
 from shop_user.domain.errors import StorageConflict, UserNotFound, UserTaken
-from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
+from shop_user.domain.model import (
+    Changes,
+    EventKind,
+    NewUser,
+    Profile,
+    RecordedRequest,
+    User,
+    UserEvent,
+)
 from shop_user.service_layer.unit_of_work import UserUnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -30,12 +37,6 @@ T = TypeVar("T")
 MAX_BATCH = 1000
 PAGE_SCOPE = "users"
 WATCH_BATCH = 500
-
-
-@dataclass(frozen=True)
-class Page:
-    users: list[User]
-    next_page_token: str
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
@@ -50,17 +51,29 @@ async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
 
 
 async def create_user(uow: UserUnitOfWork, new: NewUser) -> User:
-    # Hash before the transaction: it is slow and needs no lock.
-    password_hash = await passwords.hash_password_async(new.password)
-    (user,) = await _retrying(lambda: _create_all(uow, [new], [password_hash], [""]))
+    (user,) = await batch_create_users(uow, [new], names=[""])
     return user
 
 
-async def batch_create_users(uow: UserUnitOfWork, entries: Sequence[NewUser]) -> list[User]:
-    """Creates every entry or none; entries are named ``requests[i]`` in errors."""
-    names = [f"requests[{i}]" for i in range(len(entries))]
+async def batch_create_users(
+    uow: UserUnitOfWork, entries: Sequence[NewUser], names: Sequence[str] | None = None
+) -> list[User]:
+    """Creates every entry or none; entries are named ``requests[i]`` in errors.
+
+    A repeated request_id with the same request returns the user it created; with another
+    request it raises RequestIdReused. Only entries that are not replays are hashed: hashing is
+    slow on purpose, and a replayed batch must not cost it again.
+    """
+    names = [f"requests[{i}]" for i in range(len(entries))] if names is None else names
     _ensure_distinct(entries, names)
-    hashes = await passwords.hash_passwords([entry.password for entry in entries])
+    async with uow:
+        replays = [await _replayed_create(uow, entry) for entry in entries]
+    fresh = [i for i, replay in enumerate(replays) if replay is None]
+    # Hash before the transaction: it is slow and needs no lock.
+    hashed = await passwords.hash_passwords([entries[i].password for i in fresh])
+    hashes = [""] * len(entries)
+    for i, password_hash in zip(fresh, hashed, strict=True):
+        hashes[i] = password_hash
     return await _retrying(lambda: _create_all(uow, entries, hashes, names))
 
 
@@ -101,7 +114,9 @@ async def _create_all(
         ids = [entry.request_id for entry in entries]
         await uow.users.add([(user, hashes[i], ids[i]) for i, user in created.items()])
         await uow.users.append_events(
-            EventKind.CREATED, [(user, ids[i]) for i, user in created.items()], now
+            EventKind.CREATED,
+            [(user, ids[i], entries[i].fingerprint) for i, user in created.items()],
+            now,
         )
         if created:
             await uow.commit()
@@ -114,16 +129,11 @@ async def _create_all(
 async def _replayed_create(uow: UserUnitOfWork, entry: NewUser) -> User | None:
     """The user an earlier create with this request id made: as it is now, or as it was.
 
-    Raises RequestIdReused if that create asked for another profile (the password is not
-    compared: it is kept only as a hash that cannot be checked cheaply).
+    Raises RequestIdReused if the request id was used for another request.
     """
-    if not entry.request_id:
-        return None
-    prior = await _prior(uow, EventKind.CREATED, entry.request_id)
+    prior = await _prior(uow, entry.request_id, EventKind.CREATED, entry.fingerprint)
     if prior is None:
         return None
-    if prior.user.profile != entry.profile.normalized():
-        raise RequestIdReused(entry.request_id)
     return await uow.users.get_by_request_id(entry.request_id) or prior.user
 
 
@@ -153,16 +163,18 @@ async def get_user(uow: UserUnitOfWork, user_id: str) -> User:
 
 async def list_users(
     uow: UserUnitOfWork, tokens: PageTokens, page_size: int, page_token: str
-) -> Page:
-    """One page of users in creation order, and the next page's token ("" on the last)."""
+) -> Page[User]:
+    """One page of users in creation order."""
     after = tokens.read_time_and_id(PAGE_SCOPE, page_token)
-    size = pagination.page_size(page_size)
-    async with uow:
-        found = await uow.users.page(after, size + 1)
-    if len(found) <= size:
-        return Page(found, "")
-    last = found[size - 1]
-    return Page(found[:size], tokens.issue(PAGE_SCOPE, [last.create_time, last.user_id]))
+
+    async def fetch(limit: int) -> list[User]:
+        async with uow:
+            return await uow.users.page(after, limit)
+
+    def resume_after(user: User) -> str:
+        return tokens.issue(PAGE_SCOPE, [user.create_time, user.user_id])
+
+    return await pagination.page_of(fetch, page_size, resume_after)
 
 
 async def watch_users(
@@ -190,15 +202,20 @@ async def watch_users(
 
 
 async def update_user(
-    uow: UserUnitOfWork, user_id: str, changes: Changes, request_id: str = ""
+    uow: UserUnitOfWork, user_id: str, changes: Changes, request_id: str = "", fingerprint: str = ""
 ) -> User:
-    return await _retrying(lambda: _update(uow, user_id, changes, request_id))
+    """Applies `changes`; a repeated request_id with the same request returns the user as it is
+    now, with another request it raises RequestIdReused."""
+    return await _retrying(lambda: _update(uow, user_id, changes, request_id, fingerprint))
 
 
-async def _update(uow: UserUnitOfWork, user_id: str, changes: Changes, request_id: str) -> User:
+async def _update(
+    uow: UserUnitOfWork, user_id: str, changes: Changes, request_id: str, fingerprint: str
+) -> User:
     async with uow:
-        if prior := await _prior(uow, EventKind.UPDATED, request_id):
-            return await _replayed_update(uow, prior, user_id, changes, request_id)
+        if prior := await _prior(uow, request_id, EventKind.UPDATED, fingerprint):
+            _same_user(prior, user_id, request_id)
+            return await uow.users.get(user_id) or prior.user
         current = await uow.users.get(user_id, for_update=True)
         if current is None:
             raise UserNotFound(user_id)
@@ -206,24 +223,36 @@ async def _update(uow: UserUnitOfWork, user_id: str, changes: Changes, request_i
         await _ensure_free_for(uow, current, updated)
         await uow.users.update(updated)
         await uow.users.append_events(
-            EventKind.UPDATED, [(updated, request_id)], updated.update_time
+            EventKind.UPDATED, [(updated, request_id, fingerprint)], updated.update_time
         )
         await uow.commit()
     log.info("user updated", user_id=user_id)
     return updated
 
 
-async def _prior(uow: UserUnitOfWork, kind: EventKind, request_id: str) -> UserEvent | None:
-    """The change an earlier call with this request id made, if any."""
-    return await uow.users.event_for_request(kind, request_id) if request_id else None
+async def _prior(
+    uow: UserUnitOfWork, request_id: str, kind: EventKind, fingerprint: str
+) -> RecordedRequest | None:
+    """The change an earlier call with this request id made, if any.
 
-
-async def _replayed_update(
-    uow: UserUnitOfWork, prior: UserEvent, user_id: str, changes: Changes, request_id: str
-) -> User:
-    if prior.user.user_id != user_id or not prior.user.shows(changes):
+    Raises RequestIdReused if that call was another request: a change of another kind (a key
+    belongs to one request, whatever it asked), or one whose fingerprint differs.
+    """
+    if not request_id:
+        return None
+    prior = await uow.users.change_for_request(request_id)
+    if prior is None:
+        return None
+    if prior.kind is not kind:
         raise RequestIdReused(request_id)
-    return await uow.users.get(user_id) or prior.user
+    check_replay(request_id, prior.fingerprint, fingerprint)
+    return prior
+
+
+def _same_user(prior: RecordedRequest, user_id: str, request_id: str) -> None:
+    # Also when no fingerprint was given: a key never acts on another user.
+    if prior.user.user_id != user_id:
+        raise RequestIdReused(request_id)
 
 
 async def _ensure_free_for(uow: UserUnitOfWork, current: User, updated: User) -> None:
@@ -237,20 +266,25 @@ async def _ensure_free_for(uow: UserUnitOfWork, current: User, updated: User) ->
         raise UserTaken("email", updated.email)
 
 
-async def delete_user(uow: UserUnitOfWork, user_id: str, request_id: str = "") -> None:
-    await _retrying(lambda: _delete(uow, user_id, request_id))
+async def delete_user(
+    uow: UserUnitOfWork, user_id: str, request_id: str = "", fingerprint: str = ""
+) -> None:
+    """Deletes the user; a repeated request_id with the same request succeeds again, with
+    another request it raises RequestIdReused."""
+    await _retrying(lambda: _delete(uow, user_id, request_id, fingerprint))
 
 
-async def _delete(uow: UserUnitOfWork, user_id: str, request_id: str) -> None:
+async def _delete(uow: UserUnitOfWork, user_id: str, request_id: str, fingerprint: str) -> None:
     async with uow:
-        if prior := await _prior(uow, EventKind.DELETED, request_id):
-            if prior.user.user_id != user_id:
-                raise RequestIdReused(request_id)
+        if prior := await _prior(uow, request_id, EventKind.DELETED, fingerprint):
+            _same_user(prior, user_id, request_id)
             return
         current = await uow.users.get(user_id, for_update=True)
         if current is None:
             raise UserNotFound(user_id)
         await uow.users.delete(user_id)
-        await uow.users.append_events(EventKind.DELETED, [(current, request_id)], utcnow())
+        await uow.users.append_events(
+            EventKind.DELETED, [(current, request_id, fingerprint)], utcnow()
+        )
         await uow.commit()
     log.info("user deleted", user_id=user_id)

@@ -41,9 +41,12 @@ Tokens are unpadded base64url; what they hold is checked by the server.
 """
 single_line: _extension_dict._ExtensionFieldDescriptor[_validate_pb2.StringRules, _builtins.bool]
 """One line of text for people: any Unicode, but no control characters
-(no NUL, tab or line break).
+(no NUL, tab or line break), no line or paragraph separator, and no
+bidirectional override or isolate that could make the text read other
+than it is stored.
 """
 multi_line: _extension_dict._ExtensionFieldDescriptor[_validate_pb2.StringRules, _builtins.bool]
 """Text for people that may span lines: any Unicode, with tab, line feed
-and carriage return as its only control characters.
+and carriage return as its only control characters, and no
+bidirectional override or isolate.
 """

@@ -548,7 +548,7 @@ class CartLine(_message.Message):
     quantity: _builtins.int
     """Units wanted."""
     available: _builtins.int
-    """Units available now."""
+    """Units available when the line was last set."""
     @_builtins.property
     def unit_price(self) -> _money_pb2.Money:
         """Price per unit."""

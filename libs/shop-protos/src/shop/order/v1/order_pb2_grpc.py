@@ -120,8 +120,12 @@ class OrderServiceServicer:
 
     def Checkout(self, request_iterator, context):
         """An interactive checkout: each SetCartLine is answered with the priced
-        cart and its availability; PlaceOrder places the cart as an order and is
-        answered with the order's progress until it is final.
+        cart and its availability (each line priced when it was last set);
+        PlaceOrder places the cart as an order and is answered with the order's
+        progress until it is final. A line priced in another currency than the
+        cart's is FAILED_PRECONDITION (reason MIXED_CURRENCIES). Send each message
+        after reading the reply to the one before (README, "Streams the server
+        ends early").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,8 +58,12 @@ class OrderServiceStub:
     """
     Checkout: _grpc.StreamStreamMultiCallable[_order_pb2.CheckoutRequest, _order_pb2.CheckoutResponse]
     """An interactive checkout: each SetCartLine is answered with the priced
-    cart and its availability; PlaceOrder places the cart as an order and is
-    answered with the order's progress until it is final.
+    cart and its availability (each line priced when it was last set);
+    PlaceOrder places the cart as an order and is answered with the order's
+    progress until it is final. A line priced in another currency than the
+    cart's is FAILED_PRECONDITION (reason MIXED_CURRENCIES). Send each message
+    after reading the reply to the one before (README, "Streams the server
+    ends early").
     """
 
 @_typing.type_check_only
@@ -92,8 +96,12 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """
     Checkout: _aio.StreamStreamMultiCallable[_order_pb2.CheckoutRequest, _order_pb2.CheckoutResponse]  # type: ignore[assignment]
     """An interactive checkout: each SetCartLine is answered with the priced
-    cart and its availability; PlaceOrder places the cart as an order and is
-    answered with the order's progress until it is final.
+    cart and its availability (each line priced when it was last set);
+    PlaceOrder places the cart as an order and is answered with the order's
+    progress until it is final. A line priced in another currency than the
+    cart's is FAILED_PRECONDITION (reason MIXED_CURRENCIES). Send each message
+    after reading the reply to the one before (README, "Streams the server
+    ends early").
     """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -159,8 +167,12 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_order_pb2.CheckoutResponse], _abc.AsyncIterator[_order_pb2.CheckoutResponse]]:
         """An interactive checkout: each SetCartLine is answered with the priced
-        cart and its availability; PlaceOrder places the cart as an order and is
-        answered with the order's progress until it is final.
+        cart and its availability (each line priced when it was last set);
+        PlaceOrder places the cart as an order and is answered with the order's
+        progress until it is final. A line priced in another currency than the
+        cart's is FAILED_PRECONDITION (reason MIXED_CURRENCIES). Send each message
+        after reading the reply to the one before (README, "Streams the server
+        ends early").
         """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

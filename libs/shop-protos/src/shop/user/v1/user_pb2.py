@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shop.common.v1 import rules_pb2 as shop_dot_common_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shop/user/v1/user.proto\x12\x0cshop.user.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/rules.proto\"\xce\x02\n\x04User\x12\x1d\n\x07user_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\x88\x91$\x01\xd8\x01\x01\x12\x83\x01\n\x08username\x18\x02 \x01(\tBq\xbaHn\xba\x01h\n\x08username\x12\x37must be 3 to 32 characters of a-z, 0-9, \'.\', \'_\' or \'-\'\x1a#this.matches(\'^[a-z0-9._-]{3,32}$\')\xd8\x01\x01\x12\x1c\n\x05\x65mail\x18\x03 \x01(\tB\r\xbaH\nr\x05\x18\xfe\x01`\x01\xd8\x01\x01\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xa8\x91$\x01\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x11\x43reateUserRequest\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x06\xbaH\x03\xc8\x01\x01\x12 \n\x08password\x18\x02 \x01(\tB\x0e\xbaH\x0br\t\x10\x08\x18\x80\x01\xa8\x91$\x01\x12\x1d\n\nrequest_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\",\n\x0eGetUserRequest\x12\x1a\n\x07user_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\"\xa4\x02\n\x11UpdateUserRequest\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x06\xbaH\x03\xc8\x01\x01\x12\xc5\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x93\x01\xbaH\x8f\x01\xba\x01g\n\x15update_mask.not_empty\x12\x37must name at least one of username, email, display_name\x1a\x15this.paths.size() > 0\xc8\x01\x01\xe2\x01\x1f\x12\x08username\x12\x05\x65mail\x12\x0c\x64isplay_name\x12\x1d\n\nrequest_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"N\n\x11\x44\x65leteUserRequest\x12\x1a\n\x07user_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x1d\n\nrequest_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"\x14\n\x12\x44\x65leteUserResponse\"P\n\x10ListUsersRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xa0\x91$\x01\"O\n\x11ListUsersResponse\x12!\n\x05users\x18\x01 \x03(\x0b\x32\x12.shop.user.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11WatchUsersRequest\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"\xef\x01\n\tUserEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.shop.user.v1.UserEvent.Kind\x12 \n\x04user\x18\x03 \x01(\x0b\x32\x12.shop.user.v1.User\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cKIND_CREATED\x10\x01\x12\x10\n\x0cKIND_UPDATED\x10\x02\x12\x10\n\x0cKIND_DELETED\x10\x03\"S\n\x17\x42\x61tchCreateUsersRequest\x12\x38\n\x07request\x18\x01 \x01(\x0b\x32\x1f.shop.user.v1.CreateUserRequestB\x06\xbaH\x03\xc8\x01\x01\"=\n\x18\x42\x61tchCreateUsersResponse\x12!\n\x05users\x18\x01 \x03(\x0b\x32\x12.shop.user.v1.User2\x9e\x04\n\x0bUserService\x12\x41\n\nCreateUser\x12\x1f.shop.user.v1.CreateUserRequest\x1a\x12.shop.user.v1.User\x12;\n\x07GetUser\x12\x1c.shop.user.v1.GetUserRequest\x1a\x12.shop.user.v1.User\x12\x41\n\nUpdateUser\x12\x1f.shop.user.v1.UpdateUserRequest\x1a\x12.shop.user.v1.User\x12O\n\nDeleteUser\x12\x1f.shop.user.v1.DeleteUserRequest\x1a .shop.user.v1.DeleteUserResponse\x12L\n\tListUsers\x12\x1e.shop.user.v1.ListUsersRequest\x1a\x1f.shop.user.v1.ListUsersResponse\x12H\n\nWatchUsers\x12\x1f.shop.user.v1.WatchUsersRequest\x1a\x17.shop.user.v1.UserEvent0\x01\x12\x63\n\x10\x42\x61tchCreateUsers\x12%.shop.user.v1.BatchCreateUsersRequest\x1a&.shop.user.v1.BatchCreateUsersResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shop/user/v1/user.proto\x12\x0cshop.user.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/rules.proto\"\xce\x02\n\x04User\x12\x1d\n\x07user_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\x88\x91$\x01\xd8\x01\x01\x12\x83\x01\n\x08username\x18\x02 \x01(\tBq\xbaHn\xba\x01h\n\x08username\x12\x37must be 3 to 32 characters of a-z, 0-9, \'.\', \'_\' or \'-\'\x1a#this.matches(\'^[a-z0-9._-]{3,32}$\')\xd8\x01\x01\x12\x1c\n\x05\x65mail\x18\x03 \x01(\tB\r\xbaH\nr\x05\x18\xfe\x01`\x01\xd8\x01\x01\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xa8\x91$\x01\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x11\x43reateUserRequest\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x06\xbaH\x03\xc8\x01\x01\x12 \n\x08password\x18\x02 \x01(\tB\x0e\xbaH\x0br\t\x10\x08\x18\x80\x01\xa8\x91$\x01\x12\x1d\n\nrequest_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\",\n\x0eGetUserRequest\x12\x1a\n\x07user_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\"\xbf\x02\n\x11UpdateUserRequest\x12(\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x06\xbaH\x03\xc8\x01\x01\x12\xe0\x01\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\xae\x01\xbaH\xaa\x01\xba\x01\xa3\x01\n\x11update_mask.paths\x12\x36must name one or more of username, email, display_name\x1aVthis.paths.size() > 0 && this.paths.all(p, p in [\'username\', \'email\', \'display_name\'])\xc8\x01\x01\x12\x1d\n\nrequest_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"N\n\x11\x44\x65leteUserRequest\x12\x1a\n\x07user_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\x91$\x01\x12\x1d\n\nrequest_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x98\x91$\x01\"\x14\n\x12\x44\x65leteUserResponse\"P\n\x10ListUsersRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xa0\x91$\x01\"O\n\x11ListUsersResponse\x12!\n\x05users\x18\x01 \x03(\x0b\x32\x12.shop.user.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11WatchUsersRequest\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"\xef\x01\n\tUserEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.shop.user.v1.UserEvent.Kind\x12 \n\x04user\x18\x03 \x01(\x0b\x32\x12.shop.user.v1.User\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cKIND_CREATED\x10\x01\x12\x10\n\x0cKIND_UPDATED\x10\x02\x12\x10\n\x0cKIND_DELETED\x10\x03\"S\n\x17\x42\x61tchCreateUsersRequest\x12\x38\n\x07request\x18\x01 \x01(\x0b\x32\x1f.shop.user.v1.CreateUserRequestB\x06\xbaH\x03\xc8\x01\x01\"=\n\x18\x42\x61tchCreateUsersResponse\x12!\n\x05users\x18\x01 \x03(\x0b\x32\x12.shop.user.v1.User2\x9e\x04\n\x0bUserService\x12\x41\n\nCreateUser\x12\x1f.shop.user.v1.CreateUserRequest\x1a\x12.shop.user.v1.User\x12;\n\x07GetUser\x12\x1c.shop.user.v1.GetUserRequest\x1a\x12.shop.user.v1.User\x12\x41\n\nUpdateUser\x12\x1f.shop.user.v1.UpdateUserRequest\x1a\x12.shop.user.v1.User\x12O\n\nDeleteUser\x12\x1f.shop.user.v1.DeleteUserRequest\x1a .shop.user.v1.DeleteUserResponse\x12L\n\tListUsers\x12\x1e.shop.user.v1.ListUsersRequest\x1a\x1f.shop.user.v1.ListUsersResponse\x12H\n\nWatchUsers\x12\x1f.shop.user.v1.WatchUsersRequest\x1a\x17.shop.user.v1.UserEvent0\x01\x12\x63\n\x10\x42\x61tchCreateUsers\x12%.shop.user.v1.BatchCreateUsersRequest\x1a&.shop.user.v1.BatchCreateUsersResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,7 +54,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEUSERREQUEST'].fields_by_name['user']._loaded_options = None
   _globals['_UPDATEUSERREQUEST'].fields_by_name['user']._serialized_options = b'\272H\003\310\001\001'
   _globals['_UPDATEUSERREQUEST'].fields_by_name['update_mask']._loaded_options = None
-  _globals['_UPDATEUSERREQUEST'].fields_by_name['update_mask']._serialized_options = b'\272H\217\001\272\001g\n\025update_mask.not_empty\0227must name at least one of username, email, display_name\032\025this.paths.size() > 0\310\001\001\342\001\037\022\010username\022\005email\022\014display_name'
+  _globals['_UPDATEUSERREQUEST'].fields_by_name['update_mask']._serialized_options = b'\272H\252\001\272\001\243\001\n\021update_mask.paths\0226must name one or more of username, email, display_name\032Vthis.paths.size() > 0 && this.paths.all(p, p in [\'username\', \'email\', \'display_name\'])\310\001\001'
   _globals['_UPDATEUSERREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_UPDATEUSERREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\006r\004\230\221$\001'
   _globals['_DELETEUSERREQUEST'].fields_by_name['user_id']._loaded_options = None
@@ -76,25 +76,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSERREQUEST']._serialized_start=630
   _globals['_GETUSERREQUEST']._serialized_end=674
   _globals['_UPDATEUSERREQUEST']._serialized_start=677
-  _globals['_UPDATEUSERREQUEST']._serialized_end=969
-  _globals['_DELETEUSERREQUEST']._serialized_start=971
-  _globals['_DELETEUSERREQUEST']._serialized_end=1049
-  _globals['_DELETEUSERRESPONSE']._serialized_start=1051
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1071
-  _globals['_LISTUSERSREQUEST']._serialized_start=1073
-  _globals['_LISTUSERSREQUEST']._serialized_end=1153
-  _globals['_LISTUSERSRESPONSE']._serialized_start=1155
-  _globals['_LISTUSERSRESPONSE']._serialized_end=1234
-  _globals['_WATCHUSERSREQUEST']._serialized_start=1236
-  _globals['_WATCHUSERSREQUEST']._serialized_end=1288
-  _globals['_USEREVENT']._serialized_start=1291
-  _globals['_USEREVENT']._serialized_end=1530
-  _globals['_USEREVENT_KIND']._serialized_start=1448
-  _globals['_USEREVENT_KIND']._serialized_end=1530
-  _globals['_BATCHCREATEUSERSREQUEST']._serialized_start=1532
-  _globals['_BATCHCREATEUSERSREQUEST']._serialized_end=1615
-  _globals['_BATCHCREATEUSERSRESPONSE']._serialized_start=1617
-  _globals['_BATCHCREATEUSERSRESPONSE']._serialized_end=1678
-  _globals['_USERSERVICE']._serialized_start=1681
-  _globals['_USERSERVICE']._serialized_end=2223
+  _globals['_UPDATEUSERREQUEST']._serialized_end=996
+  _globals['_DELETEUSERREQUEST']._serialized_start=998
+  _globals['_DELETEUSERREQUEST']._serialized_end=1076
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1078
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1098
+  _globals['_LISTUSERSREQUEST']._serialized_start=1100
+  _globals['_LISTUSERSREQUEST']._serialized_end=1180
+  _globals['_LISTUSERSRESPONSE']._serialized_start=1182
+  _globals['_LISTUSERSRESPONSE']._serialized_end=1261
+  _globals['_WATCHUSERSREQUEST']._serialized_start=1263
+  _globals['_WATCHUSERSREQUEST']._serialized_end=1315
+  _globals['_USEREVENT']._serialized_start=1318
+  _globals['_USEREVENT']._serialized_end=1557
+  _globals['_USEREVENT_KIND']._serialized_start=1475
+  _globals['_USEREVENT_KIND']._serialized_end=1557
+  _globals['_BATCHCREATEUSERSREQUEST']._serialized_start=1559
+  _globals['_BATCHCREATEUSERSREQUEST']._serialized_end=1642
+  _globals['_BATCHCREATEUSERSRESPONSE']._serialized_start=1644
+  _globals['_BATCHCREATEUSERSRESPONSE']._serialized_end=1705
+  _globals['_USERSERVICE']._serialized_start=1708
+  _globals['_USERSERVICE']._serialized_end=2250
 # @@protoc_insertion_point(module_scope)
