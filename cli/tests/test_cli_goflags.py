@@ -41,6 +41,9 @@ FLAGS = (
         (".5s", SECOND // 2),
         ("1.s", SECOND),
         ("10ns", 10),
+        ("1.5ns1.5ns", 2),  # each number's fraction is truncated on its own, as in Go
+        ("2562047h47m16.854775807s", 2**63 - 1),  # the longest Go duration
+        ("-9223372036854775808ns", -(2**63)),  # and the most negative
     ],
 )
 def test_durations_parse_as_go_parses_them(text, nanoseconds):
@@ -56,6 +59,16 @@ def test_durations_parse_as_go_parses_them(text, nanoseconds):
         ("1x", 'time: unknown unit "x" in duration "1x"'),
         ("--1s", 'time: invalid duration "--1s"'),
         ("1s.", 'time: invalid duration "1s."'),
+        (".s", 'time: invalid duration ".s"'),
+        # Beyond an int64 of nanoseconds: Go refuses them rather than wrap or saturate.
+        ("9999999999h", 'time: invalid duration "9999999999h"'),
+        ("2562047h47m16.854775808s", 'time: invalid duration "2562047h47m16.854775808s"'),
+        ("9223372036854775808ns", 'time: invalid duration "9223372036854775808ns"'),
+        ("-9223372036854775809ns", 'time: invalid duration "-9223372036854775809ns"'),
+        ("99999999999999999999ns", 'time: invalid duration "99999999999999999999ns"'),
+        ("2562047h48m", 'time: invalid duration "2562047h48m"'),
+        ("9" * 5000 + "s", f'time: invalid duration "{"9" * 5000}s"'),
+        ("1\u0663s", 'time: unknown unit "\u0663s" in duration "1\u0663s"'),  # ASCII digits only
     ],
 )
 def test_bad_durations_are_refused_with_gos_message(text, error):
@@ -139,6 +152,10 @@ def test_positionals_are_kept_wherever_they_stand_and_double_dash_ends_the_flags
         (["-=x"], "bad flag syntax: -=x"),
         (["-addr"], "flag needs an argument: -addr"),
         (["-rpc-timeout=soon"], 'invalid value "soon" for flag -rpc-timeout: parse error'),
+        (
+            ["-rpc-timeout=9999999999h"],
+            'invalid value "9999999999h" for flag -rpc-timeout: parse error',
+        ),
     ],
 )
 def test_bad_flags_are_refused_with_gos_message(arguments, message):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shop_cli.__main__ import run
 from shop_cli.commands.probe import FLAGS
+from shop_cli.goflags import Duration
 from shop_grpc.testing import MtlsServing, serving_mtls
 
 ORDERS = "shop.order.v1.OrderService"
@@ -34,14 +35,24 @@ class Outcome:
     err: str
 
 
-@pytest.fixture
-def shop_probe(capsys):
+def _probe_caller(capture: pytest.CaptureFixture[str]) -> Callable[..., Awaitable[Outcome]]:
     async def call(*arguments: str) -> Outcome:
         code = await asyncio.to_thread(run, ["probe", *arguments])
-        captured = capsys.readouterr()
+        captured = capture.readouterr()
         return Outcome(code, captured.out, captured.err)
 
     return call
+
+
+@pytest.fixture
+def shop_probe(capsys):
+    return _probe_caller(capsys)
+
+
+@pytest.fixture
+def shop_probe_fd(capfd):
+    """shop_probe, also seeing what gRPC's C core writes to the process's stderr."""
+    return _probe_caller(capfd)
 
 
 def client_files(shop: MtlsServing) -> list[str]:
@@ -210,6 +221,20 @@ async def test_a_slow_check_is_an_rpc_timeout_exit_3(shop_probe):
     assert failed == Outcome(3, "", "timeout: health rpc did not complete within 100ms\n")
 
 
+async def test_timeouts_shorter_than_a_millisecond_still_hold(shop_probe):
+    # No check or connection takes under a microsecond, so Go's deadlines always pass first.
+    async with plain_server(health.aio.HealthServicer()) as address:
+        assert await shop_probe(address) == Outcome(0, "status: SERVING\n", "")
+        for timeout in ("1ns", "1\u00b5s", "1us", "999ns"):
+            shown = str(Duration.parse(timeout))
+            rpc = await shop_probe(address, f"-rpc-timeout={timeout}")
+            assert rpc == Outcome(3, "", f"timeout: health rpc did not complete within {shown}\n")
+            connect = await shop_probe(address, f"-connect-timeout={timeout}")
+            assert connect == Outcome(
+                2, "", f'timeout: failed to connect service "{address}" within {shown}\n'
+            )
+
+
 async def test_a_server_without_health_is_an_rpc_failure_exit_3(shop_probe):
     async with plain_server() as address:
         failed = await shop_probe(f"-addr={address}")
@@ -319,6 +344,14 @@ async def test_bad_arguments_exit_1_with_grpc_health_probes_message(arguments, m
             'invalid value "soon" for flag -rpc-timeout: parse error',
         ),
         (
+            ["-addr=a:1", "-rpc-timeout=9999999999h"],  # beyond an int64 of nanoseconds
+            'invalid value "9999999999h" for flag -rpc-timeout: parse error',
+        ),
+        (
+            ["-addr=a:1", "-connect-timeout=2562047h47m16.854775808s"],
+            'invalid value "2562047h47m16.854775808s" for flag -connect-timeout: parse error',
+        ),
+        (
             ["-addr=a:1", "-rpc-header=nocolon"],
             'invalid value "nocolon" for flag -rpc-header: '
             "invalid RPC header, expected 'key: value', got \"nocolon\"",
@@ -353,8 +386,56 @@ async def test_unreadable_tls_files_exit_1(tmp_path, shop_probe):
     )
 
 
-async def test_help_lists_every_flag_and_exits_0(shop_probe):
-    shown = await shop_probe("-h")
-    assert shown.code == 0
-    listed = {line.split()[0] for line in shown.out.splitlines() if line.startswith("  -")}
+@pytest.mark.parametrize("spelling", ["-h", "-help", "--help"])
+async def test_help_lists_every_flag_on_stderr_and_exits_1(spelling, shop_probe):
+    # Go's flag package writes the usage to stderr; grpc_health_probe exits 1 on -h.
+    shown = await shop_probe("-addr=a:1", spelling)
+    assert (shown.code, shown.out) == (1, "")
+    first, *rest = shown.err.splitlines()
+    assert first == "Usage of shop probe:"
+    listed = {line.split()[0] for line in rest if line.startswith("  -")}
     assert listed == {f"-{flag.name}" for flag in FLAGS}
+
+
+HEADER = 'invalid value "{}" for flag -rpc-header: invalid RPC header, '
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (": v", HEADER.format(": v") + "the name is empty"),
+        (" : v", HEADER.format(" : v") + "the name is empty"),
+        (
+            "bad key: v",
+            HEADER.format("bad key: v") + 'name "bad key" has characters not in [0-9a-z-_.]',
+        ),
+        ("x/y: v", HEADER.format("x/y: v") + 'name "x/y" has characters not in [0-9a-z-_.]'),
+        (
+            "caf\u00e9: v",
+            HEADER.format("caf\u00e9: v") + 'name "caf\u00e9" has characters not in [0-9a-z-_.]',
+        ),
+        (
+            "x-note: caf\u00e9",
+            HEADER.format("x-note: caf\u00e9")
+            + 'the value of "x-note" has characters other than printable ASCII '
+            "(a name ending in -bin takes any bytes)",
+        ),
+        (
+            "x-note: a\tb",
+            HEADER.format("x-note: a\tb")
+            + 'the value of "x-note" has characters other than printable ASCII '
+            "(a name ending in -bin takes any bytes)",
+        ),
+    ],
+)
+async def test_headers_grpc_would_refuse_exit_1_before_any_call(header, message, shop_probe_fd):
+    recorder = Recorder()
+    async with plain_server(health.aio.HealthServicer(), [recorder]) as address:
+        refused = await shop_probe_fd(address, "-rpc-header", header)
+    assert (refused.code, refused.out) == (1, "")
+    # Only the message and the usage: gRPC's C core never saw the header, so logged nothing.
+    first, *usage = refused.err.splitlines()
+    assert first == message
+    assert usage[0] == "Usage of shop probe:"
+    assert all(line.startswith("  ") for line in usage[1:])
+    assert recorder.metadata == []

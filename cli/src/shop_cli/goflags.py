@@ -13,11 +13,9 @@ is kept as a positional and parsing goes on (``shop probe HOST:PORT -tls``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from fractions import Fraction
 
 NANOSECOND = 1
 MICROSECOND = 1000 * NANOSECOND
@@ -36,7 +34,9 @@ _UNITS = {
     "m": MINUTE,
     "h": HOUR,
 }
-_COMPONENT = re.compile(r"(\d+\.?\d*|\.\d+)([^\d.]*)")
+_DIGITS = "0123456789"  # ASCII only, as Go reads them
+# A Duration is an int64 of nanoseconds; while parsing, Go counts magnitudes up to 1<<63.
+_LIMIT = 1 << 63
 # strconv.ParseBool
 _BOOLS = {
     **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
@@ -52,28 +52,62 @@ class Duration:
 
     @classmethod
     def parse(cls, text: str) -> Duration:
-        """``time.ParseDuration``: ``300ms``, ``-1.5h``, ``2h45m``; raises ValueError."""
+        """``time.ParseDuration``: ``300ms``, ``-1.5h``, ``2h45m``; raises ValueError.
+
+        Step for step Go's algorithm, so the same texts are refused and the same
+        nanoseconds come out: each number's fraction is scaled in floating point and
+        truncated, and a total beyond what an int64 of nanoseconds holds is refused.
+        """
+        invalid = ValueError(f'time: invalid duration "{text}"')
         negative = text.startswith("-")
-        body = text[1:] if text[:1] in ("-", "+") else text
-        if body == "0":
+        rest = text[1:] if text[:1] in ("-", "+") else text
+        if rest == "0":
             return cls(0)
-        if not body or body[0] not in "0123456789.":
-            raise ValueError(f'time: invalid duration "{text}"')
-        total = Fraction(0)
-        position = 0
-        while position < len(body):
-            match = _COMPONENT.match(body, position)
-            if match is None:
-                raise ValueError(f'time: invalid duration "{text}"')
-            number, unit = match.groups()
-            if not unit:
+        if not rest:
+            raise invalid
+        total = 0
+        while rest:
+            if not (rest[0] == "." or rest[0] in _DIGITS):
+                raise invalid
+            whole_digits = _leading_digits(rest)
+            significant = rest[:whole_digits].lstrip("0") or "0"
+            # A number of more digits than 1<<63 overflows, and would be slow to convert.
+            if len(significant) > len(str(_LIMIT)):
+                raise invalid
+            whole = int(significant)
+            if whole > _LIMIT:
+                raise invalid
+            rest = rest[whole_digits:]
+            fraction, scale, fraction_digits = 0, 1.0, 0
+            if rest.startswith("."):
+                rest = rest[1:]
+                fraction_digits = _leading_digits(rest)
+                fraction, scale = _leading_fraction(rest[:fraction_digits])
+                rest = rest[fraction_digits:]
+            if not whole_digits and not fraction_digits:
+                raise invalid  # ".s"
+            unit_length = next(
+                (i for i, c in enumerate(rest) if c == "." or c in _DIGITS), len(rest)
+            )
+            if not unit_length:
                 raise ValueError(f'time: missing unit in duration "{text}"')
-            if unit not in _UNITS:
-                raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
-            total += Fraction(number) * _UNITS[unit]
-            position = match.end()
-        nanoseconds = int(total)
-        return cls(-nanoseconds if negative else nanoseconds)
+            unit_name, rest = rest[:unit_length], rest[unit_length:]
+            unit = _UNITS.get(unit_name)
+            if unit is None:
+                raise ValueError(f'time: unknown unit "{unit_name}" in duration "{text}"')
+            if whole > _LIMIT // unit:
+                raise invalid
+            value = whole * unit
+            if fraction:
+                value += int(float(fraction) * (float(unit) / scale))
+            total += value
+            if total > _LIMIT:
+                raise invalid
+        if negative:
+            return cls(-total)
+        if total > _LIMIT - 1:
+            raise invalid  # 1<<63 fits only as the most negative duration
+        return cls(total)
 
     @classmethod
     def of_seconds(cls, seconds: float) -> Duration:
@@ -104,6 +138,24 @@ class Duration:
         if hours:
             text = f"{hours}h{text}"
         return sign + text
+
+
+def _leading_digits(text: str) -> int:
+    return next((i for i, c in enumerate(text) if c not in _DIGITS), len(text))
+
+
+def _leading_fraction(digits: str) -> tuple[int, float]:
+    """Go's leadingFraction: the digits as a whole number and their scale (10**count),
+    ignoring the digits from the first that would overflow on."""
+    fraction, scale = 0, 1.0
+    for digit in digits:
+        if fraction > (_LIMIT - 1) // 10:
+            break
+        widened = fraction * 10 + int(digit)
+        if widened > _LIMIT:
+            break
+        fraction, scale = widened, scale * 10
+    return fraction, scale
 
 
 def _decimal(value: int, unit: int) -> str:

@@ -2,7 +2,11 @@
 
 The connection is a bare channel, as grpc_health_probe's: no retries, no client-side
 health checking, no load balancing; the connect timeout covers getting it ready (and the
-TLS handshake), the RPC timeout the Check.
+TLS handshake), the RPC timeout the Check. grpc_health_probe's timeouts are Go context
+deadlines, exact to the nanosecond; gRPC for Python keeps deadlines only to about the
+millisecond and hands over an answer that came after a shorter one, so the probe keeps
+both deadlines itself: whatever comes after one has passed (a connection, an answer, an
+error) is that timeout.
 
 ``-tls-no-verify``: grpcio has no way to skip checking the server's certificate, so the
 probe first makes a TLS handshake of its own that checks nothing, takes the certificate
@@ -94,12 +98,23 @@ async def probe(options: ProbeOptions, log: Callable[[str], None] | None = None)
         try:
             started = time.monotonic_ns()
             result = await _check(channel, options)
-            log(f"time elapsed: connect={connected} rpc={Duration(time.monotonic_ns() - started)}")
-            return result
         finally:
             await channel.close()
+        # grpc_health_probe times only a check that found the service SERVING.
+        log(f"time elapsed: connect={connected} rpc={Duration(time.monotonic_ns() - started)}")
+        return result
     except ProbeFailure as failure:
         return failure.result
+
+
+class _Deadline:
+    """A Go context deadline: `timeout` from now, passed once that instant is behind us."""
+
+    def __init__(self, timeout: Duration) -> None:
+        self._at = time.monotonic_ns() + timeout.nanoseconds
+
+    def passed(self) -> bool:
+        return time.monotonic_ns() > self._at
 
 
 # -- credentials -----------------------------------------------------------------------
@@ -158,6 +173,12 @@ async def _connect(
     target = dial_target(options.addr)
     channel_options = [("grpc.primary_user_agent", options.user_agent)]
     compression = grpc.Compression.Gzip if options.gzip else None
+    timed_out = ProbeFailure(
+        ProbeExit.CONNECTION_FAILURE,
+        f"timeout: failed to connect service {_go_quote(options.addr)} within "
+        f"{options.connect_timeout}",
+    )
+    deadline = _Deadline(options.connect_timeout)
     try:
         async with asyncio.timeout(options.connect_timeout.seconds):
             if options.tls is None:
@@ -181,11 +202,14 @@ async def _connect(
                 await channel.close()
                 raise
     except TimeoutError:
-        raise ProbeFailure(
-            ProbeExit.CONNECTION_FAILURE,
-            f"timeout: failed to connect service {_go_quote(options.addr)} within "
-            f"{options.connect_timeout}",
-        ) from None
+        raise timed_out from None
+    except ProbeFailure as failure:
+        if failure.result.exit == ProbeExit.CONNECTION_FAILURE and deadline.passed():
+            raise timed_out from None
+        raise
+    if deadline.passed():
+        await channel.close()
+        raise timed_out
     return channel
 
 
@@ -252,17 +276,31 @@ def _name_in(certificate: x509.Certificate) -> str:
 
 
 async def _check(channel: grpc.aio.Channel, options: ProbeOptions) -> ProbeResult:
+    """The check's result when SERVING; raises ProbeFailure for any other outcome."""
     stub = health_pb2_grpc.HealthStub(channel)
     request = health_pb2.HealthCheckRequest(service=options.service)
+    timed_out = ProbeFailure(
+        ProbeExit.RPC_FAILURE, f"timeout: health rpc did not complete within {options.rpc_timeout}"
+    )
+    deadline = _Deadline(options.rpc_timeout)
     try:
-        reply = await stub.Check(
-            request, timeout=options.rpc_timeout.seconds, metadata=options.rpc_headers or None
-        )
+        async with asyncio.timeout(options.rpc_timeout.seconds):
+            reply = await stub.Check(
+                request, timeout=options.rpc_timeout.seconds, metadata=options.rpc_headers or None
+            )
+    except TimeoutError:
+        raise timed_out from None
     except grpc.aio.AioRpcError as error:
-        return ProbeResult(ProbeExit.RPC_FAILURE, _rpc_failure(error, options.rpc_timeout))
+        if deadline.passed():
+            raise timed_out from None
+        raise ProbeFailure(
+            ProbeExit.RPC_FAILURE, _rpc_failure(error, options.rpc_timeout)
+        ) from None
+    if deadline.passed():
+        raise timed_out
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
-        return ProbeResult(
+        raise ProbeFailure(
             ProbeExit.UNHEALTHY, f"service unhealthy (responded with {_go_quote(status)})"
         )
     return ProbeResult(ProbeExit.SERVING, f"status: {status}")

@@ -7,15 +7,18 @@
 
 Flags, their defaults, messages and exit codes are grpc_health_probe's (0 SERVING,
 1 bad arguments, 2 connection failure, 3 RPC failure, 4 not SERVING), in Go's flag
-syntax (shop_cli.goflags). The status line goes to stdout, everything else to
-stderr. -alts and -spiffe are refused (exit 1): ALTS works only on Google's cloud, and
-the suite's SPIFFE identities are files, which -tls-client-cert/-key present.
+syntax (shop_cli.goflags). The status line goes to stdout, everything else (-h's list
+of flags too, which exits 1 as grpc_health_probe's does) to stderr. -alts and -spiffe
+are refused (exit 1): ALTS works only on Google's cloud, and the suite's SPIFFE
+identities are files, which -tls-client-cert/-key present.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,6 +70,11 @@ _NEEDS = (
     ("tls-client-key", "tls-client-cert"),
 )
 _UNUSED_WITHOUT_VERIFYING = (("tls-ca-cert", "CA cert"), ("tls-server-name", "server name"))
+# What gRPC accepts as metadata: names of these characters, and printable ASCII for the
+# value unless the name ends in -bin. gRPC checks only as the call is made, and logs a
+# line of its own; the probe checks while reading its flags, so a bad header is exit 1.
+_HEADER_NAME = re.compile(r"[0-9a-z_.\-]+")
+_TEXT_VALUE = re.compile(r"[\x20-\x7e]*")
 
 
 class ArgumentError(ValueError):
@@ -150,13 +158,25 @@ def rpc_headers(values: object) -> Metadata:
     headers: list[tuple[str, str | bytes]] = []
     for text in values:
         name, colon, value = text.partition(":")
-        if not colon:
-            raise FlagError(
-                f'invalid value "{text}" for flag -rpc-header: invalid RPC header, '
-                f"expected 'key: value', got \"{text}\""
-            )
         key, value = name.strip().lower(), value.lstrip()
-        headers.append((key, value.encode() if key.endswith("-bin") else value))
+        if not colon:
+            problem = f"expected 'key: value', got \"{text}\""
+        elif not key:
+            problem = "the name is empty"
+        elif not _HEADER_NAME.fullmatch(key):
+            problem = f'name "{key}" has characters not in [0-9a-z-_.]'
+        elif not key.endswith("-bin") and not _TEXT_VALUE.fullmatch(value):
+            problem = (
+                f'the value of "{key}" has characters other than printable ASCII '
+                "(a name ending in -bin takes any bytes)"
+            )
+        else:
+            # fsencode: the bytes as given, even those that are not UTF-8.
+            headers.append((key, os.fsencode(value) if key.endswith("-bin") else value))
+            continue
+        raise FlagError(
+            f'invalid value "{text}" for flag -rpc-header: invalid RPC header, {problem}'
+        )
     return tuple(headers)
 
 
@@ -196,8 +216,10 @@ def main(arguments: Sequence[str]) -> int:
     try:
         probe_options, verbose = options(arguments)
     except HelpRequested:
-        print(usage(PROGRAM, FLAGS))
-        return 0
+        # Go's flag package prints the usage to stderr and returns flag.ErrHelp, on which
+        # grpc_health_probe exits 1 as on any other error of its flags.
+        _stderr(usage(PROGRAM, FLAGS))
+        return int(ProbeExit.INVALID_ARGUMENTS)
     except FlagError as error:
         _stderr(str(error))
         _stderr(usage(PROGRAM, FLAGS))
