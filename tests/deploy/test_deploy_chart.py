@@ -30,6 +30,17 @@ NOT_SET_BY_DEFAULT = {
 }
 
 
+LONGEST_RELEASE = "shop-payments-platform-production-eu-west-1-green-b2x"
+"""53 characters, the most Helm accepts."""
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+"""What a Service's name must be: a DNS label that starts with a letter."""
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+REVISION_HASH_LENGTH = 10
+"""Most characters of the hash a StatefulSet's controller appends to its name in the
+controller-revision-hash label of its pods."""
+
+
 def _load(name: str, path: Path) -> Any:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
@@ -49,8 +60,10 @@ def helm_available() -> None:
         pytest.skip(f"helm could not be fetched ({error}); the chart is not checked")
 
 
-def render(case: str = "default", *extra: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(tools.render(case, *extra)) if doc]
+def render(
+    case: str = "default", *extra: str, release: str = tools.RELEASE
+) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(tools.render(case, *extra, release=release)) if doc]
 
 
 @pytest.fixture(scope="module", params=list(tools.CASES))
@@ -248,9 +261,10 @@ def certificate_names(docs: list[dict[str, Any]]) -> dict[str, tuple[set[str], l
     return names
 
 
+@pytest.mark.parametrize("release", [tools.RELEASE, LONGEST_RELEASE])
 @pytest.mark.parametrize("case", ["default", "cert-manager"])
-def test_certificates_cover_every_dialed_name(case: str) -> None:
-    docs = render(case)
+def test_certificates_cover_every_dialed_name(case: str, release: str) -> None:
+    docs = render(case, release=release)
     names = certificate_names(docs)
     assert set(names) == {*SERVICES, "client"}
     for identity, (_dns, uris) in names.items():
@@ -258,8 +272,11 @@ def test_certificates_cover_every_dialed_name(case: str) -> None:
     for service, hosts in dialed_hosts(docs).items():
         assert len(hosts) > 1, f"nothing dials {service}"
         assert hosts <= names[service][0], f"{service}: {sorted(hosts - names[service][0])}"
-        for short in (f"shop-{service}", f"shop-{service}-headless"):
-            assert f"{short}.shop.svc" in names[service][0]
+        for host in names[service][0]:
+            assert all(len(label) <= 63 for label in host.split(".")), host
+        for service_object in of_kind(docs, "Service"):
+            if service_object["metadata"]["labels"]["app.kubernetes.io/component"] == service:
+                assert f"{service_object['metadata']['name']}.shop.svc" in names[service][0]
 
 
 def allowed_peers(rule_peers: list[dict[str, Any]]) -> set[str]:
@@ -325,6 +342,127 @@ def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
 def test_bad_values_fail_the_render(flags: list[str], says: str) -> None:
     with pytest.raises(SystemExit, match=re.escape(says)):
         tools.render("default", *flags)
+
+
+def label_maps(doc: dict[str, Any]) -> Iterator[dict[str, str]]:
+    """Every set of labels an object carries or gives what it creates."""
+    yield doc["metadata"].get("labels", {})
+    spec = doc.get("spec", {})
+    yield spec.get("selector", {}).get("matchLabels", {}) if isinstance(spec, dict) else {}
+    yield spec.get("template", {}).get("metadata", {}).get("labels", {})
+    for claim in spec.get("volumeClaimTemplates", []):
+        yield claim["metadata"].get("labels", {})
+    yield spec.get("secretTemplate", {}).get("labels", {})
+
+
+def test_the_longest_release_name_is_one_helm_accepts() -> None:
+    assert len(LONGEST_RELEASE) == 53
+    assert len(render(release=LONGEST_RELEASE)) > 0
+    with pytest.raises(SystemExit, match="length must not be longer than 53"):
+        tools.render("default", release=LONGEST_RELEASE + "x")
+
+
+@pytest.mark.parametrize("case", list(tools.CASES))
+def test_every_name_and_label_fits_with_the_longest_release_name(case: str) -> None:
+    docs = render(case, release=LONGEST_RELEASE)
+    seen: set[tuple[str, str]] = set()
+    for doc in docs:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        where = f"{kind}/{name}"
+        assert (kind, name) not in seen, f"{where} is rendered twice"
+        seen.add((kind, name))
+        assert len(name) <= 63 and DNS_LABEL.fullmatch(name), where
+        if kind == "Service":
+            assert DNS_1035_LABEL.fullmatch(name), where
+        if kind == "StatefulSet":
+            # Its pods' controller-revision-hash label is `<name>-<hash>`, a label value.
+            assert len(name) + 1 + REVISION_HASH_LENGTH <= 63, where
+        for labels in label_maps(doc):
+            for key, value in labels.items():
+                assert len(value) <= 63 and LABEL_VALUE.fullmatch(value), f"{where}: {key}"
+    kinds = {kind for kind, _ in seen}
+    assert {"Deployment", "Service", "NetworkPolicy"} <= kinds
+
+
+@pytest.mark.parametrize("case", ["default", "production", "autoscaling"])
+def test_what_objects_refer_to_is_named_alike_with_the_longest_release_name(case: str) -> None:
+    docs = render(case, release=LONGEST_RELEASE)
+    names = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+    made_secrets = {doc["spec"]["secretName"] for doc in of_kind(docs, "Certificate")}
+    for doc in of_kind(docs, "ConfigMap"):
+        if "spec.json" in doc.get("data", {}):
+            spec = json.loads(doc["data"]["spec.json"])
+            made_secrets |= {
+                w["secret"] for w in spec.get("tls", {}).get("identities", {}).values()
+            }
+            made_secrets |= {
+                spec.get("tls", {}).get("caSecret"),
+                spec.get("database", {}).get("secret"),
+            }
+    external = {ref["name"] for ref in production_external_secrets(case)}
+    for where, spec in pod_specs(docs):
+        if spec.get("serviceAccountName"):
+            assert ("ServiceAccount", spec["serviceAccountName"]) in names, where
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in made_secrets, where
+            if "configMap" in volume:
+                assert ("ConfigMap", volume["configMap"]["name"]) in names, where
+        for container in spec["containers"]:
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] in made_secrets | external, f"{where}: {item['name']}"
+    for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
+        assert ("Deployment", hpa["spec"]["scaleTargetRef"]["name"]) in names
+    for sts in of_kind(docs, "StatefulSet"):
+        assert ("Service", sts["spec"]["serviceName"]) in names
+    for hosts in dialed_hosts(docs).values():
+        for host in hosts - set(SERVICES):
+            assert ("Service", host.split(".")[0]) in names, host
+
+
+def production_external_secrets(case: str) -> list[dict[str, str]]:
+    if case != "production":
+        return []
+    values = yaml.safe_load((tools.CHART / "ci/production-values.yaml").read_text())
+    return list(values["database"]["externalSecrets"].values())
+
+
+def object_names(docs: list[dict[str, Any]]) -> set[str]:
+    return {doc["metadata"]["name"] for doc in docs}
+
+
+def test_long_release_names_that_begin_alike_name_different_objects() -> None:
+    first = object_names(render(release=LONGEST_RELEASE[:-1] + "a"))
+    second = object_names(render(release=LONGEST_RELEASE[:-1] + "b"))
+    assert first and second and not first & second
+
+
+def test_a_release_name_that_fits_is_every_name_s_prefix_unchanged() -> None:
+    release = "shop-payments-platform-production-eu-west"  # 41 characters: the most that fits
+    assert len(release) == 41
+    names = object_names(render(release=release))
+    assert {f"{release}-order", f"{release}-order-headless", f"{release}-postgresql"} <= names
+    assert "a-b-order-headless" in object_names(render(release="a.b"))
+
+
+@pytest.mark.parametrize(
+    ("release", "flags", "says"),
+    [
+        ("2024-shop", [], "starts with a digit"),
+        (
+            LONGEST_RELEASE,
+            ["--set", "services.notifications-eu.replicas=1"],
+            '-notifications-eu-headless" has 67 characters, more than the 63',
+        ),
+    ],
+)
+def test_a_name_kubernetes_would_refuse_fails_the_render(
+    release: str, flags: list[str], says: str
+) -> None:
+    with pytest.raises(SystemExit, match=re.escape(says)):
+        tools.render("default", *flags, release=release)
 
 
 def test_rendered_manifests_are_current() -> None:
