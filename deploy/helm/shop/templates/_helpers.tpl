@@ -76,6 +76,22 @@ helm.sh/chart: {{ include "shop.chart" .root }}
 {{- toYaml $callers -}}
 {{- end }}
 
+{{/* A service Deployment's replicas. Call with root, cfg and name (the Deployment's).
+     Without autoscaling: the configured count. With it the HPA sets the count, yet the field
+     must still be written: left out, an upgrade that turns autoscaling on drops the running
+     count to the API's default of 1 until the HPA acts, and an install starts there. So it is
+     the highest of minReplicas, the configured replicas and the count the live Deployment has
+     now, which `lookup` reads on an install or upgrade (and which is nothing under
+     `helm template` or a client-side dry run): an upgrade never takes pods away. */}}
+{{- define "shop.replicas" -}}
+{{- if .cfg.autoscaling.enabled -}}
+{{- $live := lookup "apps/v1" "Deployment" .root.Release.Namespace .name -}}
+{{ max (int .cfg.autoscaling.minReplicas) (int .cfg.replicas) (dig "spec" "replicas" 0 $live | int) }}
+{{- else -}}
+{{ .cfg.replicas }}
+{{- end -}}
+{{- end }}
+
 {{- define "shop.image" -}}
 {{- $image := .root.Values.image -}}
 {{- $repo := printf "%s%s" $image.prefix .svc -}}

@@ -95,9 +95,7 @@ metadata:
   name: {{ $name }}
   labels: {{- include "shop.labels" $ctx | nindent 4 }}
 spec:
-  {{- if not .cfg.autoscaling.enabled }}
-  replicas: {{ .cfg.replicas }}
-  {{- end }}
+  replicas: {{ include "shop.replicas" (dict "root" .root "cfg" .cfg "name" $name) }}
   revisionHistoryLimit: 3
   selector:
     matchLabels: {{- include "shop.selectorLabels" $ctx | nindent 6 }}
