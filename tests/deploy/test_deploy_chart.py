@@ -315,6 +315,69 @@ def test_network_policies_allow_exactly_the_call_graph(rendered: list[dict[str, 
         assert {53, 5432} <= egress_ports, name
 
 
+def hook_of(doc: dict[str, Any]) -> str:
+    """The Helm hook an object belongs to ("" for the release's own objects)."""
+    return str(doc["metadata"].get("annotations", {}).get("helm.sh/hook", ""))
+
+
+def test_hook_objects_are_deleted_once_their_hook_has_run(rendered: list[dict[str, Any]]) -> None:
+    hooks = [doc for doc in rendered if hook_of(doc)]
+    assert hooks
+    for doc in hooks:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        policy = set(doc["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(","))
+        # Hook objects are not part of the release: whatever Helm does not delete outlives it.
+        assert {"before-hook-creation", "hook-succeeded"} <= policy, where
+        if hook_of(doc) == "test":
+            assert "hook-failed" in policy, where
+
+
+def test_api_access_exists_only_while_the_secrets_hook_runs(rendered: list[dict[str, Any]]) -> None:
+    for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
+        for doc in of_kind(rendered, kind):
+            assert hook_of(doc) == "pre-install,pre-upgrade", f"{kind}/{doc['metadata']['name']}"
+    for where, spec in pod_specs(rendered):
+        if spec.get("automountServiceAccountToken") is not False:
+            account = ("ServiceAccount", spec["serviceAccountName"])
+            owners = [d for d in rendered if (d["kind"], d["metadata"]["name"]) == account]
+            assert where.startswith("Job/") and all(hook_of(d) for d in owners), where
+
+
+def uninstall_selector() -> dict[str, str]:
+    """The labels README's command selects to remove what `helm uninstall` keeps."""
+    command = re.search(
+        r"kubectl -n shop delete pvc,secret -l (\S+)", (ROOT / "README.md").read_text()
+    )
+    assert command, "README does not say how to remove what uninstall keeps"
+    return dict(pair.split("=", 1) for pair in command.group(1).split(","))
+
+
+@pytest.mark.parametrize("case", ["default", "cert-manager"])
+def test_what_uninstall_keeps_is_kept_and_the_documented_command_finds_it(case: str) -> None:
+    docs = render(case)
+    selector = uninstall_selector().items()
+    (database,) = of_kind(docs, "StatefulSet")
+    assert database["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+    for claim in database["spec"]["volumeClaimTemplates"]:
+        assert selector <= claim["metadata"]["labels"].items()
+    made_by_the_job = [
+        json.loads(doc["data"]["spec.json"])["labels"]
+        for doc in of_kind(docs, "ConfigMap")
+        if "spec.json" in doc.get("data", {})
+    ]
+    made_by_cert_manager = [
+        doc["spec"]["secretTemplate"]["labels"] for doc in of_kind(docs, "Certificate")
+    ]
+    assert made_by_the_job and (case != "cert-manager" or made_by_cert_manager)
+    for labels in [*made_by_the_job, *made_by_cert_manager]:
+        assert selector <= labels.items()
+    # Nothing the release still owns matches: the command removes only what uninstall left.
+    assert not [d for d in docs if d["kind"] in {"Secret", "PersistentVolumeClaim"}]
+
+
 def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
     dev = render("dev")
     production = render("production")
