@@ -378,6 +378,49 @@ def test_what_uninstall_keeps_is_kept_and_the_documented_command_finds_it(case: 
     assert not [d for d in docs if d["kind"] in {"Secret", "PersistentVolumeClaim"}]
 
 
+def dns_peers(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Service -> the peers of its egress rule for DNS (port 53)."""
+    return {
+        doc["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: rule["to"]
+        for doc in of_kind(docs, "NetworkPolicy")
+        for rule in doc["spec"]["egress"]
+        if {"port": 53, "protocol": "UDP"} in rule.get("ports", [])
+    }
+
+
+def test_dns_egress_can_admit_a_node_local_resolver() -> None:
+    cache = {"cidr": "169.254.20.10/32"}
+    flags = ["--set-json", f"networkPolicy.dns.ipBlocks=[{json.dumps(cache)}]"]
+    defaults, with_cache = dns_peers(render()), dns_peers(render("default", *flags))
+    assert set(with_cache) == set(defaults) >= set(SERVICES)
+    for service, peers in with_cache.items():
+        # The cluster DNS pods as before, and the node-local address beside them.
+        assert peers == [*defaults[service], {"ipBlock": cache}], service
+        assert not any("ipBlock" in peer for peer in defaults[service])
+
+
+def test_a_pre_stop_sleep_the_schema_allows_is_one_every_supported_api_server_accepts() -> None:
+    chart = yaml.safe_load((tools.CHART / "Chart.yaml").read_text())
+    oldest = tuple(int(n) for n in re.findall(r"\d+", chart["kubeVersion"])[:2])
+    schema = json.loads((tools.CHART / "values.schema.json").read_text())
+    lowest = schema["properties"]["shutdown"]["properties"]["preStopSleepSeconds"]["minimum"]
+    assert oldest < (1, 33) and lowest == 0  # a sleep of 0 is accepted from 1.33 only
+    docs = render("default", "--set", f"shutdown.preStopSleepSeconds={lowest}")
+    for name, deployment in service_deployments(docs).items():
+        spec = deployment["spec"]["template"]["spec"]
+        assert "lifecycle" not in spec["containers"][0], name
+        budget = shutdown_values("default")
+        assert (
+            spec["terminationGracePeriodSeconds"]
+            == sum(budget.values()) - budget["preStopSleepSeconds"]
+        )
+    for deployment in service_deployments(
+        render("default", "--set", "shutdown.preStopSleepSeconds=1")
+    ).values():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 1}}
+
+
 def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
     dev = render("dev")
     production = render("production")

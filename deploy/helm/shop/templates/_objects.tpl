@@ -154,11 +154,15 @@ spec:
           livenessProbe:
             grpc: {port: {{ $values.ports.probe }}}
             {{- toYaml $values.probes.liveness | nindent 12 }}
+          {{- /* 0: no hook at all. A sleep of 0 is refused by API servers before 1.33, and the
+                 chart supports 1.30 on (Chart.yaml's kubeVersion). */}}
+          {{- with $values.shutdown.preStopSleepSeconds }}
           lifecycle:
             # Endpoint removal reaches every client's DNS and kube-proxy only after a while;
             # keep serving until then, before SIGTERM starts the drain.
             preStop:
-              sleep: {seconds: {{ $values.shutdown.preStopSleepSeconds }}}
+              sleep: {seconds: {{ . }}}
+          {{- end }}
           resources: {{- toYaml .cfg.resources | nindent 12 }}
           securityContext: {{- include "shop.restrictedContainer" . | nindent 12 }}
           volumeMounts:
@@ -273,6 +277,9 @@ spec:
     - to:
         - namespaceSelector: {{- toYaml $net.dns.namespaceSelector | nindent 12 }}
           podSelector: {{- toYaml $net.dns.podSelector | nindent 12 }}
+        {{- range $net.dns.ipBlocks }}
+        - ipBlock: {{- toYaml . | nindent 12 }}
+        {{- end }}
       ports:
         - {port: 53, protocol: UDP}
         - {port: 53, protocol: TCP}
