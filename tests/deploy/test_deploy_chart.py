@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from shop_grpc.config import Env, shutdown_settings
+from shop_grpc.probe import LIVENESS
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("inventory", "order", "payment", "user")
@@ -128,8 +129,11 @@ def test_services_probe_the_plaintext_port(
     for name, deployment in deployments.items():
         spec = deployment["spec"]["template"]["spec"]
         container = spec["containers"][0]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"] == {"port": 8081}, name
+        # Ready only when the process says the server is SERVING; restarted only when it
+        # does not answer for itself (a database that is away is not a reason).
+        assert container["readinessProbe"]["grpc"] == {"port": 8081}, name
+        for probe in ("startupProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": 8081, "service": LIVENESS}, name
         assert spec["securityContext"]["runAsUser"] == 10001
         assert spec["automountServiceAccountToken"] is False
         assert spec["topologySpreadConstraints"]

@@ -145,14 +145,17 @@ spec:
               protocol: TCP
           env: {{- include "shop.service.env" . | nindent 12 }}
           # Kubelets cannot present a client certificate: probes use the plaintext health port.
+          # Readiness asks for the server (""), SERVING once the database answers and until
+          # the drain; startup and liveness ask for `liveness`, SERVING while the process
+          # runs, so a pod waiting for its database is kept out of the endpoints, not restarted.
           startupProbe:
-            grpc: {port: {{ $values.ports.probe }}}
+            grpc: {port: {{ $values.ports.probe }}, service: liveness}
             {{- toYaml $values.probes.startup | nindent 12 }}
           readinessProbe:
             grpc: {port: {{ $values.ports.probe }}}
             {{- toYaml $values.probes.readiness | nindent 12 }}
           livenessProbe:
-            grpc: {port: {{ $values.ports.probe }}}
+            grpc: {port: {{ $values.ports.probe }}, service: liveness}
             {{- toYaml $values.probes.liveness | nindent 12 }}
           {{- /* 0: no hook at all. A sleep of 0 is refused by API servers before 1.33, and the
                  chart supports 1.30 on (Chart.yaml's kubeVersion). */}}
