@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import os
 import re
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from grpc_health.v1 import health_pb2
 
 from shop_grpc.config import Env, shutdown_settings
-from shop_grpc.probe import LIVENESS
+from shop_grpc.probe import LIVENESS, ProbeServer
+from shop_grpc.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("inventory", "order", "payment", "user")
@@ -423,6 +429,62 @@ def test_a_pre_stop_sleep_the_schema_allows_is_one_every_supported_api_server_ac
     ).values():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 1}}
+
+
+def helm_test_script(docs: list[dict[str, Any]]) -> str:
+    (pod,) = of_kind(docs, "Pod")
+    assert hook_of(pod) == "test"
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[:2] == ["sh", "-ec"]
+    return str(command[2])
+
+
+async def run_checks(script: str, address: str) -> asyncio.subprocess.Process:
+    """The helm test pod's own waiting and check function, run here against `address`."""
+    prelude, calls = script.split("\ncheck -", 1)
+    assert "shop demo" in calls  # the order is placed only after every check passed
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the real `shop`
+    return await asyncio.create_subprocess_exec(
+        "sh",
+        "-ec",
+        f"{prelude}\ncheck -addr={address}\n",
+        env={**os.environ, "PATH": path},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_the_helm_test_pod_waits_for_a_service_still_starting() -> None:
+    probe = ProbeServer(f"127.0.0.1:{free_port()}")
+    await probe.start()  # up, but NOT_SERVING: its database is not there yet
+    checks = await run_checks(helm_test_script(render()), probe.address)
+    assert checks.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            seen = b""
+            while b"NOT_SERVING" not in seen:
+                seen += await checks.stdout.readline()
+            await probe.health.set("", health_pb2.HealthCheckResponse.SERVING)
+            output = seen + await checks.stdout.read()
+            assert await checks.wait() == 0, output.decode()
+    finally:
+        await probe.stop(0)
+    assert output.decode().rstrip().endswith("status: SERVING")
+
+
+async def test_the_helm_test_pod_gives_up_after_its_wait() -> None:
+    script = helm_test_script(render("default", "--set", "tests.waitSeconds=1"))
+    probe = ProbeServer(f"127.0.0.1:{free_port()}")
+    await probe.start()  # and never SERVING
+    try:
+        began = time.monotonic()
+        checks = await run_checks(script, probe.address)
+        output, _ = await asyncio.wait_for(checks.communicate(), 30)
+    finally:
+        await probe.stop(0)
+    assert checks.returncode == 1
+    assert f"not SERVING within 1 s: shop probe -addr={probe.address}" in output.decode()
+    assert time.monotonic() - began < 10
 
 
 def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
