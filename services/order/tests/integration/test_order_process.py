@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from types import TracebackType
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -31,31 +31,20 @@ async def test_it_serves_health_and_reflection_then_stops_cleanly_on_sigterm(tmp
     assert (tmp_path / "order.db").exists()
 
 
-class Proxy:
-    """A TCP port that refuses connections until opened, then forwards them to `target`:
-    a database that is away, then answers."""
+@contextlib.asynccontextmanager
+async def forwarding(port: int, host: str, to_port: int) -> AsyncIterator[None]:
+    """Connections to `port` forwarded to `host:to_port` while this lasts; before, nothing
+    listens there: a database that is away, then answers."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = free_port()
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> Proxy:
-        self.server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, to_port)
         await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        server.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -102,14 +91,13 @@ async def test_with_its_database_away_it_says_not_serving_keeps_trying_and_stops
 
 async def test_once_its_database_answers_it_serves(tmp_path):
     async with postgres_database(postgres_server_url()) as url:
-        database = make_url(url)
-        proxy = Proxy(database.host or "127.0.0.1", database.port or 5432)
+        database, port = make_url(url), free_port()
         # The server trusts local connections: the password only shows that logs omit it.
-        through = database.set(port=proxy.port, password=PASSWORD)
+        through = database.set(port=port, password=PASSWORD)
         env = {"SHOP_DATABASE_URL": through.render_as_string(hide_password=False)}
         async with ServiceProcess("shop_order", tmp_path, env, wait_serving=False) as service:
             assert await service.probe_health() == NOT_SERVING
-            async with proxy:
+            async with forwarding(port, database.host or "127.0.0.1", database.port or 5432):
                 async with asyncio.timeout(10):
                     while await service.probe_health() != SERVING:
                         await asyncio.sleep(0.1)
