@@ -28,7 +28,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shop_grpc import credentials, keepalive, reflection, telemetry
-from shop_grpc.config import ConfigError, Env, ServerSettings
+from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings
 from shop_grpc.interceptors import server_interceptors
 from shop_grpc.probe import ProbeServer
 
@@ -158,14 +158,12 @@ async def run(settings: ServerSettings, start: Callable[[], Awaitable[App]]) -> 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.probe.start()
-    app = await _start_unless_stopped(start, stop, settings.shutdown.background_seconds)
     budget = settings.shutdown
+    app = await _start_unless_stopped(start, stop, budget)
     if app is None:
-        began = time.monotonic()
-        log.info("shutting down before serving", budget_seconds=round(budget.total_seconds, 3))
         await server.probe.stop(0)
         telemetry.shutdown()
-        log.info("stopped", seconds=round(time.monotonic() - began, 2))
+        log.info("stopped")
         return
     server.add(app.services)
     port = await server.start()
@@ -187,19 +185,20 @@ async def run(settings: ServerSettings, start: Callable[[], Awaitable[App]]) -> 
 
 
 async def _start_unless_stopped(
-    start: Callable[[], Awaitable[App]], stop: asyncio.Event, seconds: float
+    start: Callable[[], Awaitable[App]], stop: asyncio.Event, budget: ShutdownSettings
 ) -> App | None:
     """The app `start` makes, or None when `stop` is set first: the start is then cancelled
-    and given `seconds` to unwind (an attempt to connect, say)."""
+    and given the budget's background part to unwind (an attempt to connect, say)."""
     starting = asyncio.ensure_future(start())
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if starting.done():
         stopped.cancel()
         return starting.result()
+    log.info("shutting down before serving", budget_seconds=round(budget.total_seconds, 3))
     starting.cancel()
     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-        async with asyncio.timeout(seconds):
+        async with asyncio.timeout(budget.background_seconds):
             await starting
     return None
 
