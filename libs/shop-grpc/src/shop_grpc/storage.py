@@ -174,8 +174,11 @@ class Database:
         return make_url(self.url).render_as_string(hide_password=True)
 
     def _reason(self, error: Exception) -> str:
-        # The driver's own error, without SQLAlchemy's wrapping and its link to the docs.
+        # The driver's own error, without SQLAlchemy's wrapping (and its link to the docs) or
+        # the DBAPI adapter's around asyncpg: "InvalidCatalogNameError: database ... does not
+        # exist" says more than "Error: ...".
         cause = getattr(error, "orig", None) or error
+        cause = cause.__cause__ or cause
         reason = f"{type(cause).__name__}: {cause}".strip()
         password = make_url(self.url).password
         return reason.replace(str(password), "***") if password else reason
