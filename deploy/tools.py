@@ -44,6 +44,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "default": (["ci/default-values.yaml"], []),
     "dev": (["values-dev.yaml", "ci/dev-values.yaml"], []),
     "production": (["values-production.yaml", "ci/production-values.yaml"], []),
+    "autoscaling": (["ci/autoscaling-values.yaml"], []),
     "cert-manager": (["ci/cert-manager-values.yaml"], ["--api-versions", "cert-manager.io/v1"]),
 }
 
@@ -83,10 +84,10 @@ def values_flags(case: str) -> list[str]:
     return [arg for name in files for arg in ("-f", str(CHART / name))]
 
 
-def render(case: str = "default", *extra: str) -> str:
+def render(case: str = "default", *extra: str, release: str = RELEASE) -> str:
     """The chart's objects for one values set, as `helm template` prints them."""
     flags = [*values_flags(case), *CASES[case][1]]
-    return helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *flags, *extra)
+    return helm("template", release, str(CHART), "--namespace", NAMESPACE, *flags, *extra)
 
 
 def rendered_manifests() -> str:

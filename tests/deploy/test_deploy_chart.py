@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import os
 import re
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from grpc_health.v1 import health_pb2
 
 from shop_grpc.config import Env, shutdown_settings
+from shop_grpc.probe import LIVENESS, ProbeServer
+from shop_grpc.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("inventory", "order", "payment", "user")
@@ -28,6 +38,17 @@ NOT_SET_BY_DEFAULT = {
     "SHOP_FAULTS": "test-only fault injection",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "OTEL_EXPORTER_OTLP_ENDPOINT covers it",
 }
+
+
+LONGEST_RELEASE = "shop-payments-platform-production-eu-west-1-green-b2x"
+"""53 characters, the most Helm accepts."""
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+"""What a Service's name must be: a DNS label that starts with a letter."""
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+REVISION_HASH_LENGTH = 10
+"""Most characters of the hash a StatefulSet's controller appends to its name in the
+controller-revision-hash label of its pods."""
 
 
 def _load(name: str, path: Path) -> Any:
@@ -49,8 +70,10 @@ def helm_available() -> None:
         pytest.skip(f"helm could not be fetched ({error}); the chart is not checked")
 
 
-def render(case: str = "default", *extra: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(tools.render(case, *extra)) if doc]
+def render(
+    case: str = "default", *extra: str, release: str = tools.RELEASE
+) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(tools.render(case, *extra, release=release)) if doc]
 
 
 @pytest.fixture(scope="module", params=list(tools.CASES))
@@ -115,8 +138,11 @@ def test_services_probe_the_plaintext_port(
     for name, deployment in deployments.items():
         spec = deployment["spec"]["template"]["spec"]
         container = spec["containers"][0]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"] == {"port": 8081}, name
+        # Ready only when the process says the server is SERVING; restarted only when it
+        # does not answer for itself (a database that is away is not a reason).
+        assert container["readinessProbe"]["grpc"] == {"port": 8081}, name
+        for probe in ("startupProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": 8081, "service": LIVENESS}, name
         assert spec["securityContext"]["runAsUser"] == 10001
         assert spec["automountServiceAccountToken"] is False
         assert spec["topologySpreadConstraints"]
@@ -248,9 +274,10 @@ def certificate_names(docs: list[dict[str, Any]]) -> dict[str, tuple[set[str], l
     return names
 
 
+@pytest.mark.parametrize("release", [tools.RELEASE, LONGEST_RELEASE])
 @pytest.mark.parametrize("case", ["default", "cert-manager"])
-def test_certificates_cover_every_dialed_name(case: str) -> None:
-    docs = render(case)
+def test_certificates_cover_every_dialed_name(case: str, release: str) -> None:
+    docs = render(case, release=release)
     names = certificate_names(docs)
     assert set(names) == {*SERVICES, "client"}
     for identity, (_dns, uris) in names.items():
@@ -258,8 +285,11 @@ def test_certificates_cover_every_dialed_name(case: str) -> None:
     for service, hosts in dialed_hosts(docs).items():
         assert len(hosts) > 1, f"nothing dials {service}"
         assert hosts <= names[service][0], f"{service}: {sorted(hosts - names[service][0])}"
-        for short in (f"shop-{service}", f"shop-{service}-headless"):
-            assert f"{short}.shop.svc" in names[service][0]
+        for host in names[service][0]:
+            assert all(len(label) <= 63 for label in host.split(".")), host
+        for service_object in of_kind(docs, "Service"):
+            if service_object["metadata"]["labels"]["app.kubernetes.io/component"] == service:
+                assert f"{service_object['metadata']['name']}.shop.svc" in names[service][0]
 
 
 def allowed_peers(rule_peers: list[dict[str, Any]]) -> set[str]:
@@ -298,6 +328,168 @@ def test_network_policies_allow_exactly_the_call_graph(rendered: list[dict[str, 
         assert {53, 5432} <= egress_ports, name
 
 
+def hook_of(doc: dict[str, Any]) -> str:
+    """The Helm hook an object belongs to ("" for the release's own objects)."""
+    return str(doc["metadata"].get("annotations", {}).get("helm.sh/hook", ""))
+
+
+def test_hook_objects_are_deleted_once_their_hook_has_run(rendered: list[dict[str, Any]]) -> None:
+    hooks = [doc for doc in rendered if hook_of(doc)]
+    assert hooks
+    for doc in hooks:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        policy = set(doc["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(","))
+        # Hook objects are not part of the release: whatever Helm does not delete outlives it.
+        assert {"before-hook-creation", "hook-succeeded"} <= policy, where
+        if hook_of(doc) == "test":
+            assert "hook-failed" in policy, where
+
+
+def test_api_access_exists_only_while_the_secrets_hook_runs(rendered: list[dict[str, Any]]) -> None:
+    for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
+        for doc in of_kind(rendered, kind):
+            assert hook_of(doc) == "pre-install,pre-upgrade", f"{kind}/{doc['metadata']['name']}"
+    for where, spec in pod_specs(rendered):
+        if spec.get("automountServiceAccountToken") is not False:
+            account = ("ServiceAccount", spec["serviceAccountName"])
+            owners = [d for d in rendered if (d["kind"], d["metadata"]["name"]) == account]
+            assert where.startswith("Job/") and all(hook_of(d) for d in owners), where
+
+
+def uninstall_selector() -> dict[str, str]:
+    """The labels README's command selects to remove what `helm uninstall` keeps."""
+    command = re.search(
+        r"kubectl -n shop delete pvc,secret -l (\S+)", (ROOT / "README.md").read_text()
+    )
+    assert command, "README does not say how to remove what uninstall keeps"
+    return dict(pair.split("=", 1) for pair in command.group(1).split(","))
+
+
+@pytest.mark.parametrize("case", ["default", "cert-manager"])
+def test_what_uninstall_keeps_is_kept_and_the_documented_command_finds_it(case: str) -> None:
+    docs = render(case)
+    selector = uninstall_selector().items()
+    (database,) = of_kind(docs, "StatefulSet")
+    assert database["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+    for claim in database["spec"]["volumeClaimTemplates"]:
+        assert selector <= claim["metadata"]["labels"].items()
+    made_by_the_job = [
+        json.loads(doc["data"]["spec.json"])["labels"]
+        for doc in of_kind(docs, "ConfigMap")
+        if "spec.json" in doc.get("data", {})
+    ]
+    made_by_cert_manager = [
+        doc["spec"]["secretTemplate"]["labels"] for doc in of_kind(docs, "Certificate")
+    ]
+    assert made_by_the_job and (case != "cert-manager" or made_by_cert_manager)
+    for labels in [*made_by_the_job, *made_by_cert_manager]:
+        assert selector <= labels.items()
+    # Nothing the release still owns matches: the command removes only what uninstall left.
+    assert not [d for d in docs if d["kind"] in {"Secret", "PersistentVolumeClaim"}]
+
+
+def dns_peers(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Service -> the peers of its egress rule for DNS (port 53)."""
+    return {
+        doc["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: rule["to"]
+        for doc in of_kind(docs, "NetworkPolicy")
+        for rule in doc["spec"]["egress"]
+        if {"port": 53, "protocol": "UDP"} in rule.get("ports", [])
+    }
+
+
+def test_dns_egress_can_admit_a_node_local_resolver() -> None:
+    cache = {"cidr": "169.254.20.10/32"}
+    flags = ["--set-json", f"networkPolicy.dns.ipBlocks=[{json.dumps(cache)}]"]
+    defaults, with_cache = dns_peers(render()), dns_peers(render("default", *flags))
+    assert set(with_cache) == set(defaults) >= set(SERVICES)
+    for service, peers in with_cache.items():
+        # The cluster DNS pods as before, and the node-local address beside them.
+        assert peers == [*defaults[service], {"ipBlock": cache}], service
+        assert not any("ipBlock" in peer for peer in defaults[service])
+
+
+def test_a_pre_stop_sleep_the_schema_allows_is_one_every_supported_api_server_accepts() -> None:
+    chart = yaml.safe_load((tools.CHART / "Chart.yaml").read_text())
+    oldest = tuple(int(n) for n in re.findall(r"\d+", chart["kubeVersion"])[:2])
+    schema = json.loads((tools.CHART / "values.schema.json").read_text())
+    lowest = schema["properties"]["shutdown"]["properties"]["preStopSleepSeconds"]["minimum"]
+    assert oldest < (1, 33) and lowest == 0  # a sleep of 0 is accepted from 1.33 only
+    docs = render("default", "--set", f"shutdown.preStopSleepSeconds={lowest}")
+    for name, deployment in service_deployments(docs).items():
+        spec = deployment["spec"]["template"]["spec"]
+        assert "lifecycle" not in spec["containers"][0], name
+        budget = shutdown_values("default")
+        assert (
+            spec["terminationGracePeriodSeconds"]
+            == sum(budget.values()) - budget["preStopSleepSeconds"]
+        )
+    for deployment in service_deployments(
+        render("default", "--set", "shutdown.preStopSleepSeconds=1")
+    ).values():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 1}}
+
+
+def helm_test_script(docs: list[dict[str, Any]]) -> str:
+    (pod,) = of_kind(docs, "Pod")
+    assert hook_of(pod) == "test"
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[:2] == ["sh", "-ec"]
+    return str(command[2])
+
+
+async def run_checks(script: str, address: str) -> asyncio.subprocess.Process:
+    """The helm test pod's own waiting and check function, run here against `address`."""
+    prelude, calls = script.split("\ncheck -", 1)
+    assert "shop demo" in calls  # the order is placed only after every check passed
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the real `shop`
+    return await asyncio.create_subprocess_exec(
+        "sh",
+        "-ec",
+        f"{prelude}\ncheck -addr={address}\n",
+        env={**os.environ, "PATH": path},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_the_helm_test_pod_waits_for_a_service_still_starting() -> None:
+    probe = ProbeServer(f"127.0.0.1:{free_port()}")
+    await probe.start()  # up, but NOT_SERVING: its database is not there yet
+    checks = await run_checks(helm_test_script(render()), probe.address)
+    assert checks.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            seen = b""
+            while b"NOT_SERVING" not in seen:
+                seen += await checks.stdout.readline()
+            await probe.health.set("", health_pb2.HealthCheckResponse.SERVING)
+            output = seen + await checks.stdout.read()
+            assert await checks.wait() == 0, output.decode()
+    finally:
+        await probe.stop(0)
+    assert output.decode().rstrip().endswith("status: SERVING")
+
+
+async def test_the_helm_test_pod_gives_up_after_its_wait() -> None:
+    script = helm_test_script(render("default", "--set", "tests.waitSeconds=1"))
+    probe = ProbeServer(f"127.0.0.1:{free_port()}")
+    await probe.start()  # and never SERVING
+    try:
+        began = time.monotonic()
+        checks = await run_checks(script, probe.address)
+        output, _ = await asyncio.wait_for(checks.communicate(), 30)
+    finally:
+        await probe.stop(0)
+    assert checks.returncode == 1
+    assert f"not SERVING within 1 s: shop probe -addr={probe.address}" in output.decode()
+    assert time.monotonic() - began < 10
+
+
 def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
     dev = render("dev")
     production = render("production")
@@ -325,6 +517,321 @@ def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
 def test_bad_values_fail_the_render(flags: list[str], says: str) -> None:
     with pytest.raises(SystemExit, match=re.escape(says)):
         tools.render("default", *flags)
+
+
+def label_maps(doc: dict[str, Any]) -> Iterator[dict[str, str]]:
+    """Every set of labels an object carries or gives what it creates."""
+    yield doc["metadata"].get("labels", {})
+    spec = doc.get("spec", {})
+    yield spec.get("selector", {}).get("matchLabels", {}) if isinstance(spec, dict) else {}
+    yield spec.get("template", {}).get("metadata", {}).get("labels", {})
+    for claim in spec.get("volumeClaimTemplates", []):
+        yield claim["metadata"].get("labels", {})
+    yield spec.get("secretTemplate", {}).get("labels", {})
+
+
+def test_the_longest_release_name_is_one_helm_accepts() -> None:
+    assert len(LONGEST_RELEASE) == 53
+    assert len(render(release=LONGEST_RELEASE)) > 0
+    with pytest.raises(SystemExit, match="length must not be longer than 53"):
+        tools.render("default", release=LONGEST_RELEASE + "x")
+
+
+@pytest.mark.parametrize("case", list(tools.CASES))
+def test_every_name_and_label_fits_with_the_longest_release_name(case: str) -> None:
+    docs = render(case, release=LONGEST_RELEASE)
+    seen: set[tuple[str, str]] = set()
+    for doc in docs:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        where = f"{kind}/{name}"
+        assert (kind, name) not in seen, f"{where} is rendered twice"
+        seen.add((kind, name))
+        assert len(name) <= 63 and DNS_LABEL.fullmatch(name), where
+        if kind == "Service":
+            assert DNS_1035_LABEL.fullmatch(name), where
+        if kind == "StatefulSet":
+            # Its pods' controller-revision-hash label is `<name>-<hash>`, a label value.
+            assert len(name) + 1 + REVISION_HASH_LENGTH <= 63, where
+        for labels in label_maps(doc):
+            for key, value in labels.items():
+                assert len(value) <= 63 and LABEL_VALUE.fullmatch(value), f"{where}: {key}"
+    kinds = {kind for kind, _ in seen}
+    assert {"Deployment", "Service", "NetworkPolicy"} <= kinds
+
+
+@pytest.mark.parametrize("case", ["default", "production", "autoscaling"])
+def test_what_objects_refer_to_is_named_alike_with_the_longest_release_name(case: str) -> None:
+    docs = render(case, release=LONGEST_RELEASE)
+    names = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+    made_secrets = {doc["spec"]["secretName"] for doc in of_kind(docs, "Certificate")}
+    for doc in of_kind(docs, "ConfigMap"):
+        if "spec.json" in doc.get("data", {}):
+            spec = json.loads(doc["data"]["spec.json"])
+            made_secrets |= {
+                w["secret"] for w in spec.get("tls", {}).get("identities", {}).values()
+            }
+            made_secrets |= {
+                spec.get("tls", {}).get("caSecret"),
+                spec.get("database", {}).get("secret"),
+            }
+    external = {ref["name"] for ref in production_external_secrets(case)}
+    for where, spec in pod_specs(docs):
+        if spec.get("serviceAccountName"):
+            assert ("ServiceAccount", spec["serviceAccountName"]) in names, where
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in made_secrets, where
+            if "configMap" in volume:
+                assert ("ConfigMap", volume["configMap"]["name"]) in names, where
+        for container in spec["containers"]:
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] in made_secrets | external, f"{where}: {item['name']}"
+    for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
+        assert ("Deployment", hpa["spec"]["scaleTargetRef"]["name"]) in names
+    for sts in of_kind(docs, "StatefulSet"):
+        assert ("Service", sts["spec"]["serviceName"]) in names
+    for hosts in dialed_hosts(docs).values():
+        for host in hosts - set(SERVICES):
+            assert ("Service", host.split(".")[0]) in names, host
+
+
+def production_external_secrets(case: str) -> list[dict[str, str]]:
+    if case != "production":
+        return []
+    values = yaml.safe_load((tools.CHART / "ci/production-values.yaml").read_text())
+    return list(values["database"]["externalSecrets"].values())
+
+
+def object_names(docs: list[dict[str, Any]]) -> set[str]:
+    return {doc["metadata"]["name"] for doc in docs}
+
+
+def test_long_release_names_that_begin_alike_name_different_objects() -> None:
+    first = object_names(render(release=LONGEST_RELEASE[:-1] + "a"))
+    second = object_names(render(release=LONGEST_RELEASE[:-1] + "b"))
+    assert first and second and not first & second
+
+
+def test_a_release_name_that_fits_is_every_name_s_prefix_unchanged() -> None:
+    release = "shop-payments-platform-production-eu-west"  # 41 characters: the most that fits
+    assert len(release) == 41
+    names = object_names(render(release=release))
+    assert {f"{release}-order", f"{release}-order-headless", f"{release}-postgresql"} <= names
+    assert "a-b-order-headless" in object_names(render(release="a.b"))
+
+
+@pytest.mark.parametrize(
+    ("release", "flags", "says"),
+    [
+        ("2024-shop", [], "starts with a digit"),
+        (
+            LONGEST_RELEASE,
+            ["--set", "services.notifications-eu.replicas=1"],
+            '-notifications-eu-headless" has 67 characters, more than the 63',
+        ),
+    ],
+)
+def test_a_name_kubernetes_would_refuse_fails_the_render(
+    release: str, flags: list[str], says: str
+) -> None:
+    with pytest.raises(SystemExit, match=re.escape(says)):
+        tools.render("default", *flags, release=release)
+
+
+# What the chart renders for a release that is already running.
+#
+# `helm template --dry-run=server` renders as `helm install` and `helm upgrade` do, answering
+# the templates' `lookup` calls from the API server. Here that server is a small stand-in on
+# loopback: discovery for the kinds the chart renders, and the Deployments of a running
+# release, owned by it as Helm requires, with the replica counts a test gives them.
+# Everything else is not found.
+
+
+@dataclass
+class Cluster:
+    """The API server's state: which kinds it serves and the release's live Deployments."""
+
+    kinds: set[tuple[str, str]] = field(default_factory=set)
+    """(apiVersion, kind) pairs served by discovery."""
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Live Deployment name -> spec.replicas."""
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            # What Helm checks before it takes over an object on upgrade.
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {
+                    "meta.helm.sh/release-name": tools.RELEASE,
+                    "meta.helm.sh/release-namespace": namespace,
+                },
+            },
+            "spec": {"replicas": self.replicas[name]},
+        }
+
+    def answer(self, path: str) -> tuple[int, dict[str, Any]]:
+        if path == "/version":
+            return 200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0"}
+        if path == "/api":
+            return 200, {"kind": "APIVersions", "versions": ["v1"]}
+        if path == "/apis":
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": self._groups()}
+        listing = re.fullmatch(r"/api/(v1)|/apis/([^/]+/[^/]+)", path)
+        if listing:
+            return 200, self._resources(listing.group(1) or listing.group(2))
+        live = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)", path)
+        if live and live.group(2) in self.replicas:
+            return 200, self.deployment(live.group(1), live.group(2))
+        return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
+
+    def _groups(self) -> list[dict[str, Any]]:
+        versions = sorted({version for version, _ in self.kinds if "/" in version})
+        return [
+            {
+                "name": version.split("/")[0],
+                "versions": [{"groupVersion": version, "version": version.split("/")[1]}],
+                "preferredVersion": {"groupVersion": version, "version": version.split("/")[1]},
+            }
+            for version in versions
+        ]
+
+    def _resources(self, group_version: str) -> dict[str, Any]:
+        def plural(kind: str) -> str:
+            lower = kind.lower()
+            return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
+
+        resources = [
+            {"name": plural(kind), "singularName": kind.lower(), "namespaced": True, "kind": kind}
+            | {"verbs": ["get", "list", "create", "update", "patch", "delete"]}
+            for version, kind in sorted(self.kinds)
+            if version == group_version
+        ]
+        return {"kind": "APIResourceList", "groupVersion": group_version, "resources": resources}
+
+
+class ApiServer(ThreadingHTTPServer):
+    # Clients read discovery over many connections at once; the default backlog of 5 makes
+    # the rest retry their connection a second later.
+    request_queue_size = 64
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Cluster, Path]]:
+    """A running stand-in API server and a kubeconfig that points at it."""
+    state = Cluster()
+    # Where helm keeps what discovery found: here, not in the home directory.
+    monkeypatch.setenv("KUBECACHEDIR", str(tmp_path / "kube-cache"))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = state.answer(self.path.split("?")[0])
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: a failing test shows helm's own error."""
+
+    server = ApiServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": f"http://{server.server_address[0]}:{server.server_address[1]}"
+                        },
+                    }
+                ],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    try:
+        yield state, kubeconfig
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def replicas(docs: list[dict[str, Any]]) -> dict[str, int]:
+    """Service -> the replicas its Deployment asks for."""
+    return {
+        doc["metadata"]["labels"]["app.kubernetes.io/component"]: doc["spec"].get("replicas")
+        for doc in docs
+        if doc["kind"] == "Deployment"
+        and doc["metadata"]["labels"]["app.kubernetes.io/component"] in SERVICES
+    }
+
+
+def render_against(
+    cluster: tuple[Cluster, Path], case: str, live: dict[str, int], *flags: str
+) -> list[dict[str, Any]]:
+    """The chart as an upgrade of a release whose service Deployments run `live` pods."""
+    state, kubeconfig = cluster
+    state.kinds = {(doc["apiVersion"], doc["kind"]) for doc in render(case)}
+    state.replicas = {f"{tools.RELEASE}-{svc}": count for svc, count in live.items()}
+    server = ("--dry-run=server", "--disable-openapi-validation", "--kubeconfig", str(kubeconfig))
+    # helm checks every object it would create; unthrottled, that takes milliseconds here.
+    server = (*server, "--qps", "1000", "--burst-limit", "1000")
+    return render(case, *server, *flags)
+
+
+def every(count: int) -> dict[str, int]:
+    return dict.fromkeys(SERVICES, count)
+
+
+def test_turning_autoscaling_on_keeps_the_pods_that_run(cluster: tuple[Cluster, Path]) -> None:
+    # The defaults ran 2 pods per service; the upgrade turns autoscaling on (minReplicas 2).
+    docs = render_against(cluster, "autoscaling", every(2))
+    assert replicas(docs) == every(2)
+    assert {
+        doc["spec"]["minReplicas"] for doc in docs if doc["kind"] == "HorizontalPodAutoscaler"
+    } == {2}
+    # Scaled out by hand before autoscaling took over: those pods stay too.
+    assert replicas(render_against(cluster, "autoscaling", every(4))) == every(4)
+
+
+def test_an_upgrade_keeps_what_the_autoscaler_scaled_to_and_never_goes_below_its_minimum(
+    cluster: tuple[Cluster, Path],
+) -> None:
+    live = {"inventory": 7, "order": 10, "payment": 3, "user": 1}
+    docs = render_against(cluster, "production", live)
+    assert replicas(docs) == {"inventory": 7, "order": 10, "payment": 3, "user": 3}
+
+
+def test_an_install_with_autoscaling_starts_at_its_minimum(cluster: tuple[Cluster, Path]) -> None:
+    assert replicas(render_against(cluster, "production", {})) == every(3)
+    minimum = ("--set", "serviceDefaults.autoscaling.minReplicas=4")
+    assert replicas(render_against(cluster, "autoscaling", {}, *minimum)) == every(4)
+    # `helm template` looks nothing up: minReplicas, or replicas when that is more.
+    assert replicas(render("production")) == every(3)
+    more = ("--set", "services.order.replicas=5")
+    assert replicas(render("autoscaling", *more))["order"] == 5
+
+
+def test_without_autoscaling_the_configured_count_is_rendered_whatever_runs(
+    cluster: tuple[Cluster, Path],
+) -> None:
+    assert replicas(render_against(cluster, "default", every(5))) == every(2)
 
 
 def test_rendered_manifests_are_current() -> None:

@@ -4,9 +4,36 @@
 {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* <release>-<part>: shop-order, shop-order-headless, shop-postgresql. */}}
+{{/* What every object name starts with: the release name, cut short *before* a suffix is
+     added, so that `<prefix>-<part>` fits wherever Kubernetes puts it. The tightest fit is the
+     bundled PostgreSQL: a StatefulSet's pods carry the label controller-revision-hash =
+     `<name>-<hash of up to 10 characters>`, and a label value has at most 63, so its name may
+     have 52 and `<prefix>-postgresql` leaves the prefix 41. A longer release name (Helm allows
+     53) keeps its first 35 characters and a hash of the whole name, so two long names that
+     begin alike still name different objects. Dots become dashes: Service names may not have
+     them. */}}
+{{- define "shop.prefix" -}}
+{{- $release := .Release.Name -}}
+{{- if regexMatch "^[0-9]" $release -}}
+{{- fail (printf "release name %q starts with a digit, but the Service names made from it must start with a letter: choose a release name that does" $release) -}}
+{{- end -}}
+{{- $release = replace "." "-" $release -}}
+{{- if gt (len $release) 41 -}}
+{{- $release = printf "%s-%s" ($release | trunc 35 | trimSuffix "-") (sha256sum .Release.Name | trunc 5) -}}
+{{- end -}}
+{{ $release }}
+{{- end }}
+
+{{/* <prefix>-<part>: shop-order, shop-order-headless, shop-postgresql. `limit` (default 63,
+     a DNS label's length) is the most the name may have where it is used; a longer name fails
+     the render rather than the API server's check or, worse, a controller's label later. */}}
 {{- define "shop.name" -}}
-{{ printf "%s-%s" .root.Release.Name .part | trunc 63 | trimSuffix "-" }}
+{{- $name := printf "%s-%s" (include "shop.prefix" .root) .part -}}
+{{- $limit := .limit | default 63 -}}
+{{- if gt (len $name) (int $limit) -}}
+{{- fail (printf "the name %q has %d characters, more than the %d Kubernetes allows there: use a shorter release name, or a shorter service name in `services`" $name (len $name) (int $limit)) -}}
+{{- end -}}
+{{ $name }}
 {{- end }}
 
 {{- define "shop.selectorLabels" -}}
@@ -47,6 +74,22 @@ helm.sh/chart: {{ include "shop.chart" .root }}
 {{- if has $.svc $cfg.dependencies }}{{ $callers = append $callers $other }}{{ end -}}
 {{- end -}}
 {{- toYaml $callers -}}
+{{- end }}
+
+{{/* A service Deployment's replicas. Call with root, cfg and name (the Deployment's).
+     Without autoscaling: the configured count. With it the HPA sets the count, yet the field
+     must still be written: left out, an upgrade that turns autoscaling on drops the running
+     count to the API's default of 1 until the HPA acts, and an install starts there. So it is
+     the highest of minReplicas, the configured replicas and the count the live Deployment has
+     now, which `lookup` reads on an install or upgrade (and which is nothing under
+     `helm template` or a client-side dry run): an upgrade never takes pods away. */}}
+{{- define "shop.replicas" -}}
+{{- if .cfg.autoscaling.enabled -}}
+{{- $live := lookup "apps/v1" "Deployment" .root.Release.Namespace .name -}}
+{{ max (int .cfg.autoscaling.minReplicas) (int .cfg.replicas) (dig "spec" "replicas" 0 $live | int) }}
+{{- else -}}
+{{ .cfg.replicas }}
+{{- end -}}
 {{- end }}
 
 {{- define "shop.image" -}}

@@ -95,9 +95,7 @@ metadata:
   name: {{ $name }}
   labels: {{- include "shop.labels" $ctx | nindent 4 }}
 spec:
-  {{- if not .cfg.autoscaling.enabled }}
-  replicas: {{ .cfg.replicas }}
-  {{- end }}
+  replicas: {{ include "shop.replicas" (dict "root" .root "cfg" .cfg "name" $name) }}
   revisionHistoryLimit: 3
   selector:
     matchLabels: {{- include "shop.selectorLabels" $ctx | nindent 6 }}
@@ -147,20 +145,27 @@ spec:
               protocol: TCP
           env: {{- include "shop.service.env" . | nindent 12 }}
           # Kubelets cannot present a client certificate: probes use the plaintext health port.
+          # Readiness asks for the server (""), SERVING once the database answers and until
+          # the drain; startup and liveness ask for `liveness`, SERVING while the process
+          # runs, so a pod waiting for its database is kept out of the endpoints, not restarted.
           startupProbe:
-            grpc: {port: {{ $values.ports.probe }}}
+            grpc: {port: {{ $values.ports.probe }}, service: liveness}
             {{- toYaml $values.probes.startup | nindent 12 }}
           readinessProbe:
             grpc: {port: {{ $values.ports.probe }}}
             {{- toYaml $values.probes.readiness | nindent 12 }}
           livenessProbe:
-            grpc: {port: {{ $values.ports.probe }}}
+            grpc: {port: {{ $values.ports.probe }}, service: liveness}
             {{- toYaml $values.probes.liveness | nindent 12 }}
+          {{- /* 0: no hook at all. A sleep of 0 is refused by API servers before 1.33, and the
+                 chart supports 1.30 on (Chart.yaml's kubeVersion). */}}
+          {{- with $values.shutdown.preStopSleepSeconds }}
           lifecycle:
             # Endpoint removal reaches every client's DNS and kube-proxy only after a while;
             # keep serving until then, before SIGTERM starts the drain.
             preStop:
-              sleep: {seconds: {{ $values.shutdown.preStopSleepSeconds }}}
+              sleep: {seconds: {{ . }}}
+          {{- end }}
           resources: {{- toYaml .cfg.resources | nindent 12 }}
           securityContext: {{- include "shop.restrictedContainer" . | nindent 12 }}
           volumeMounts:
@@ -275,6 +280,9 @@ spec:
     - to:
         - namespaceSelector: {{- toYaml $net.dns.namespaceSelector | nindent 12 }}
           podSelector: {{- toYaml $net.dns.podSelector | nindent 12 }}
+        {{- range $net.dns.ipBlocks }}
+        - ipBlock: {{- toYaml . | nindent 12 }}
+        {{- end }}
       ports:
         - {port: 53, protocol: UDP}
         - {port: 53, protocol: TCP}

@@ -9,7 +9,8 @@ Variables every service reads (``SHOP_`` prefix):
     SHOP_DATABASE_URL              SQLAlchemy URL; postgresql://… or sqlite:///…
                                    (default sqlite under SHOP_DATA_DIR)
     SHOP_INSTANCE_ID               this replica's name (default <service>@<host>:<port>)
-    SHOP_LOG_FORMAT                json | console | auto (console on a terminal)
+    SHOP_LOG_FORMAT                json | console (colours only on a terminal) | auto (console
+                                   on a terminal, else json)
     SHOP_LOG_LEVEL                 debug | info | warning | error (default info)
     SHOP_SHUTDOWN_DRAIN_SECONDS    after SIGTERM, how long to answer NOT_SERVING before the
                                    stop begins (default 0)

@@ -1,5 +1,8 @@
 """structlog set-up: JSON lines for machines, colours for people on a terminal.
 
+The console format is coloured only when stdout is a terminal: written to a pipe or a
+file (a container's log, `kubectl logs`), escape codes would be noise in every line.
+
 Per-request values (rpc method, order id...) are bound with
 ``structlog.contextvars`` so every line written while serving carries them,
 and, when tracing is on, the current span's ``trace_id`` and ``span_id``.
@@ -18,9 +21,12 @@ from shop_grpc.config import LogSettings
 
 def configure(settings: LogSettings, **static: str) -> None:
     """Configure logging once per process; `static` values go on every line."""
-    as_json = settings.format == "json" or (settings.format == "auto" and not sys.stdout.isatty())
+    on_terminal = sys.stdout.isatty()
+    as_json = settings.format == "json" or (settings.format == "auto" and not on_terminal)
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=on_terminal)
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**static)

@@ -6,11 +6,16 @@ shop_grpc.reflection), and a graceful shutdown on SIGTERM/SIGINT within one budg
 (config.ShutdownSettings): health NOT_SERVING for the drain, in-flight calls get the grace
 period, background work stops and resources close within their share, buffered spans are
 flushed within theirs, exit 0.
+
+A service starts in two steps (``run``): the probe port first, NOT_SERVING, then the
+service's own start — waiting for its database, however long that takes — and only then
+the main server, SERVING. A signal at any point stops it within the same budget, exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -20,10 +25,10 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shop_grpc import credentials, keepalive, reflection, telemetry
-from shop_grpc.config import ConfigError, Env, ServerSettings
+from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings
 from shop_grpc.interceptors import server_interceptors
 from shop_grpc.probe import ProbeServer
 
@@ -59,27 +64,34 @@ class Registration:
 
 
 class GrpcServer:
-    def __init__(self, settings: ServerSettings, services: Sequence[Registration]) -> None:
+    def __init__(self, settings: ServerSettings, services: Sequence[Registration] = ()) -> None:
         self.settings = settings
-        self.services = list(services)
-        self.health = health.aio.HealthServicer()
+        self.services: list[Registration] = []
+        # Read now: a certificate file that is missing fails the start before anything waits.
         self.tls = credentials.server_tls(settings.tls)
-        self.probe = ProbeServer(self.health, settings.probe_address)
+        self.probe = ProbeServer(settings.probe_address)
+        self.health = self.probe.health
         self.server = grpc.aio.server(
             interceptors=server_interceptors(settings), options=server_options(settings)
         )
-        for service in self.services:
-            service.add_to(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.add(services)
+        self.port = 0
+
+    def add(self, services: Sequence[Registration]) -> None:
+        """Hosts `services` too; before start()."""
+        for service in services:
+            service.add_to(self.server)
+        self.services.extend(services)
+
+    async def start(self) -> int:
+        """Binds and starts serving (the probe port too, if it is not up yet); returns the
+        bound port (useful with port 0)."""
         reflection.enable(
             self.server,
             [s.name for s in self.services]
             + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
         )
-        self.port = 0
-
-    async def start(self) -> int:
-        """Binds and starts serving; returns the bound port (useful with port 0)."""
         self.port = credentials.add_port(self.server, self.settings.listen_address, self.tls)
         await self.server.start()
         await self.probe.start()
@@ -112,40 +124,83 @@ Cleanup = Callable[[], Awaitable[None]]
 Stopping = Callable[[], None]
 
 
-async def run(
-    server: GrpcServer,
-    *,
-    background: Sequence[Background] = (),
-    cleanup: Sequence[Cleanup] = (),
-    stopping: Sequence[Stopping] = (),
-) -> None:
+@dataclass(frozen=True)
+class App:
+    """What a service serves, once its start function (in its bootstrap) has made it."""
+
+    services: Sequence[Registration]
+    """The gRPC services to host."""
+    background: Sequence[Background] = ()
+    """Jobs that run while the service serves; cancelled at the stop."""
+    cleanup: Sequence[Cleanup] = ()
+    """Run once the background jobs are cancelled: close databases, channels."""
+    stopping: Sequence[Stopping] = ()
+    """Called first at the stop, e.g. to end watch streams, which would otherwise hold the
+    server for its whole grace period."""
+
+
+async def run(settings: ServerSettings, start: Callable[[], Awaitable[App]]) -> None:
     """Serves until SIGTERM or SIGINT, then shuts down gracefully and returns.
 
+    The probe port comes up first, NOT_SERVING, and `start` then makes the app: it may wait
+    as long as it must (for its database: Database.migrate_when_reachable), and a signal
+    meanwhile cancels it and ends the run. With the app made, the main server starts, its
+    background jobs run, and health turns SERVING.
+
     The stop keeps to the settings' shutdown budget, part by part: drain and grace
-    (GrpcServer.stop), then background jobs cancelled and `cleanup` run within
+    (GrpcServer.stop), then background jobs cancelled and the app's cleanup run within
     background_seconds, then buffered spans flushed within flush_seconds (the span
-    processor's own cap, shop_grpc.span_flush). `stopping` callbacks run first (e.g.
-    ending watch streams, which would otherwise hold the server for its whole grace period).
+    processor's own cap, shop_grpc.span_flush). The app's `stopping` callbacks run first.
     """
+    server = GrpcServer(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await server.probe.start()
+    budget = settings.shutdown
+    app = await _start_unless_stopped(start, stop, budget)
+    if app is None:
+        await server.probe.stop(0)
+        telemetry.shutdown()
+        log.info("stopped")
+        return
+    server.add(app.services)
     port = await server.start()
-    tasks = [asyncio.create_task(job(), name=getattr(job, "__name__", "job")) for job in background]
+    tasks = [
+        asyncio.create_task(job(), name=getattr(job, "__name__", "job")) for job in app.background
+    ]
     await server.set_serving(True)
-    log.info("serving", address=server.settings.listen_address, port=port)
+    log.info("serving", address=settings.listen_address, port=port)
     await stop.wait()
-    budget = server.settings.shutdown
     began = time.monotonic()
     log.info("shutting down", budget_seconds=round(budget.total_seconds, 3), **asdict(budget))
-    for notify in stopping:
+    for notify in app.stopping:
         notify()
     await server.stop()
-    await _stop_background(tasks, cleanup, budget.background_seconds)
+    await _stop_background(tasks, app.cleanup, budget.background_seconds)
     # Last: cleanup may still end spans (the saga's), and buffered spans must go out.
     telemetry.shutdown()
     log.info("stopped", seconds=round(time.monotonic() - began, 2))
+
+
+async def _start_unless_stopped(
+    start: Callable[[], Awaitable[App]], stop: asyncio.Event, budget: ShutdownSettings
+) -> App | None:
+    """The app `start` makes, or None when `stop` is set first: the start is then cancelled
+    and given the budget's background part to unwind (an attempt to connect, say)."""
+    starting = asyncio.ensure_future(start())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done():
+        stopped.cancel()
+        return starting.result()
+    log.info("shutting down before serving", budget_seconds=round(budget.total_seconds, 3))
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        async with asyncio.timeout(budget.background_seconds):
+            await starting
+    return None
 
 
 async def _stop_background(

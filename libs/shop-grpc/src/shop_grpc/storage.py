@@ -7,12 +7,17 @@ asyncio lock, so writers queue in the event loop instead of spinning in
 SQLite's busy handler. Read-only work takes neither: in WAL mode a reader sees
 a consistent snapshot while a writer commits. PostgreSQL gets row locks and
 conditional updates from the repositories instead.
+
+A service starts before its database may answer (a PostgreSQL pod still starting,
+a network not yet there): ``migrate_when_reachable`` tries again and again, with
+capped exponential backoff, saying each time why, but never the password.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import secrets
 import zlib
 from collections.abc import AsyncIterator
@@ -21,9 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+import structlog
 from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,7 +41,16 @@ from sqlalchemy.types import TypeDecorator
 
 from shop_grpc import telemetry
 
+log = structlog.get_logger("shop_grpc.storage")
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 10.0
+"""How long one attempt to connect to PostgreSQL may take (the driver's own default is 60 s),
+so that an unreachable server is retried, and reported, every few seconds."""
+RETRY_INITIAL_SECONDS = 0.25
+RETRY_MAX_SECONDS = 5.0
+"""Waits between attempts to reach the database at start: doubling from the first to the
+second, each drawn from its upper half so that replicas starting together spread out."""
 
 # The runtime's own table in every service's database: keys that every replica of the
 # service must share (they all use the same database) and that outlive restarts.
@@ -91,7 +107,11 @@ class Database:
             self._read_engine = self.engine if in_memory else _sqlite_engine(self.url, writer=False)
         else:
             self.engine = self._read_engine = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
             )
         telemetry.trace_engine(self.engine)
         if self._read_engine is not self.engine:
@@ -121,6 +141,47 @@ class Database:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             await conn.run_sync(_runtime.create_all)
             await conn.run_sync(metadata.create_all)
+
+    async def migrate_when_reachable(self, metadata: MetaData) -> None:
+        """migrate(), tried again until the database answers and it succeeds.
+
+        Any error counts as the database not being ready yet: a server still starting, a
+        user or database not made yet, a network not yet there. Each is logged, with the
+        URL and the reason but without the password, and tried again after a wait that
+        doubles up to RETRY_MAX_SECONDS. Cancelling (a SIGTERM meanwhile) ends it at once.
+        """
+        ceiling = RETRY_INITIAL_SECONDS
+        while True:
+            try:
+                await self.migrate(metadata)
+            except (OSError, SQLAlchemyError) as error:
+                wait = random.uniform(ceiling / 2, ceiling)
+                log.warning(
+                    "database not ready; trying again",
+                    database=self.shown_url,
+                    reason=self._reason(error),
+                    retry_in_seconds=round(wait, 2),
+                )
+                await asyncio.sleep(wait)
+                ceiling = min(ceiling * 2, RETRY_MAX_SECONDS)
+            else:
+                log.info("database ready", database=self.shown_url)
+                return
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as logs may show it: the password masked."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def _reason(self, error: Exception) -> str:
+        # The driver's own error, without SQLAlchemy's wrapping (and its link to the docs) or
+        # the DBAPI adapter's around asyncpg: "InvalidCatalogNameError: database ... does not
+        # exist" says more than "Error: ...".
+        cause = getattr(error, "orig", None) or error
+        cause = cause.__cause__ or cause
+        reason = f"{type(cause).__name__}: {cause}".strip()
+        password = make_url(self.url).password
+        return reason.replace(str(password), "***") if password else reason
 
     async def secret(self, name: str, size: int = 32) -> bytes:
         """A random key of `size` bytes, made once per database and shared by every replica.

@@ -191,10 +191,15 @@ class ServiceProcess:
         env: dict[str, str] | None = None,
         grace: float = 1.0,
         address: str | None = None,
+        wait_serving: bool = True,
     ) -> None:
-        """`address`: host:port to serve on (default a free port on 127.0.0.1)."""
+        """`address`: host:port to serve on (default a free port on 127.0.0.1).
+        `wait_serving`: on entry, wait until the service is SERVING; False: only until its
+        probe port answers (a service still waiting for its database, say)."""
         self.module = module
         self.address = address or f"127.0.0.1:{free_port()}"
+        self.probe_address = f"127.0.0.1:{free_port()}"
+        self.wait_serving = wait_serving
         self.env = {k: v for k, v in os.environ.items() if k != "SHOP_DATABASE_URL"}
         self.env.update(
             SHOP_LISTEN_ADDRESS=self.address,
@@ -203,7 +208,7 @@ class ServiceProcess:
             SHOP_LOG_FORMAT="json",
             # Plaintext on purpose: these tests are about the process, mTLS has its own.
             SHOP_INSECURE="1",
-            SHOP_PROBE_ADDRESS=f"127.0.0.1:{free_port()}",
+            SHOP_PROBE_ADDRESS=self.probe_address,
         )
         self.env.update(env or {})
         self._output = b""
@@ -219,8 +224,9 @@ class ServiceProcess:
         )
         # Short reconnect backoff: the first attempts find nobody listening yet.
         self.channel = grpc.aio.insecure_channel(self.address, options=_QUICK_RECONNECT)
+        self.probe_channel = grpc.aio.insecure_channel(self.probe_address, options=_QUICK_RECONNECT)
         try:
-            await self._wait_serving()
+            await self._wait_started()
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
@@ -228,20 +234,27 @@ class ServiceProcess:
 
     START_SECONDS = 20.0
 
-    async def _wait_serving(self) -> None:
+    async def _wait_started(self) -> None:
+        """Until the service is SERVING or, without `wait_serving`, its probe port answers."""
         async with asyncio.timeout(self.START_SECONDS):
             while True:
                 if self.process.returncode is not None:
                     raise AssertionError(f"{self.module} exited early: {await self.output()}")
                 with contextlib.suppress(grpc.aio.AioRpcError):
-                    if await self.health("") == health_pb2.HealthCheckResponse.SERVING:
+                    if not self.wait_serving:
+                        await self.probe_health()
+                        return
+                    if await self.health("") == SERVING:
                         return
                 await asyncio.sleep(0.1)
 
     async def health(self, service: str) -> int:
-        stub = health_pb2_grpc.HealthStub(self.channel)
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
-        return int(reply.status)
+        """The status the main (gRPC) port gives `service`."""
+        return await _check(self.channel, service)
+
+    async def probe_health(self, service: str = "") -> int:
+        """The status the plaintext probe port gives `service`, as the kubelet asks it."""
+        return await _check(self.probe_channel, service)
 
     async def listed_services(self) -> set[str]:
         """What a reflection client (grpcurl list) sees."""
@@ -265,9 +278,19 @@ class ServiceProcess:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.channel.close()
+        await self.probe_channel.close()
         if self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+async def _check(channel: grpc.aio.Channel, service: str) -> int:
+    stub = health_pb2_grpc.HealthStub(channel)
+    reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+    return int(reply.status)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 
@@ -10,7 +11,7 @@ from shop_grpc import logs, telemetry
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.channels import open_channel
 from shop_grpc.pagination import PageTokens
-from shop_grpc.server import GrpcServer, run
+from shop_grpc.server import App, run
 from shop_grpc.storage import Database
 from shop_order.adapters.clients import (
     INVENTORY_SERVICE,
@@ -68,8 +69,9 @@ def connect(settings: Settings) -> tuple[Dependencies, list[grpc.aio.Channel]]:
 
 
 async def build(settings: Settings, deps: Dependencies | None = None) -> OrderApp:
+    """Waits for the database, then builds; nothing runs yet (recovery starts with serving)."""
     db = Database(settings.server.database_url)
-    await db.migrate(metadata)
+    await db.migrate_when_reachable(metadata)
     channels: list[grpc.aio.Channel] = []
     if deps is None:
         deps, channels = connect(settings)
@@ -88,10 +90,15 @@ async def build(settings: Settings, deps: Dependencies | None = None) -> OrderAp
 async def serve(settings: Settings) -> None:
     logs.configure(settings.server.log, service="order", instance=settings.server.instance_id)
     telemetry.configure(settings.server)
+    await run(settings.server, partial(start, settings))
+
+
+async def start(settings: Settings) -> App:
+    """The probe port says NOT_SERVING while this waits for the database; saga recovery is a
+    background job, so it runs only once the database is ready and the service serves."""
     app = await build(settings)
-    server = GrpcServer(settings.server, [registration(app.servicer)])
-    await run(
-        server,
+    return App(
+        [registration(app.servicer)],
         background=[app.runner.recover_forever],
         cleanup=[app.close],
         stopping=[app.runner.signal.close],

@@ -2,16 +2,108 @@
 
 from __future__ import annotations
 
-from grpc_health.v1 import health_pb2
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
 
-from shop_grpc.testing import ServiceProcess
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+from sqlalchemy.engine import make_url
+
+from shop_grpc.probe import LIVENESS
+from shop_grpc.testing import ServiceProcess, free_port, postgres_database, postgres_server_url
 
 SERVICE = "shop.order.v1.OrderService"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+PASSWORD = "Pa55-w0rd-in-the-url"
+WAITING = "database not ready; trying again"
 
 
 async def test_it_serves_health_and_reflection_then_stops_cleanly_on_sigterm(tmp_path):
     async with ServiceProcess("shop_order", tmp_path) as service:
-        assert await service.health(SERVICE) == health_pb2.HealthCheckResponse.SERVING
+        assert await service.health(SERVICE) == SERVING
         assert {SERVICE, "grpc.health.v1.Health"} <= await service.listed_services()
         assert await service.terminate() == 0
     assert (tmp_path / "order.db").exists()
+
+
+@contextlib.asynccontextmanager
+async def forwarding(port: int, host: str, to_port: int) -> AsyncIterator[None]:
+    """Connections to `port` forwarded to `host:to_port` while this lasts; before, nothing
+    listens there: a database that is away, then answers."""
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, to_port)
+        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        server.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+def events(output: str) -> list[dict[str, object]]:
+    """The service's own log lines, in order."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+async def test_with_its_database_away_it_says_not_serving_keeps_trying_and_stops_cleanly(
+    tmp_path,
+):
+    away = f"postgresql://shop_order:{PASSWORD}@127.0.0.1:{free_port()}/shop_order"
+    env = {"SHOP_DATABASE_URL": away}
+    async with ServiceProcess("shop_order", tmp_path, env, wait_serving=False) as service:
+        # The kubelet's readiness probe keeps the pod out of the endpoints; its startup and
+        # liveness probes find the process alive, so it is not restarted.
+        assert await service.probe_health() == NOT_SERVING
+        assert await service.probe_health(LIVENESS) == SERVING
+        with pytest.raises(grpc.aio.AioRpcError):
+            await service.health(SERVICE)  # the main port is not open yet
+        await asyncio.sleep(1)
+        assert await service.probe_health() == NOT_SERVING
+        began = time.monotonic()
+        assert await service.terminate() == 0
+        assert time.monotonic() - began < 2
+        output = await service.output()
+    lines = events(output)
+    names = [line["event"] for line in lines]
+    first_try = names.index(WAITING)
+    assert names.index("probe port serving grpc.health.v1 in plaintext") < first_try
+    tries = [line for line in lines if line["event"] == WAITING]
+    assert len(tries) >= 3
+    assert all(str(line["reason"]).startswith("ConnectionRefusedError") for line in tries)
+    assert names[-2:] == ["shutting down before serving", "stopped"]
+    assert PASSWORD not in output
+
+
+async def test_once_its_database_answers_it_serves(tmp_path):
+    async with postgres_database(postgres_server_url()) as url:
+        database, port = make_url(url), free_port()
+        # The server trusts local connections: the password only shows that logs omit it.
+        through = database.set(port=port, password=PASSWORD)
+        env = {"SHOP_DATABASE_URL": through.render_as_string(hide_password=False)}
+        async with ServiceProcess("shop_order", tmp_path, env, wait_serving=False) as service:
+            assert await service.probe_health() == NOT_SERVING
+            async with forwarding(port, database.host or "127.0.0.1", database.port or 5432):
+                async with asyncio.timeout(10):
+                    while await service.probe_health() != SERVING:
+                        await asyncio.sleep(0.1)
+                assert await service.health(SERVICE) == SERVING
+                assert await service.terminate() == 0
+            output = await service.output()
+    names = [line["event"] for line in events(output)]
+    assert names.index(WAITING) < names.index("database ready") < names.index("serving")
+    assert PASSWORD not in output

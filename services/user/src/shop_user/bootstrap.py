@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from shop_grpc import logs, telemetry
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.pagination import PageTokens
-from shop_grpc.server import GrpcServer, run
+from shop_grpc.server import App, run
 from shop_grpc.storage import Database
 from shop_user.adapters.orm import metadata
 from shop_user.config import Settings
@@ -18,8 +20,16 @@ async def serve(settings: Settings) -> None:
         server_settings.log, service=server_settings.service, instance=server_settings.instance_id
     )
     telemetry.configure(server_settings)
-    db = Database(server_settings.database_url)
-    await db.migrate(metadata)
+    await run(server_settings, partial(start, settings))
+
+
+async def start(settings: Settings) -> App:
+    """Waits for the database (the probe port says NOT_SERVING meanwhile), then builds."""
+    db = Database(settings.server.database_url)
+    await db.migrate_when_reachable(metadata)
     changes = ChangeSignal()
-    server = GrpcServer(server_settings, [registration(db, changes, await PageTokens.load(db))])
-    await run(server, cleanup=[db.dispose], stopping=[changes.close])
+    return App(
+        [registration(db, changes, await PageTokens.load(db))],
+        cleanup=[db.dispose],
+        stopping=[changes.close],
+    )
