@@ -34,9 +34,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from shop_grpc import registry
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".tools" / "images"
-SERVICES = ("order", "inventory", "payment", "user")
+SERVICES = registry.names()
 TEMPLATE_SERVICE = "order"
 UID = 10001
 TAG = "test"
@@ -396,9 +398,9 @@ def mount_certs(scratch: Path) -> Path:
 def run_images(results: Results, scratch: Path) -> None:
     certs = mount_certs(scratch)
     with containers() as started:
-        # order is given the others' addresses, so it starts last.
+        # Each service is given the addresses of those it calls, so those start first.
         targets: dict[str, str] = {}
-        for svc in ("inventory", "payment", "user", "order"):
+        for svc in registry.start_order():
             container = start(svc, certs / svc, targets)
             started.append(container)
             targets[svc] = container.grpc

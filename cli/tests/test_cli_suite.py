@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from shop_cli.suite import Suite, SuiteError, find_free_base_port
+from shop_grpc import registry
 from shop_grpc.config import EXIT_MARGIN_SECONDS
 
 # Stands in for `python -m shop_<service>`: serves grpc.health.v1 on SHOP_LISTEN_ADDRESS
@@ -152,4 +153,4 @@ def test_a_service_that_dies_is_named_with_its_log_tail(tmp_path, fake_program):
 def test_context_manager_stops_everything(tmp_path, fake_program):
     with Suite(tmp_path, base_port=find_free_base_port(), program=fake_program) as suite:
         assert suite.exited() == {}
-    assert set(suite.exited()) == {"user", "inventory", "payment", "order"}
+    assert set(suite.exited()) == set(registry.names())

@@ -9,12 +9,13 @@ from cryptography import x509
 from shop_cli.__main__ import build_parser, run
 from shop_cli.commands.up import _probe_base_port
 from shop_cli.suite import Suite
+from shop_grpc import registry
 
 
 def test_certs_init_writes_every_identity_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "certs"
     assert run(["certs", "init", "--namespace", "shop", "--out", str(out)]) == 0
-    for identity in ("order", "inventory", "payment", "user", "client"):
+    for identity in registry.identities():
         cert = x509.load_pem_x509_certificate((out / identity / "tls.crt").read_bytes())
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = sans.get_values_for_type(x509.UniformResourceIdentifier)

@@ -21,14 +21,17 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2
 
+from shop_grpc import registry
 from shop_grpc.config import Env, shutdown_settings
 from shop_grpc.probe import LIVENESS, ProbeServer
 from shop_grpc.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("inventory", "order", "payment", "user")
-CALL_GRAPH = {"order": {"user", "inventory", "payment"}}
-"""Who calls whom, as the order service's configuration says (SHOP_<DEP>_TARGET)."""
+CHART_VALUES = yaml.safe_load((ROOT / "deploy/helm/shop/values.yaml").read_text())
+SERVICES = tuple(CHART_VALUES["services"])
+"""The chart's `services:` map: the one list of what is deployed."""
+CALL_GRAPH = {spec.name: set(spec.depends_on) for spec in registry.services().values()}
+"""Who calls whom, as the services declare it (shop_grpc.registry)."""
 CONFIG_SOURCES = [
     ROOT / "libs/shop-grpc/src/shop_grpc/config.py",
     *sorted(ROOT.glob("services/*/src/shop_*/config.py")),
@@ -104,6 +107,12 @@ def service_deployments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
 def env_of(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return {item["name"]: item for item in container["env"]}
+
+
+def test_the_chart_deploys_every_service_there_is_with_the_dependencies_it_declares():
+    assert set(SERVICES) == set(registry.names())
+    for name, service in CHART_VALUES["services"].items():
+        assert set(service.get("dependencies", [])) == CALL_GRAPH[name], name
 
 
 def test_every_container_runs_restricted(rendered: list[dict[str, Any]]) -> None:

@@ -24,7 +24,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TILTFILE = ROOT / "Tiltfile"
-SERVICES = ["order", "inventory", "payment", "user"]
+SERVICES = list(yaml.safe_load((ROOT / "deploy/helm/shop/values.yaml").read_text())["services"])
+"""The chart's `services:` map, which the Tiltfile reads too."""
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 TRIGGER_MODE_AUTO, TRIGGER_MODE_MANUAL = 1, 2
 
@@ -193,8 +194,12 @@ class Tilt:
         return path in self.files or (ROOT / path).exists()
 
     def read_yaml(self, path: str, default: Any = None) -> Any:
+        # Like Tilt's: the file as it is on disk, unless the test put a version in its place.
         self.watched.append(path)
-        return self.files.get(path, default)
+        if path in self.files:
+            return self.files[path]
+        on_disk = ROOT / path
+        return yaml.safe_load(on_disk.read_text()) if on_disk.is_file() else default
 
     def read_json(self, path: str, default: Any = None) -> Any:
         self.watched.append(path)

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SERVICES = ("order", "inventory", "payment", "user")
+from shop_grpc import registry
+
+SERVICES = registry.names()
 GRPC_PORT, PROBE_PORT = 50051, 8081
 IDENTITY_FILES = ("ca.crt", "tls.crt", "tls.key")
 

@@ -20,7 +20,7 @@ from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shop_cli.suite import NAMESPACE
-from shop_grpc import certs
+from shop_grpc import certs, registry
 from shop_grpc.channels import open_channel
 from shop_grpc.config import TlsSettings
 from shop_grpc.testing import id_for
@@ -96,7 +96,7 @@ async def test_order_itself_may_reserve_stock(suite, shop):
     assert (await shop.stock(product)).available == 5
 
 
-@pytest.mark.parametrize("service", ["order", "inventory", "payment", "user"])
+@pytest.mark.parametrize("service", registry.names())
 async def test_the_probe_port_serves_health_in_plaintext_and_nothing_else(suite, service):
     async with grpc.aio.insecure_channel(suite.probe_endpoints()[service]) as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(

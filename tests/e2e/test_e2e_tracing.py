@@ -26,6 +26,7 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_cli.suite import Suite, find_free_base_port
+from shop_grpc import registry
 from shop_grpc.channels import open_channel
 from shop_grpc.config import PLAINTEXT, TlsSettings
 
@@ -35,7 +36,9 @@ TRACE_ID = uuid.uuid4().hex
 CALLER_SPAN_ID = uuid.uuid4().hex[:16]
 CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
 PASSWORD = "correct horse battery"
-SERVICES = ("order", "user", "inventory", "payment")
+_ORDER = registry.services()["order"]
+SERVICES = (_ORDER.name, *_ORDER.depends_on)
+"""What placing an order passes through: the order service and what it calls."""
 SERVER = trace_pb2.Span.SPAN_KIND_SERVER
 CLIENT = trace_pb2.Span.SPAN_KIND_CLIENT
 

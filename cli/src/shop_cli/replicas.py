@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from shop_cli.dns import LoopbackDns
-from shop_cli.suite import PORT_OFFSETS, Suite, SuiteError
-from shop_grpc.config import SERVICES
+from shop_cli.suite import Suite, SuiteError, port_offset
+from shop_grpc import registry
 
 REPLICA_HOSTS = tuple(f"127.0.0.{i}" for i in range(1, 17))
 """The loopback address each replica binds, replica 0 first. Clients check a server's
@@ -79,7 +79,7 @@ class ReplicatedSuite:
             self.dns = LoopbackDns(port=dns_port)
         except OSError as error:
             raise SuiteError(f"cannot serve DNS on 127.0.0.1:{dns_port}: {error}") from None
-        ports = {service: base_port + PORT_OFFSETS[service] for service in SERVICES}
+        ports = {service: base_port + port_offset(service) for service in registry.names()}
         targets = {s: self.dns.target(dns_name(s), port) for s, port in ports.items()}
         env = {f"SHOP_{s.upper()}_TARGET": target for s, target in targets.items()}
         env.update(extra_env or {})
@@ -97,7 +97,7 @@ class ReplicatedSuite:
             )
             for host in self.hosts
         ]
-        for service in SERVICES:
+        for service in registry.names():
             self.dns.set(dns_name(service), self.hosts)
 
     @property
@@ -110,7 +110,7 @@ class ReplicatedSuite:
 
     def probe_endpoints(self) -> dict[str, str]:
         probes = [member.probe_endpoints() for member in self.members]
-        return {service: ", ".join(p[service] for p in probes) for service in SERVICES}
+        return {service: ", ".join(p[service] for p in probes) for service in registry.names()}
 
     def log_path(self, replica: str) -> Path:
         """`replica` as exited() names it: <service>@<host>."""

@@ -1,10 +1,11 @@
-"""The four services as child processes on one machine: what `shop up` and tests/e2e run.
+"""The suite's services as child processes on one machine: what `shop up` and tests/e2e run.
 
     with Suite(tmp_path, base_port=find_free_base_port()) as suite:   # start + wait_ready
         order_target = suite.endpoints()["order"]
         suite.kill("payment"); suite.restart("payment"); suite.wait_ready(services=["payment"])
         suite.pause("order"); suite.resume("order")
 
+The services are those installed (shop_grpc.registry), started each after the ones it calls.
 Each child is ``python -m shop_<service>`` configured only through SHOP_*
 variables, exactly as a deployment would configure it: mTLS with its own
 identity from ``<data_dir>/certs/<service>`` (made on first start; ``client`` is
@@ -32,13 +33,9 @@ from typing import IO, TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shop_grpc import certs
-from shop_grpc.config import SERVICES, stop_timeout
+from shop_grpc import certs, registry
+from shop_grpc.config import stop_timeout
 
-START_ORDER = ("user", "inventory", "payment", "order")
-"""Dependencies first, so the order service finds them up when it starts."""
-PORT_OFFSETS = {"order": 0, "inventory": 1, "payment": 2, "user": 3}
-DEPENDENCIES = {"order": ("user", "inventory", "payment")}
 LOG_TAIL_LINES = 30
 NAMESPACE = "local"
 """The namespace in the identities of a suite run here."""
@@ -67,7 +64,15 @@ class _Child:
 
 
 def default_program(service: str) -> list[str]:
-    return [sys.executable, "-m", f"shop_{service}"]
+    spec = registry.spec(service)
+    return [sys.executable, "-m", spec.main_module if spec else f"shop_{service}"]
+
+
+def port_offset(service: str) -> int:
+    """Where `service` sits after the base port: its default port's distance from the lowest
+    one, so `shop up --base-port N` keeps the services' order."""
+    ports = [spec.default_port for spec in registry.services().values()]
+    return registry.services()[service].default_port - min(ports)
 
 
 def address(host: str, port: int) -> str:
@@ -75,12 +80,13 @@ def address(host: str, port: int) -> str:
 
 
 def find_free_base_port(
-    host: str = "127.0.0.1", attempts: int = 50, count: int = 2 * len(SERVICES)
+    host: str = "127.0.0.1", attempts: int = 50, count: int | None = None
 ) -> int:
     """A base port whose `count` ports are free right now (another process may still take them).
 
     The default leaves room for the services' ports and, after them, their probe ports.
     """
+    count = 2 * _port_span() if count is None else count
     for _ in range(attempts):
         with socket.socket() as probe:
             probe.bind((host, 0))
@@ -88,6 +94,11 @@ def find_free_base_port(
         if base + count < 65536 and all(_port_free(host, base + i) for i in range(count)):
             return base
     raise SuiteError(f"no {count} consecutive free ports found on {host}")
+
+
+def _port_span() -> int:
+    """How many ports the services' mTLS ports take from the base port on."""
+    return max(port_offset(name) for name in registry.names()) + 1
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -138,7 +149,7 @@ class Suite:
         )
         self.program = program or default_program
         self.probe_base_port = (
-            base_port + len(SERVICES) if probe_base_port is None else probe_base_port
+            base_port + _port_span() if probe_base_port is None else probe_base_port
         )
         self.insecure = insecure
         self.log_dir = self.data_dir / "logs" if log_dir is None else Path(log_dir).resolve()
@@ -148,15 +159,15 @@ class Suite:
     # -- where things are -------------------------------------------------
 
     def port(self, service: str) -> int:
-        return self.base_port + PORT_OFFSETS[service]
+        return self.base_port + port_offset(service)
 
     def endpoints(self) -> dict[str, str]:
         """gRPC address of each service, order service first."""
-        return {name: address(self.host, self.port(name)) for name in SERVICES}
+        return {name: address(self.host, self.port(name)) for name in registry.names()}
 
     def probe_endpoints(self) -> dict[str, str]:
         """Plaintext grpc.health.v1-only address of each service, order service first."""
-        ports = {name: self.probe_base_port + PORT_OFFSETS[name] for name in SERVICES}
+        ports = {name: self.probe_base_port + port_offset(name) for name in registry.names()}
         return {name: address(self.host, port) for name, port in ports.items()}
 
     @property
@@ -184,7 +195,7 @@ class Suite:
             # Without it a child's log lines would reach the pipe in blocks, late.
             PYTHONUNBUFFERED="1",
         )
-        for dependency in DEPENDENCIES.get(service, ()):
+        for dependency in registry.services()[service].depends_on:
             env[f"SHOP_{dependency.upper()}_TARGET"] = endpoints[dependency]
         env.update(self.extra_env)
         env.update(self.service_env.get(service, {}))
@@ -196,7 +207,7 @@ class Suite:
         """Launches every service (dependencies first); returns without waiting for readiness."""
         if not self.insecure:
             certs.ensure(self.certs_dir, NAMESPACE)
-        for service in START_ORDER:
+        for service in registry.start_order():
             self._spawn(service)
 
     def _spawn(self, service: str) -> None:
@@ -247,7 +258,7 @@ class Suite:
         exits first or is not SERVING within `timeout` seconds overall.
         """
         deadline = time.monotonic() + timeout
-        for service in services or START_ORDER:
+        for service in services or registry.start_order():
             self._wait_serving(service, deadline, timeout)
 
     def _wait_serving(self, service: str, deadline: float, timeout: float) -> None:
@@ -294,7 +305,7 @@ class Suite:
     def stop_timeout(self, services: Iterable[str] | None = None) -> float:
         """How long stopping `services` (default all) may take: the longest shutdown budget
         their environments give them (SHOP_SHUTDOWN_*), plus the interpreter's exit."""
-        return max(stop_timeout(self.environment(name)) for name in services or SERVICES)
+        return max(stop_timeout(self.environment(name)) for name in services or registry.names())
 
     def stop(self, timeout: float | None = None) -> dict[str, int]:
         """SIGTERM to every running service, SIGKILL to those still up after `timeout`

@@ -9,32 +9,35 @@ from types import TracebackType
 from typing import cast
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 
-from shop.inventory.v1 import inventory_pb2_grpc
-from shop.order.v1 import order_pb2_grpc
-from shop.payment.v1 import payment_pb2_grpc
-from shop.user.v1 import user_pb2_grpc
+from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.payment.v1 import payment_pb2, payment_pb2_grpc
+from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_cli.tls import add_tls_flags, client_tls
+from shop_grpc import registry
 from shop_grpc.channels import open_channel
-from shop_grpc.config import DEFAULT_PORTS, Env, dependency_target
+from shop_grpc.config import Env, dependency_target
 
-SERVICE_NAMES = {
-    "order": "shop.order.v1.OrderService",
-    "inventory": "shop.inventory.v1.InventoryService",
-    "payment": "shop.payment.v1.PaymentService",
-    "user": "shop.user.v1.UserService",
-}
+# The services the CLI's own commands talk to, from the generated code (a service's image holds
+# the CLI but not the other services).
+_USER = user_pb2.DESCRIPTOR.services_by_name["UserService"]
+_INVENTORY = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
+_PAYMENT = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"]
+_ORDER = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 
 
 def add_target_flags(parser: argparse.ArgumentParser, *services: str) -> None:
     add_tls_flags(parser)
     for service in services:
+        spec = registry.spec(service)
+        fallback = f" or 127.0.0.1:{spec.default_port}" if spec else ""
         parser.add_argument(
             f"--{service}",
             dest=f"{service}_target",
             metavar="HOST:PORT",
-            help=f"{service} service address (default $SHOP_{service.upper()}_TARGET "
-            f"or 127.0.0.1:{DEFAULT_PORTS[service]})",
+            help=f"{service} service address (default $SHOP_{service.upper()}_TARGET{fallback})",
         )
 
 
@@ -57,12 +60,13 @@ class Clients:
         self._environ = dict(os.environ if environ is None else environ)
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def channel(self, service: str) -> grpc.aio.Channel:
+    def channel(self, service: str, descriptor: ServiceDescriptor) -> grpc.aio.Channel:
+        """The channel to `service`, whose gRPC service is `descriptor`."""
         if service not in self._channels:
             target = target_of(self._args, service, self._environ)
             self._channels[service] = open_channel(
                 target,
-                retry_services=[SERVICE_NAMES[service]],
+                retry_services=[descriptor.full_name],
                 tls=client_tls(self._args, self._environ),
                 server_name=service,
             )
@@ -70,22 +74,22 @@ class Clients:
 
     @property
     def users(self) -> user_pb2_grpc.UserServiceAsyncStub:
-        stub = user_pb2_grpc.UserServiceStub(self.channel("user"))
+        stub = user_pb2_grpc.UserServiceStub(self.channel("user", _USER))
         return cast("user_pb2_grpc.UserServiceAsyncStub", stub)
 
     @property
     def inventory(self) -> inventory_pb2_grpc.InventoryServiceAsyncStub:
-        stub = inventory_pb2_grpc.InventoryServiceStub(self.channel("inventory"))
+        stub = inventory_pb2_grpc.InventoryServiceStub(self.channel("inventory", _INVENTORY))
         return cast("inventory_pb2_grpc.InventoryServiceAsyncStub", stub)
 
     @property
     def payments(self) -> payment_pb2_grpc.PaymentServiceAsyncStub:
-        stub = payment_pb2_grpc.PaymentServiceStub(self.channel("payment"))
+        stub = payment_pb2_grpc.PaymentServiceStub(self.channel("payment", _PAYMENT))
         return cast("payment_pb2_grpc.PaymentServiceAsyncStub", stub)
 
     @property
     def orders(self) -> order_pb2_grpc.OrderServiceAsyncStub:
-        stub = order_pb2_grpc.OrderServiceStub(self.channel("order"))
+        stub = order_pb2_grpc.OrderServiceStub(self.channel("order", _ORDER))
         return cast("order_pb2_grpc.OrderServiceAsyncStub", stub)
 
     async def close(self) -> None:

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shop_cli.arguments import CliError
-from shop_grpc.certs import CA_FILE, CERT_FILE, CLIENT, KEY_FILE
+from shop_grpc.certs import CA_FILE, CERT_FILE, KEY_FILE
 from shop_grpc.config import PLAINTEXT, TlsSettings
+from shop_grpc.registry import CLIENT
 
 CERTS_DIR = "certs"
 

@@ -21,7 +21,7 @@ from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 from shop.user.v1 import user_pb2
-from shop_grpc import certs, credentials, policy, reflection
+from shop_grpc import certs, credentials, policy, reflection, registry
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, TlsSettings, server_settings
 from shop_grpc.server import GrpcServer, Registration
@@ -323,7 +323,7 @@ def test_the_policy_names_exactly_the_methods_of_the_api():
         for descriptor in files
         for service in descriptor.services_by_name.values()
     }
-    assert {name: set(methods) for name, methods in policy.POLICY.items()} == api
+    assert {name: set(methods) for name, methods in registry.policy().items()} == api
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from shop_cli.money import to_proto
 from shop_cli.paging import PAGE_SIZE, collect
 from shop_cli.stats import percentile, throughput
 from shop_cli.targets import Clients, add_target_flags
+from shop_grpc import registry
 
 DECLINE_CARD = "4000000000000002"
 PRICES = {"a": 300, "b": 750, "c": 1999}
@@ -70,7 +71,7 @@ def register(subparsers: Any) -> None:
         help="how long orders may take to become final after the run (default 60)",
     )
     parser.add_argument("--seed", type=int, help="random seed, for a repeatable mix of orders")
-    add_target_flags(parser, "order", "inventory", "payment", "user")
+    add_target_flags(parser, *registry.names())
     add_timeout_flag(parser)
 
 

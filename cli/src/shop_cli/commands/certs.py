@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_cli.arguments import CliError, command, positive_int
-from shop_grpc import certs
+from shop_grpc import certs, registry
 
 # A Kubernetes namespace: a DNS label.
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
         actions,
         "init",
         run_init,
-        "write a new CA and certificates for order, inventory, payment, user and client",
+        "write a new CA and a certificate for each service and for the shop client",
     )
     parser.add_argument(
         "--namespace",
@@ -48,9 +48,10 @@ def run_init(args: argparse.Namespace) -> int:
     out: Path = args.out
     if (out / certs.CA_DIR / certs.CA_FILE).exists() and not args.force:
         raise CliError(f"{out} already holds a CA; pass --force to replace everything in it")
-    certs.init(out, args.namespace, days=args.days)
-    print(f"wrote a CA and certificates for {', '.join(certs.IDENTITIES)} to {out}")
-    for identity in certs.IDENTITIES:
+    identities = registry.identities()
+    certs.init(out, args.namespace, identities=identities, days=args.days)
+    print(f"wrote a CA and certificates for {', '.join(identities)} to {out}")
+    for identity in identities:
         print(f"  {out / identity}/  {certs.spiffe_id(args.namespace, identity)}")
     print(
         f"keep {out / certs.CA_DIR / 'ca.key'} private; each identity's directory is one "

@@ -27,11 +27,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shop_grpc.config import SERVICES
+from shop_grpc import registry
+from shop_grpc.registry import CLIENT
 
 TRUST_DOMAIN = "shop"
-CLIENT = "client"
-IDENTITIES = (*SERVICES, CLIENT)
 CA_DIR = "ca"
 CA_FILE = "ca.crt"
 CERT_FILE = "tls.crt"
@@ -240,23 +239,26 @@ def init(
     out: Path,
     namespace: str,
     *,
-    identities: Iterable[str] = IDENTITIES,
+    identities: Iterable[str] | None = None,
     days: int = DEFAULT_DAYS,
     authority: Authority | None = None,
 ) -> Authority:
-    """A CA (new unless given) and a certificate per identity under `out`."""
+    """A CA (new unless given) and a certificate per identity under `out` (every installed
+    service's and the CLI's when None)."""
     authority = authority or new_authority(namespace)
     write_authority(out, authority)
-    for identity in identities:
+    for identity in registry.identities() if identities is None else identities:
         issued = issue(authority, identity, namespace, days=days)
         write_identity(out / identity, authority.cert_pem, issued)
     return authority
 
 
 def complete(out: Path) -> bool:
-    """Whether `out` holds the CA and every identity's three files."""
+    """Whether `out` holds the CA and every installed identity's three files."""
     files = [out / CA_DIR / CA_FILE] + [
-        out / identity / name for identity in IDENTITIES for name in (CA_FILE, CERT_FILE, KEY_FILE)
+        out / identity / name
+        for identity in registry.identities()
+        for name in (CA_FILE, CERT_FILE, KEY_FILE)
     ]
     return all(path.is_file() for path in files)
 

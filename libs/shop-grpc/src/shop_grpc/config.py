@@ -53,9 +53,8 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from shop_grpc import faults as faults_
+from shop_grpc import registry
 
-SERVICES = ("order", "inventory", "payment", "user")
-DEFAULT_PORTS = {"order": 50051, "inventory": 50052, "payment": 50053, "user": 50054}
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TRACE_EXPORTERS = ("otlp", "console", "none")
@@ -232,7 +231,7 @@ MAX_INSTANCE_ID = 200
 
 
 def server_settings(service: str, env: Env) -> ServerSettings:
-    listen = env.str("SHOP_LISTEN_ADDRESS", f"[::]:{DEFAULT_PORTS[service]}")
+    listen = env.str("SHOP_LISTEN_ADDRESS", f"[::]:{default_port(service)}")
     # Two replicas on one host differ by their port: the default id must tell them apart, or
     # each takes the other's saga leases for its own earlier boot's.
     port = listen.rsplit(":", 1)[-1]
@@ -274,6 +273,25 @@ def _faults(env: Env) -> tuple[faults_.Fault, ...]:
         raise ConfigError(f"SHOP_FAULTS: {error}") from None
 
 
+def default_port(service: str) -> int:
+    """The port `service` declares (shop_grpc.registry). Raises ConfigError if it is not
+    installed here."""
+    spec = registry.spec(service)
+    if spec is None:
+        raise ConfigError(f"the {service} service is not installed here")
+    return spec.default_port
+
+
 def dependency_target(env: Env, dependency: str) -> str:
-    """gRPC target of another service, from SHOP_<NAME>_TARGET."""
-    return env.str(f"SHOP_{dependency.upper()}_TARGET", f"127.0.0.1:{DEFAULT_PORTS[dependency]}")
+    """gRPC target of another service, from SHOP_<NAME>_TARGET; where that is not set, the
+    service's default port on this machine, when it is installed here.
+
+    Raises ConfigError when neither says where the service is.
+    """
+    variable = f"SHOP_{dependency.upper()}_TARGET"
+    target = env.str(variable, "")
+    if target:
+        return target
+    if registry.spec(dependency) is None:
+        raise ConfigError(f"{variable} is required: the {dependency} service is not installed here")
+    return f"127.0.0.1:{default_port(dependency)}"

@@ -1,64 +1,22 @@
-"""Who may call what: the one table every server checks callers against.
+"""Who may call what: every server checks its callers against one table.
 
-Callers are named by the identity in their certificate
-(``spiffe://shop/ns/<namespace>/sa/<identity>``): a service, or ``client`` for
-the `shop` CLI an operator runs. A method missing from the table is refused to
-everyone, so a new method stays closed until someone decides who may call it.
+Each service states who may call each of its methods in its own spec
+(``ServiceSpec.callers``, shop_grpc.registry); the table is those, put together. Callers
+are named by the identity in their certificate (``spiffe://shop/ns/<namespace>/sa/<identity>``):
+a service, or ``client`` for the `shop` CLI an operator runs. A method missing from the
+table is refused to everyone, so a new method stays closed until someone decides who may
+call it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-ORDER = "order"
-CLIENT = "client"
-ANYONE = "*"
-"""Any caller holding a certificate from the suite's CA."""
+from shop_grpc import registry
+from shop_grpc.registry import ANYONE
 
-OPERATOR = (CLIENT,)
-OPERATOR_AND_ORDER = (CLIENT, ORDER)
-ORDER_ONLY = (ORDER,)
-
-POLICY: Mapping[str, Mapping[str, tuple[str, ...]]] = {
-    "shop.order.v1.OrderService": {
-        "CreateOrder": OPERATOR,
-        "GetOrder": OPERATOR,
-        "ListOrders": OPERATOR,
-        "CancelOrder": OPERATOR,
-        "WatchOrder": OPERATOR,
-        "Checkout": OPERATOR,
-    },
-    "shop.inventory.v1.InventoryService": {
-        "CreateProduct": OPERATOR,
-        "GetProduct": OPERATOR_AND_ORDER,
-        "ListProducts": OPERATOR_AND_ORDER,
-        "GetStock": OPERATOR_AND_ORDER,
-        "ImportStock": OPERATOR,
-        "WatchStock": OPERATOR_AND_ORDER,
-        # Stock moves only through an order's saga.
-        "ReserveItems": ORDER_ONLY,
-        "CommitReservation": ORDER_ONLY,
-        "ReleaseReservation": ORDER_ONLY,
-        "GetReservation": OPERATOR_AND_ORDER,
-    },
-    "shop.payment.v1.PaymentService": {
-        # Money moves, and card numbers arrive, only through an order's saga.
-        "CreatePaymentMethod": ORDER_ONLY,
-        "Charge": ORDER_ONLY,
-        "Refund": ORDER_ONLY,
-        "GetPayment": OPERATOR_AND_ORDER,
-        "ListPayments": OPERATOR_AND_ORDER,
-    },
-    "shop.user.v1.UserService": {
-        "CreateUser": OPERATOR,
-        "GetUser": OPERATOR_AND_ORDER,
-        "UpdateUser": OPERATOR,
-        "DeleteUser": OPERATOR,
-        "ListUsers": OPERATOR,
-        "WatchUsers": OPERATOR,
-        "BatchCreateUsers": OPERATOR,
-    },
-}
+Policy = Mapping[str, Mapping[str, tuple[str, ...]]]
+"""Proto service name → method → the identities that may call it."""
 
 OPEN_SERVICES = (
     "grpc.health.v1.Health",
@@ -68,16 +26,14 @@ OPEN_SERVICES = (
 """Health and reflection: open to any authenticated caller (probes, grpcurl)."""
 
 
-def allowed(
-    identity: str,
-    method: str,
-    policy: Mapping[str, Mapping[str, tuple[str, ...]]] = POLICY,
-) -> bool:
-    """Whether `identity` may call `method`, a full path like ``/pkg.Service/Method``."""
+def allowed(identity: str, method: str, policy: Policy | None = None) -> bool:
+    """Whether `identity` may call `method`, a full path like ``/pkg.Service/Method``, under
+    `policy` (the installed services' own when None)."""
     if is_open(method):
         return True
     service, _, name = method.lstrip("/").partition("/")
-    callers = policy.get(service, {}).get(name, ())
+    table = registry.policy() if policy is None else policy
+    callers = table.get(service, {}).get(name, ())
     return ANYONE in callers or identity in callers
 
 

@@ -1,4 +1,5 @@
-"""`python -m shop_order` as an operator runs it."""
+"""`python -m shop_order` as an operator runs it: what only this service does (the rest:
+tests/contract)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,6 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 PASSWORD = "Pa55-w0rd-in-the-url"
 WAITING = "database not ready; trying again"
-
-
-async def test_it_serves_health_and_reflection_then_stops_cleanly_on_sigterm(tmp_path):
-    async with ServiceProcess("shop_order", tmp_path) as service:
-        assert await service.health(SERVICE) == SERVING
-        assert {SERVICE, "grpc.health.v1.Health"} <= await service.listed_services()
-        assert await service.terminate() == 0
-    assert (tmp_path / "order.db").exists()
 
 
 @contextlib.asynccontextmanager

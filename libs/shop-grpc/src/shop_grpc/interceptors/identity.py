@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import grpc
@@ -35,7 +35,7 @@ class IdentityCheck(grpc.aio.ServerInterceptor):
     def __init__(
         self,
         namespace: str,
-        rules: Mapping[str, Mapping[str, tuple[str, ...]]] = policy.POLICY,
+        rules: policy.Policy | None = None,
     ) -> None:
         self.namespace = namespace
         self.rules = rules
