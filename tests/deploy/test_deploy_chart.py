@@ -845,3 +845,23 @@ def test_without_autoscaling_the_configured_count_is_rendered_whatever_runs(
 
 def test_rendered_manifests_are_current() -> None:
     assert tools.RENDERED.read_text() == tools.rendered_manifests()
+
+
+@pytest.mark.parametrize(
+    ("setting", "where"),
+    [
+        ("services.order.replicass=2", "/services/order"),
+        ("serviceDefaults.resources.limits.gpu=1", "/serviceDefaults/resources/limits"),
+        ("services.user.resources.requests.gpu=1", "/services/user/resources/requests"),
+        ("services.inventory.env.SHOP_NOPE=1", "/services/inventory/env"),
+    ],
+)
+def test_the_schema_refuses_a_typo_wherever_its_shared_definitions_are_used(
+    setting: str, where: str
+) -> None:
+    # A service's settings, resources and env are defined once ($defs) and used for every
+    # service and for serviceDefaults: a typo is caught in each place alike.
+    with pytest.raises(SystemExit) as caught:
+        tools.render("default", "--set", setting)
+    assert where in str(caught.value)
+    assert "not allowed" in str(caught.value)
