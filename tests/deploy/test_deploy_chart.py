@@ -109,10 +109,11 @@ def env_of(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {item["name"]: item for item in container["env"]}
 
 
-def test_the_chart_deploys_every_service_there_is_with_the_dependencies_it_declares():
+def test_the_chart_deploys_every_service_there_is_as_it_declares_itself():
     assert set(SERVICES) == set(registry.names())
     for name, service in CHART_VALUES["services"].items():
         assert set(service.get("dependencies", [])) == CALL_GRAPH[name], name
+        assert service["localPort"] == registry.services()[name].default_port, name
 
 
 def test_every_container_runs_restricted(rendered: list[dict[str, Any]]) -> None:
