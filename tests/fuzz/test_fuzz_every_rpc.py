@@ -67,8 +67,8 @@ from shop_inventory.service_layer.unit_of_work import SqlUnitOfWork as Inventory
 from shop_order import bootstrap as order_bootstrap
 from shop_order import config as order_config
 from shop_order.adapters.orm import metadata as order_tables
-from shop_order.entrypoints.grpc import WaitSettings
 from shop_order.entrypoints.grpc import registration as order_registration
+from shop_order.service_layer.orders import WaitSettings
 from shop_payment.adapters.orm import metadata as payment_tables
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration as payment_registration

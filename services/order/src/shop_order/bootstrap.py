@@ -22,12 +22,12 @@ from shop_order.adapters.clients import (
     GrpcUsers,
 )
 from shop_order.adapters.orm import metadata
-from shop_order.adapters.repository import Lease
+from shop_order.adapters.unit_of_work import SqlUnitOfWork
 from shop_order.config import Settings
+from shop_order.domain.model import Lease
 from shop_order.entrypoints.grpc import OrderServicer, registration
 from shop_order.service_layer.ports import Dependencies
 from shop_order.service_layer.saga_runner import SagaRunner
-from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
 
 @dataclass
@@ -77,10 +77,7 @@ async def build(settings: Settings, deps: Dependencies | None = None) -> OrderAp
         deps, channels = connect(settings)
     signal = ChangeSignal(poll_seconds=0.5)
     lease = Lease(settings.server.instance_id, settings.boot_id, settings.saga.lease_seconds)
-
-    def uow(*, readonly: bool = False) -> OrderUnitOfWork:
-        return OrderUnitOfWork(db, readonly=readonly)
-
+    uow = partial(SqlUnitOfWork, db)
     runner = SagaRunner(uow, deps, lease, signal, settings.saga)
     tokens = await PageTokens.load(db)
     servicer = OrderServicer(uow, deps, runner, signal, settings.waits, tokens)

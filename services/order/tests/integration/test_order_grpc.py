@@ -17,7 +17,8 @@ from shop_grpc.errors import InvalidArgument
 from shop_grpc.money import Money
 from shop_grpc.testing import id_for, serving, test_settings
 from shop_order import bootstrap, config
-from shop_order.entrypoints.grpc import WaitSettings, registration
+from shop_order.entrypoints.grpc import registration
+from shop_order.service_layer.orders import WaitSettings
 
 ALICE = id_for("alice")
 CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
