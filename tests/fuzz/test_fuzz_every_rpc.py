@@ -34,6 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ from shop_order.adapters.orm import metadata as order_tables
 from shop_order.entrypoints.grpc import registration as order_registration
 from shop_order.service_layer.orders import WaitSettings
 from shop_payment.adapters.orm import metadata as payment_tables
+from shop_payment.adapters.unit_of_work import SqlUnitOfWork as PaymentUnitOfWork
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration as payment_registration
 from shop_user.adapters.orm import metadata as user_tables
@@ -406,7 +408,7 @@ async def stack(
                 await PageTokens.load(databases["user"][0]),
             ),
             "payment": payment_registration(
-                databases["payment"][0],
+                partial(PaymentUnitOfWork, databases["payment"][0]),
                 DeterministicProcessor(),
                 await PageTokens.load(databases["payment"][0]),
             ),

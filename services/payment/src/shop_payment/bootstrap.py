@@ -9,6 +9,7 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.server import App, run
 from shop_grpc.storage import Database
 from shop_payment.adapters.orm import metadata
+from shop_payment.adapters.unit_of_work import SqlUnitOfWork
 from shop_payment.config import Settings
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration
@@ -28,4 +29,5 @@ async def start(settings: Settings) -> App:
     db = Database(settings.server.database_url)
     await db.migrate_when_reachable(metadata)
     tokens = await PageTokens.load(db)
-    return App([registration(db, DeterministicProcessor(), tokens)], cleanup=[db.dispose])
+    uow = partial(SqlUnitOfWork, db)
+    return App([registration(uow, DeterministicProcessor(), tokens)], cleanup=[db.dispose])
