@@ -63,8 +63,8 @@ from shop_grpc.server import GrpcServer, Registration
 from shop_grpc.storage import Database
 from shop_grpc.testing import postgres_database, postgres_server_url, test_settings
 from shop_inventory.adapters.orm import metadata as inventory_tables
+from shop_inventory.adapters.unit_of_work import SqlUnitOfWork as InventoryUnitOfWork
 from shop_inventory.entrypoints.grpc import registration as inventory_registration
-from shop_inventory.service_layer.unit_of_work import SqlUnitOfWork as InventoryUnitOfWork
 from shop_order import bootstrap as order_bootstrap
 from shop_order import config as order_config
 from shop_order.adapters.orm import metadata as order_tables
@@ -437,7 +437,7 @@ async def stack(
 async def _inventory(db: Database) -> Registration:
     changes = ChangeSignal(poll_seconds=0.2)
     return inventory_registration(
-        lambda: InventoryUnitOfWork(db, changes),
+        partial(InventoryUnitOfWork, db, changes),
         changes,
         timedelta(minutes=10),
         await PageTokens.load(db),

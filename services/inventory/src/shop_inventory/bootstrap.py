@@ -11,10 +11,10 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.server import App, run
 from shop_grpc.storage import Database
 from shop_inventory.adapters.orm import metadata
+from shop_inventory.adapters.unit_of_work import SqlUnitOfWork
 from shop_inventory.config import Settings
 from shop_inventory.entrypoints.grpc import registration
 from shop_inventory.entrypoints.sweeper import expiry_sweeper
-from shop_inventory.service_layer.unit_of_work import SqlUnitOfWork
 
 
 async def serve(settings: Settings) -> None:
@@ -29,10 +29,7 @@ async def start(settings: Settings) -> App:
     db = Database(settings.server.database_url)
     await db.migrate_when_reachable(metadata)
     changes = ChangeSignal()
-
-    def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(db, changes)
-
+    uow = partial(SqlUnitOfWork, db, changes)
     ttl = timedelta(seconds=settings.reservation_ttl_seconds)
     return App(
         [registration(uow, changes, ttl, await PageTokens.load(db))],
