@@ -75,6 +75,7 @@ from shop_payment.adapters.unit_of_work import SqlUnitOfWork as PaymentUnitOfWor
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration as payment_registration
 from shop_user.adapters.orm import metadata as user_tables
+from shop_user.adapters.unit_of_work import SqlUnitOfWork as UserUnitOfWork
 from shop_user.entrypoints.grpc import registration as user_registration
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module")]
@@ -401,10 +402,11 @@ async def stack(
             await db.migrate(tables)
             exits.push_async_callback(db.dispose)
             databases[name] = (db, tables)
+        user_changes = ChangeSignal(poll_seconds=0.2)
         registrations = {
             "user": user_registration(
-                databases["user"][0],
-                ChangeSignal(poll_seconds=0.2),
+                partial(UserUnitOfWork, databases["user"][0], user_changes),
+                user_changes,
                 await PageTokens.load(databases["user"][0]),
             ),
             "payment": payment_registration(

@@ -10,6 +10,7 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.server import App, run
 from shop_grpc.storage import Database
 from shop_user.adapters.orm import metadata
+from shop_user.adapters.unit_of_work import SqlUnitOfWork
 from shop_user.config import Settings
 from shop_user.entrypoints.grpc import registration
 
@@ -28,8 +29,9 @@ async def start(settings: Settings) -> App:
     db = Database(settings.server.database_url)
     await db.migrate_when_reachable(metadata)
     changes = ChangeSignal()
+    uow = partial(SqlUnitOfWork, db, changes)
     return App(
-        [registration(db, changes, await PageTokens.load(db))],
+        [registration(uow, changes, await PageTokens.load(db))],
         cleanup=[db.dispose],
         stopping=[changes.close],
     )
