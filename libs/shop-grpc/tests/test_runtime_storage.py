@@ -42,15 +42,17 @@ async def test_insert_once_refuses_a_taken_key_and_the_transaction_goes_on(db):
     assert await count(db) == 2
 
 
-async def test_a_write_that_loses_a_unique_key_race_is_duplicate_key_and_rolled_back(db):
+async def write(db: Database, *written: str) -> None:
     async with UnitOfWork(db) as uow:
-        await uow.session.execute(insert(keys).values(key="a"))
+        for key in written:
+            await uow.session.execute(insert(keys).values(key=key))
         await uow.commit()
+
+
+async def test_a_write_that_loses_a_unique_key_race_is_duplicate_key_and_rolled_back(db):
+    await write(db, "a")
     with pytest.raises(DuplicateKey):
-        async with UnitOfWork(db) as uow:
-            await uow.session.execute(insert(keys).values(key="z"))
-            await uow.session.execute(insert(keys).values(key="a"))
-            await uow.commit()
+        await write(db, "z", "a")
     assert await count(db) == 1
 
 
