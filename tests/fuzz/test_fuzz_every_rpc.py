@@ -60,6 +60,7 @@ from shop_grpc.config import Env
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.pagination import PageTokens
 from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.service import Storage
 from shop_grpc.storage import Database
 from shop_grpc.testing import postgres_database, postgres_server_url, test_settings
 from shop_inventory.adapters.orm import metadata as inventory_tables
@@ -420,14 +421,16 @@ async def stack(
             name: await start(GrpcServer(test_settings(name, urls[name]), [registration]), exits)
             for name, registration in registrations.items()
         }
-        app = await _order_app(urls["order"], addresses)
+        order_storage = await Storage.open(urls["order"], order_tables)
+        exits.push_async_callback(order_storage.db.dispose)
+        app = _order_app(urls["order"], order_storage, addresses)
         exits.push_async_callback(app.close)
         exits.push_async_callback(app.runner.stop)
         addresses["order"] = await start(
             GrpcServer(test_settings("order", urls["order"]), [order_registration(app.servicer)]),
             exits,
         )
-        databases["order"] = (app.db, order_tables)
+        databases["order"] = (order_storage.db, order_tables)
         channels = {name: grpc.aio.insecure_channel(address) for name, address in addresses.items()}
         for channel in channels.values():
             exits.push_async_callback(channel.close)
@@ -446,7 +449,7 @@ async def _inventory(db: Database) -> Registration:
     )
 
 
-async def _order_app(url: str, addresses: dict[str, str]) -> Any:
+def _order_app(url: str, storage: Storage, addresses: dict[str, str]) -> Any:
     settings = order_config.load(
         Env(
             {
@@ -462,7 +465,7 @@ async def _order_app(url: str, addresses: dict[str, str]) -> Any:
         server=test_settings("order", url),
         waits=WaitSettings(default_wait_seconds=2.0),
     )
-    return await order_bootstrap.build(settings)
+    return order_bootstrap.build(settings, storage)
 
 
 async def seed(stack: Stack) -> dict[str, list[Any]]:
