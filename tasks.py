@@ -3,7 +3,7 @@
 
     python3 tasks.py up       # run the whole suite locally (`shop up`)
     python3 tasks.py test     # run every test
-    python3 tasks.py lint     # ruff, ruff format --check, mypy, buf lint
+    python3 tasks.py lint     # ruff, ruff format --check, mypy, the layer contracts, buf lint
     python3 tasks.py protos   # regenerate libs/shop-protos from protos/
     python3 tasks.py ci       # what CI runs (.ci/run): every check below, then test and images-test
     python3 tasks.py k8s-check      # helm lint/template, kubernetes-validate, kustomize
@@ -130,6 +130,8 @@ def task_lint(_: list[str]) -> None:
     run(tool("ruff"), "format", "--check", ".")
     sources = ["libs/shop-grpc/src", *map(str, sorted(ROOT.glob("services/*/src"))), "cli/src"]
     run(tool("mypy"), *sources)
+    # The import contracts in pyproject.toml ([tool.importlinter]): which layer may import what.
+    run(tool("lint-imports"), "--no-logo")
     run(tool("buf"), "lint", cwd=PROTO_ROOT)
 
 

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,23 @@ from shop_grpc.config import Env
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.pagination import PageTokens
 from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.service import Storage
 from shop_grpc.storage import Database
 from shop_grpc.testing import postgres_database, postgres_server_url, test_settings
 from shop_inventory.adapters.orm import metadata as inventory_tables
+from shop_inventory.adapters.unit_of_work import SqlUnitOfWork as InventoryUnitOfWork
 from shop_inventory.entrypoints.grpc import registration as inventory_registration
-from shop_inventory.service_layer.unit_of_work import SqlUnitOfWork as InventoryUnitOfWork
 from shop_order import bootstrap as order_bootstrap
 from shop_order import config as order_config
 from shop_order.adapters.orm import metadata as order_tables
-from shop_order.entrypoints.grpc import WaitSettings
 from shop_order.entrypoints.grpc import registration as order_registration
+from shop_order.service_layer.orders import WaitSettings
 from shop_payment.adapters.orm import metadata as payment_tables
+from shop_payment.adapters.unit_of_work import SqlUnitOfWork as PaymentUnitOfWork
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration as payment_registration
 from shop_user.adapters.orm import metadata as user_tables
+from shop_user.adapters.unit_of_work import SqlUnitOfWork as UserUnitOfWork
 from shop_user.entrypoints.grpc import registration as user_registration
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module")]
@@ -399,14 +403,15 @@ async def stack(
             await db.migrate(tables)
             exits.push_async_callback(db.dispose)
             databases[name] = (db, tables)
+        user_changes = ChangeSignal(poll_seconds=0.2)
         registrations = {
             "user": user_registration(
-                databases["user"][0],
-                ChangeSignal(poll_seconds=0.2),
+                partial(UserUnitOfWork, databases["user"][0], user_changes),
+                user_changes,
                 await PageTokens.load(databases["user"][0]),
             ),
             "payment": payment_registration(
-                databases["payment"][0],
+                partial(PaymentUnitOfWork, databases["payment"][0]),
                 DeterministicProcessor(),
                 await PageTokens.load(databases["payment"][0]),
             ),
@@ -416,14 +421,16 @@ async def stack(
             name: await start(GrpcServer(test_settings(name, urls[name]), [registration]), exits)
             for name, registration in registrations.items()
         }
-        app = await _order_app(urls["order"], addresses)
+        order_storage = await Storage.open(urls["order"], order_tables)
+        exits.push_async_callback(order_storage.db.dispose)
+        app = _order_app(urls["order"], order_storage, addresses)
         exits.push_async_callback(app.close)
         exits.push_async_callback(app.runner.stop)
         addresses["order"] = await start(
             GrpcServer(test_settings("order", urls["order"]), [order_registration(app.servicer)]),
             exits,
         )
-        databases["order"] = (app.db, order_tables)
+        databases["order"] = (order_storage.db, order_tables)
         channels = {name: grpc.aio.insecure_channel(address) for name, address in addresses.items()}
         for channel in channels.values():
             exits.push_async_callback(channel.close)
@@ -435,14 +442,14 @@ async def stack(
 async def _inventory(db: Database) -> Registration:
     changes = ChangeSignal(poll_seconds=0.2)
     return inventory_registration(
-        lambda: InventoryUnitOfWork(db, changes),
+        partial(InventoryUnitOfWork, db, changes),
         changes,
         timedelta(minutes=10),
         await PageTokens.load(db),
     )
 
 
-async def _order_app(url: str, addresses: dict[str, str]) -> Any:
+def _order_app(url: str, storage: Storage, addresses: dict[str, str]) -> Any:
     settings = order_config.load(
         Env(
             {
@@ -458,7 +465,7 @@ async def _order_app(url: str, addresses: dict[str, str]) -> Any:
         server=test_settings("order", url),
         waits=WaitSettings(default_wait_seconds=2.0),
     )
-    return await order_bootstrap.build(settings)
+    return order_bootstrap.build(settings, storage)
 
 
 async def seed(stack: Stack) -> dict[str, list[Any]]:

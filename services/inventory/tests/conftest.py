@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
@@ -13,8 +14,9 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database
 from shop_grpc.testing import database_url, serving, test_settings  # noqa: F401
 from shop_inventory.adapters.orm import metadata
+from shop_inventory.adapters.unit_of_work import SqlUnitOfWork
 from shop_inventory.entrypoints.grpc import registration
-from shop_inventory.service_layer.unit_of_work import SqlUnitOfWork
+from shop_inventory.service_layer.unit_of_work import UnitOfWorkFactory
 
 
 @dataclass
@@ -22,7 +24,7 @@ class Inventory:
     """A running inventory server, its stub and its storage."""
 
     stub: inventory_pb2_grpc.InventoryServiceAsyncStub
-    uow: Callable[[], SqlUnitOfWork]
+    uow: UnitOfWorkFactory
     changes: ChangeSignal
 
     async def add_product(
@@ -76,16 +78,13 @@ async def inventory(database_url: str, reservation_ttl: timedelta) -> AsyncItera
     db = Database(database_url)
     await db.migrate(metadata)
     changes = ChangeSignal(poll_seconds=0.2)
-
-    def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(db, changes)
-
+    uow = partial(SqlUnitOfWork, db, changes)
     settings = test_settings("inventory", database_url)
     try:
         async with serving(
             settings, [registration(uow, changes, reservation_ttl, await PageTokens.load(db))]
         ) as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
-            yield Inventory(stub, uow, changes)  # type: ignore[arg-type]
+            yield Inventory(stub, uow, changes)
     finally:
         await db.dispose()

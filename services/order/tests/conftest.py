@@ -26,8 +26,8 @@ from shop_grpc.money import Money
 from shop_grpc.storage import Database
 from shop_grpc.testing import database_url  # noqa: F401
 from shop_order.adapters.orm import metadata
-from shop_order.adapters.repository import Lease
-from shop_order.domain.model import OrderLine
+from shop_order.adapters.unit_of_work import SqlUnitOfWork
+from shop_order.domain.model import Lease, OrderLine
 from shop_order.service_layer.ports import (
     Card,
     Dependencies,
@@ -37,7 +37,6 @@ from shop_order.service_layer.ports import (
     Reservation,
 )
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
-from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
 # The user service's ids; the fake also knows users by name, for short tests.
 _USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -254,7 +253,7 @@ def new_runner(db: Database, world: World) -> RunnerFactory:
     def build(owner: str = "order-a", settings: SagaSettings = FAST) -> SagaRunner:
         lease = Lease(owner, str(uuid.uuid4()), settings.lease_seconds)
         return SagaRunner(
-            partial(OrderUnitOfWork, db), world.deps, lease, ChangeSignal(0.05), settings
+            partial(SqlUnitOfWork, db), world.deps, lease, ChangeSignal(0.05), settings
         )
 
     return build

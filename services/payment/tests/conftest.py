@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 import pytest
 
@@ -14,6 +15,7 @@ from shop_grpc.testing import (
     test_settings,
 )
 from shop_payment.adapters.orm import metadata
+from shop_payment.adapters.unit_of_work import SqlUnitOfWork
 from shop_payment.domain.processor import ChargeResult, DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration
 
@@ -50,6 +52,6 @@ async def stub(
 ) -> AsyncIterator[payment_pb2_grpc.PaymentServiceAsyncStub]:
     settings = test_settings("payment", database_url)
     async with serving(
-        settings, [registration(db, processor, await PageTokens.load(db))]
+        settings, [registration(partial(SqlUnitOfWork, db), processor, await PageTokens.load(db))]
     ) as channel:
         yield payment_pb2_grpc.PaymentServiceStub(channel)  # type: ignore[misc]

@@ -8,6 +8,11 @@ SQLite's busy handler. Read-only work takes neither: in WAL mode a reader sees
 a consistent snapshot while a writer commits. PostgreSQL gets row locks and
 conditional updates from the repositories instead.
 
+Idempotency keys are unique constraints. When two transactions race on one key, the
+loser's write fails; ``UnitOfWork`` reports that as ``DuplicateKey`` (and
+``insert_once`` as ``False``, keeping the transaction usable), so use cases read the
+winner's row without ever seeing a driver's error.
+
 A service starts before its database may answer (a PostgreSQL pod still starting,
 a network not yet there): ``migrate_when_reachable`` tries again and again, with
 capped exponential backoff, saying each time why, but never the password.
@@ -24,19 +29,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import structlog
 from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from shop_grpc import telemetry
@@ -232,12 +238,36 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+class DuplicateKey(Exception):
+    """A write broke a unique key that a concurrent transaction stored first.
+
+    Raised on leaving the ``UnitOfWork`` whose write failed (its transaction is rolled back):
+    the use case reads what the winner wrote in a new one. It never reaches a caller.
+    """
+
+
+async def insert_once(session: AsyncSession, statement: Executable) -> bool:
+    """Runs an INSERT; False, and nothing written, if a row with its unique key exists.
+
+    The insert runs in a savepoint: on PostgreSQL a failed statement would otherwise abort
+    the whole transaction, and the caller still needs it to read the winner's row.
+    """
+    try:
+        async with session.begin_nested():
+            await session.execute(statement)
+    except IntegrityError:
+        return False
+    return True
+
+
 class Transaction(Protocol):
     """What use cases see of a unit of work; services extend it with their repositories.
 
     async with uow:
         ...
         await uow.commit()      # leaving without commit() rolls back
+
+    A write that loses a race for a unique key raises DuplicateKey on leaving.
     """
 
     async def __aenter__(self) -> Self: ...
@@ -250,6 +280,16 @@ class Transaction(Protocol):
     ) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+TransactionT_co = TypeVar("TransactionT_co", bound=Transaction, covariant=True)
+
+
+class TransactionFactory(Protocol[TransactionT_co]):
+    """How use cases open a unit of work. A read-only one never writes: on SQLite it reads a
+    snapshot beside the writer instead of queueing for the write lock."""
+
+    def __call__(self, *, readonly: bool = False) -> TransactionT_co: ...
 
 
 class UnitOfWork:
@@ -287,6 +327,10 @@ class UnitOfWork:
             await self.session.rollback()
         finally:
             await self._scope.__aexit__(exc_type, exc, tb)
+        # Checks made before a write cannot see a concurrent transaction's uncommitted row;
+        # the unique constraint does, and fails the write.
+        if isinstance(exc, IntegrityError):
+            raise DuplicateKey(str(exc.orig)) from exc
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -1,42 +1,31 @@
-"""Composition root: builds storage, the servicer and the background job, then serves."""
+"""Composition root: the inventory's own objects (unit of work, servicer, expiry sweeper) on
+the storage the runtime opens (shop_grpc.service)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
 
-from shop_grpc import logs, telemetry
+from shop_grpc import service
 from shop_grpc.changes import ChangeSignal
-from shop_grpc.pagination import PageTokens
-from shop_grpc.server import App, run
-from shop_grpc.storage import Database
+from shop_grpc.server import App
 from shop_inventory.adapters.orm import metadata
+from shop_inventory.adapters.unit_of_work import SqlUnitOfWork
 from shop_inventory.config import Settings
 from shop_inventory.entrypoints.grpc import registration
 from shop_inventory.entrypoints.sweeper import expiry_sweeper
-from shop_inventory.service_layer.unit_of_work import SqlUnitOfWork
 
 
 async def serve(settings: Settings) -> None:
-    server_settings = settings.server
-    logs.configure(server_settings.log, service="inventory", instance=server_settings.instance_id)
-    telemetry.configure(server_settings)
-    await run(server_settings, partial(start, settings))
+    await service.serve(settings.server, metadata, partial(build, settings))
 
 
-async def start(settings: Settings) -> App:
-    """Waits for the database (the probe port says NOT_SERVING meanwhile), then builds."""
-    db = Database(settings.server.database_url)
-    await db.migrate_when_reachable(metadata)
+def build(settings: Settings, storage: service.Storage) -> App:
     changes = ChangeSignal()
-
-    def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(db, changes)
-
+    uow = partial(SqlUnitOfWork, storage.db, changes)
     ttl = timedelta(seconds=settings.reservation_ttl_seconds)
     return App(
-        [registration(uow, changes, ttl, await PageTokens.load(db))],
+        [registration(uow, changes, ttl, storage.tokens)],
         background=[expiry_sweeper(uow, settings.sweep_seconds)],
-        cleanup=[db.dispose],
         stopping=[changes.close],
     )

@@ -120,6 +120,9 @@ class FakeUnitOfWork:
         self.store = store
         self.commits = 0
 
+    def __call__(self, *, readonly=False):
+        return self
+
     async def __aenter__(self):
         self._work = copy.deepcopy(self.store)
         self.products = FakeProducts(self._work)

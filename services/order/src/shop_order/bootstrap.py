@@ -1,4 +1,5 @@
-"""Composition root: builds the order service from its settings, then serves."""
+"""Composition root: the order service's own objects (channels to its dependencies, unit of
+work, saga runner, servicer) on the storage the runtime opens (shop_grpc.service)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ from functools import partial
 
 import grpc
 
-from shop_grpc import logs, telemetry
+from shop_grpc import service
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.channels import open_channel
-from shop_grpc.pagination import PageTokens
-from shop_grpc.server import App, run
-from shop_grpc.storage import Database
+from shop_grpc.server import App
 from shop_order.adapters.clients import (
     INVENTORY_SERVICE,
     PAYMENT_SERVICE,
@@ -22,26 +21,33 @@ from shop_order.adapters.clients import (
     GrpcUsers,
 )
 from shop_order.adapters.orm import metadata
-from shop_order.adapters.repository import Lease
+from shop_order.adapters.unit_of_work import SqlUnitOfWork
 from shop_order.config import Settings
+from shop_order.domain.model import Lease
 from shop_order.entrypoints.grpc import OrderServicer, registration
 from shop_order.service_layer.ports import Dependencies
 from shop_order.service_layer.saga_runner import SagaRunner
-from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
 
 @dataclass
 class OrderApp:
-    db: Database
     channels: list[grpc.aio.Channel]
     runner: SagaRunner
     servicer: OrderServicer
+
+    def app(self) -> App:
+        """Saga recovery is a background job: it runs only once the service serves."""
+        return App(
+            [registration(self.servicer)],
+            background=[self.runner.recover_forever],
+            cleanup=[self.close],
+            stopping=[self.runner.signal.close],
+        )
 
     async def close(self) -> None:
         await self.runner.stop()
         for channel in self.channels:
             await channel.close()
-        await self.db.dispose()
 
 
 def connect(settings: Settings) -> tuple[Dependencies, list[grpc.aio.Channel]]:
@@ -68,38 +74,21 @@ def connect(settings: Settings) -> tuple[Dependencies, list[grpc.aio.Channel]]:
     return deps, [users, inventory, payment]
 
 
-async def build(settings: Settings, deps: Dependencies | None = None) -> OrderApp:
-    """Waits for the database, then builds; nothing runs yet (recovery starts with serving)."""
-    db = Database(settings.server.database_url)
-    await db.migrate_when_reachable(metadata)
+def build(
+    settings: Settings, storage: service.Storage, deps: Dependencies | None = None
+) -> OrderApp:
+    """Builds on `storage`, with real dependencies unless `deps` stands in for them; nothing
+    runs yet."""
     channels: list[grpc.aio.Channel] = []
     if deps is None:
         deps, channels = connect(settings)
     signal = ChangeSignal(poll_seconds=0.5)
     lease = Lease(settings.server.instance_id, settings.boot_id, settings.saga.lease_seconds)
-
-    def uow(*, readonly: bool = False) -> OrderUnitOfWork:
-        return OrderUnitOfWork(db, readonly=readonly)
-
+    uow = partial(SqlUnitOfWork, storage.db)
     runner = SagaRunner(uow, deps, lease, signal, settings.saga)
-    tokens = await PageTokens.load(db)
-    servicer = OrderServicer(uow, deps, runner, signal, settings.waits, tokens)
-    return OrderApp(db, channels, runner, servicer)
+    servicer = OrderServicer(uow, deps, runner, signal, settings.waits, storage.tokens)
+    return OrderApp(channels, runner, servicer)
 
 
 async def serve(settings: Settings) -> None:
-    logs.configure(settings.server.log, service="order", instance=settings.server.instance_id)
-    telemetry.configure(settings.server)
-    await run(settings.server, partial(start, settings))
-
-
-async def start(settings: Settings) -> App:
-    """The probe port says NOT_SERVING while this waits for the database; saga recovery is a
-    background job, so it runs only once the database is ready and the service serves."""
-    app = await build(settings)
-    return App(
-        [registration(app.servicer)],
-        background=[app.runner.recover_forever],
-        cleanup=[app.close],
-        stopping=[app.runner.signal.close],
-    )
+    await service.serve(settings.server, metadata, lambda storage: build(settings, storage).app())

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from shop_grpc.config import Env, ServerSettings, dependency_target, server_settings
-from shop_order.entrypoints.grpc import WaitSettings
+from shop_order.service_layer.orders import WaitSettings
 from shop_order.service_layer.saga_runner import SagaSettings
 
 

@@ -15,9 +15,12 @@ from shop_grpc import status
 from shop_grpc.config import Env
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.money import Money
+from shop_grpc.service import Storage
 from shop_grpc.testing import id_for, serving, test_settings
 from shop_order import bootstrap, config
-from shop_order.entrypoints.grpc import WaitSettings, registration
+from shop_order.adapters.orm import metadata
+from shop_order.entrypoints.grpc import registration
+from shop_order.service_layer.orders import WaitSettings
 
 ALICE = id_for("alice")
 CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
@@ -38,10 +41,12 @@ async def stub(database_url: str, world) -> AsyncIterator[order_pb2_grpc.OrderSe
             "waits": WaitSettings(default_wait_seconds=0.5),
         }
     )
-    app = await bootstrap.build(settings, deps=world.deps)
+    storage = await Storage.open(database_url, metadata)
+    app = bootstrap.build(settings, storage, deps=world.deps)
     async with serving(settings.server, [registration(app.servicer)]) as channel:
         yield order_pb2_grpc.OrderServiceStub(channel)
     await app.close()
+    await storage.db.dispose()
 
 
 def line(product_id: str, quantity: int) -> money_pb2.LineItem:

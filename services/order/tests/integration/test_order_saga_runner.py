@@ -18,12 +18,11 @@ from shop_grpc.errors import Internal, InvalidArgument, PermissionDenied, Unavai
 from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import utcnow
 from shop_order.adapters.orm import orders as orders_table
-from shop_order.adapters.repository import Lease
-from shop_order.domain.model import Order, OrderLine, Status, Step
+from shop_order.adapters.unit_of_work import SqlUnitOfWork
+from shop_order.domain.model import Lease, Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
 from shop_order.service_layer.ports import Card, Dependencies, Reservation
 from shop_order.service_layer.saga_runner import SagaRunner, SagaSettings
-from shop_order.service_layer.unit_of_work import OrderUnitOfWork
 
 TOKENS = PageTokens(bytes(32))
 
@@ -120,6 +119,19 @@ async def test_a_retried_request_returns_the_same_order_and_charges_once(new_run
     )
     assert len(world.payments.payments) == 1
     assert world.faults.calls.count("create_payment_method") == 1
+
+
+async def test_the_same_request_sent_twice_at_once_places_one_order(new_runner, world):
+    runner = new_runner()
+    # Both look for the request_id before either stores it; the second to store loses the
+    # unique key and answers with the winner's order.
+    first, second = await asyncio.gather(
+        place(runner, world, request_id="req-1"), place(runner, world, request_id="req-1")
+    )
+    assert second.order_id == first.order_id
+    await final(runner, first.order_id)
+    assert len((await orders.list_orders(runner.uow, TOKENS, "alice", 10, "")).items) == 1
+    assert len(world.payments.payments) == 1
 
 
 async def test_unreachable_dependencies_are_retried_until_they_answer(new_runner, world):
@@ -467,7 +479,7 @@ class DatabaseGate:
     """One replica's way to its database, which the test can close: the replica stalls as
     a paused process, or one cut off from the database, does."""
 
-    def __init__(self, uow: Callable[..., OrderUnitOfWork]) -> None:
+    def __init__(self, uow: Callable[..., SqlUnitOfWork]) -> None:
         self.uow = uow
         self.open = asyncio.Event()
         self.open.set()
@@ -478,10 +490,10 @@ class DatabaseGate:
 
 
 class _Gated:
-    def __init__(self, inner: OrderUnitOfWork, gate: DatabaseGate) -> None:
+    def __init__(self, inner: SqlUnitOfWork, gate: DatabaseGate) -> None:
         self.inner, self.gate = inner, gate
 
-    async def __aenter__(self) -> OrderUnitOfWork:
+    async def __aenter__(self) -> SqlUnitOfWork:
         await self.gate.open.wait()
         if self.gate.broken:
             raise ConnectionRefusedError("the database is out of reach")

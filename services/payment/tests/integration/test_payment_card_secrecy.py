@@ -4,6 +4,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -17,6 +18,7 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database
 from shop_grpc.testing import id_for
 from shop_payment.adapters.orm import metadata
+from shop_payment.adapters.unit_of_work import SqlUnitOfWork
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.entrypoints.grpc import registration
 
@@ -71,7 +73,12 @@ async def test_card_number_and_cvc_are_never_stored_or_logged(
     # Imported through the module: a bare test_settings would be collected as a test.
     settings = testing.test_settings("payment", url)
     async with testing.serving(
-        settings, [registration(db, DeterministicProcessor(), await PageTokens.load(db))]
+        settings,
+        [
+            registration(
+                partial(SqlUnitOfWork, db), DeterministicProcessor(), await PageTokens.load(db)
+            )
+        ],
     ) as channel:
         stub = payment_pb2_grpc.PaymentServiceStub(channel)
         card = payment_pb2.PaymentCard(number=NUMBER, exp_month=12, exp_year=2099, cvc=CVC)

@@ -9,8 +9,8 @@ from shop_grpc.errors import FailedPrecondition, InvalidArgument, NotFound
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
 from shop_grpc.pagination import PageTokens
+from shop_grpc.storage import DuplicateKey
 from shop_payment.domain.cards import Card
-from shop_payment.domain.errors import DuplicateKey
 from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus, Refund, new_payment
 from shop_payment.domain.processor import DeterministicProcessor
 from shop_payment.service_layer import payments
@@ -76,6 +76,9 @@ class FakeUnitOfWork:
     def __init__(self) -> None:
         self.payments = FakeRepository()
         self.commits = 0
+
+    def __call__(self, *, readonly=False):
+        return self
 
     async def __aenter__(self):
         return self

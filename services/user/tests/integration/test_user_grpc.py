@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 import pytest
@@ -15,6 +16,7 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.status import from_rpc_error
 from shop_grpc.storage import Database
 from shop_user.adapters.orm import metadata, user_events, users
+from shop_user.adapters.unit_of_work import SqlUnitOfWork
 from shop_user.entrypoints.grpc import registration
 
 PASSWORD = "correct horse battery"
@@ -57,8 +59,10 @@ async def api(database_url):
     await db.migrate(metadata)
     settings = testing.test_settings("user", database_url)
     try:
+        changes = ChangeSignal(poll_seconds=0.2)
+        uow = partial(SqlUnitOfWork, db, changes)
         async with testing.serving(
-            settings, [registration(db, ChangeSignal(poll_seconds=0.2), await PageTokens.load(db))]
+            settings, [registration(uow, changes, await PageTokens.load(db))]
         ) as channel:
             api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
             yield api

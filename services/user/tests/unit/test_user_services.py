@@ -10,8 +10,9 @@ import pytest
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.pagination import PageTokens
+from shop_grpc.storage import DuplicateKey
 from shop_user.domain import passwords
-from shop_user.domain.errors import StorageConflict, UserNotFound, UserTaken
+from shop_user.domain.errors import UserNotFound, UserTaken
 from shop_user.domain.model import (
     Changes,
     EventKind,
@@ -79,6 +80,9 @@ class FakeUnitOfWork:
     def __init__(self, users: FakeUsers | None = None) -> None:
         self.users = users or FakeUsers()
         self.commits = 0
+
+    def __call__(self, *, readonly: bool = False) -> "FakeUnitOfWork":
+        return self
 
     async def __aenter__(self):
         self._saved = (copy.copy(self.users.rows), list(self.users.events))
@@ -269,7 +273,7 @@ class RacingUsers(FakeUsers):
                 "",
             )
             self.saved_winner = self.rows["winner"]
-            raise StorageConflict()
+            raise DuplicateKey("users.username")
         await super().add(entries)
 
 

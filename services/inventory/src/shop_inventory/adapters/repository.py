@@ -1,9 +1,8 @@
 """Repositories over the inventory's tables.
 
-Inserts that may clash with a concurrent insert of the same key run in a
-savepoint and report the clash as ``False``: on PostgreSQL a failed statement
-would otherwise abort the whole transaction, and the caller still needs it to
-read the winner's row.
+Inserts that may clash with a concurrent insert of the same key report the clash
+as ``False`` (``storage.insert_once``), leaving the transaction usable to read
+the winner's row.
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.money import Money
+from shop_grpc.storage import insert_once
 from shop_inventory.adapters.orm import (
     import_batches,
     products,
@@ -31,15 +30,6 @@ from shop_inventory.domain.model import (
     ReservedLine,
     StockLevel,
 )
-
-
-async def _insert_once(session: AsyncSession, statement: Any) -> bool:
-    try:
-        async with session.begin_nested():
-            await session.execute(statement)
-    except IntegrityError:
-        return False
-    return True
 
 
 class ProductRepository:
@@ -57,7 +47,7 @@ class ProductRepository:
             "create_time": product.create_time,
             "request_id": request_id,
         }
-        return await _insert_once(self.session, insert(products).values(row))
+        return await insert_once(self.session, insert(products).values(row))
 
     async def get(self, product_id: str) -> Product | None:
         found = await self.get_many([product_id])
@@ -171,7 +161,7 @@ class ReservationRepository:
             "create_time": reservation.create_time,
             "update_time": reservation.create_time,
         }
-        if not await _insert_once(self.session, insert(reservations).values(row)):
+        if not await insert_once(self.session, insert(reservations).values(row)):
             return False
         lines = [
             {
@@ -262,7 +252,7 @@ class ImportBatchRepository:
             "lines_applied": lines_applied,
             "create_time": now,
         }
-        return await _insert_once(self.session, insert(import_batches).values(row))
+        return await insert_once(self.session, insert(import_batches).values(row))
 
     async def fingerprint_of(self, request_id: str) -> str | None:
         query = select(import_batches.c.request_fingerprint).where(

@@ -3,7 +3,7 @@ calls the use cases. The only module that touches ``*_pb2``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import grpc
@@ -21,7 +21,7 @@ from shop_grpc.validation import Violations
 from shop_inventory.domain.model import Product, Reservation, ReservationState, StockLevel
 from shop_inventory.service_layer import catalogue, reservations, stock
 from shop_inventory.service_layer.stock import ImportLine
-from shop_inventory.service_layer.unit_of_work import UnitOfWork
+from shop_inventory.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE_NAME = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
 MAX_IMPORT_MESSAGES = 10_000
@@ -32,8 +32,6 @@ _STATES = {
     ReservationState.RELEASED: inventory_pb2.Reservation.STATE_RELEASED,
     ReservationState.EXPIRED: inventory_pb2.Reservation.STATE_EXPIRED,
 }
-
-UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
@@ -54,19 +52,19 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> inventory_pb2.Product:
         product = _product_from_proto(request.product)
         return _product_to_proto(
-            await catalogue.create_product(self._uow(), product, request.request_id)
+            await catalogue.create_product(self._uow, product, request.request_id)
         )
 
     async def GetProduct(
         self, request: inventory_pb2.GetProductRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.Product:
-        return _product_to_proto(await catalogue.get_product(self._uow(), request.product_id))
+        return _product_to_proto(await catalogue.get_product(self._uow, request.product_id))
 
     async def ListProducts(
         self, request: inventory_pb2.ListProductsRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ListProductsResponse:
         page = await catalogue.list_products(
-            self._uow(), self._tokens, request.page_size, request.page_token
+            self._uow, self._tokens, request.page_size, request.page_token
         )
         products, token = page.fitted(_product_to_proto)
         return inventory_pb2.ListProductsResponse(products=products, next_page_token=token)
@@ -74,7 +72,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def GetStock(
         self, request: inventory_pb2.GetStockRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.StockLevel:
-        return _level_to_proto(await stock.get_stock(self._uow(), request.product_id))
+        return _level_to_proto(await stock.get_stock(self._uow, request.product_id))
 
     async def ImportStock(
         self,
@@ -84,7 +82,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         messages = await _read_import(request_iterator)
         lines = [ImportLine(m.product_id, m.quantity) for m in messages]
         result = await stock.import_stock(
-            self._uow(), messages[0].request_id, fingerprint(*messages), lines, utcnow()
+            self._uow, messages[0].request_id, fingerprint(*messages), lines, utcnow()
         )
         return inventory_pb2.ImportStockResponse(
             lines_applied=result.lines_applied, levels=[_level_to_proto(x) for x in result.levels]
@@ -96,7 +94,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         product_ids = list(request.product_ids)
         sent: dict[str, StockLevel] = {}
         while True:
-            for level in await stock.get_levels(self._uow(), product_ids):
+            for level in await stock.get_levels(self._uow, product_ids):
                 if sent.get(level.product_id) != level:
                     sent[level.product_id] = level
                     yield _level_to_proto(level)
@@ -108,7 +106,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> inventory_pb2.Reservation:
         requested = [(line.product_id, line.quantity) for line in request.lines]
         reservation = await reservations.reserve_items(
-            self._uow(), request.order_id, requested, utcnow(), self._ttl
+            self._uow, request.order_id, requested, utcnow(), self._ttl
         )
         return _reservation_to_proto(reservation)
 
@@ -116,21 +114,21 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_pb2.CommitReservationRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.Reservation:
         return _reservation_to_proto(
-            await reservations.commit_reservation(self._uow(), request.order_id, utcnow())
+            await reservations.commit_reservation(self._uow, request.order_id, utcnow())
         )
 
     async def ReleaseReservation(
         self, request: inventory_pb2.ReleaseReservationRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.Reservation:
         return _reservation_to_proto(
-            await reservations.release_reservation(self._uow(), request.order_id, utcnow())
+            await reservations.release_reservation(self._uow, request.order_id, utcnow())
         )
 
     async def GetReservation(
         self, request: inventory_pb2.GetReservationRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.Reservation:
         return _reservation_to_proto(
-            await reservations.get_reservation(self._uow(), request.order_id)
+            await reservations.get_reservation(self._uow, request.order_id)
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import structlog
 
@@ -11,22 +10,22 @@ from shop_grpc.server import Background
 from shop_grpc.storage import utcnow
 from shop_inventory.service_layer import reservations
 from shop_inventory.service_layer.reservations import SWEEP_BATCH
-from shop_inventory.service_layer.unit_of_work import UnitOfWork
+from shop_inventory.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
 
-async def sweep_once(uow: Callable[[], UnitOfWork]) -> int:
+async def sweep_once(uow: UnitOfWorkFactory) -> int:
     """Expires every reservation overdue now, batch by batch; how many."""
     total = 0
     while True:
-        expired = await reservations.expire_overdue(uow(), utcnow(), SWEEP_BATCH)
+        expired = await reservations.expire_overdue(uow, utcnow(), SWEEP_BATCH)
         total += expired
         if expired < SWEEP_BATCH:
             return total
 
 
-def expiry_sweeper(uow: Callable[[], UnitOfWork], interval_seconds: float) -> Background:
+def expiry_sweeper(uow: UnitOfWorkFactory, interval_seconds: float) -> Background:
     """A job for ``shop_grpc.server.run``: sweeps every `interval_seconds` until cancelled."""
 
     async def sweep_reservations() -> None:

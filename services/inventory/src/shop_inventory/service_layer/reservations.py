@@ -14,13 +14,13 @@ from shop_grpc.errors import Aborted
 from shop_inventory.domain import model
 from shop_inventory.domain.errors import ReservationExpired, ReservationNotFound
 from shop_inventory.domain.model import Reservation, StockLevel
-from shop_inventory.service_layer.unit_of_work import UnitOfWork
+from shop_inventory.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 SWEEP_BATCH = 100
 
 
 async def reserve_items(
-    uow: UnitOfWork,
+    uow: UnitOfWorkFactory,
     order_id: str,
     requested: Sequence[tuple[str, int]],
     now: datetime,
@@ -30,19 +30,19 @@ async def reserve_items(
 
     Raises ReservationClosed once the order's reservation was released or expired, or
     the order was released before it reserved: see ``model`` on tombstones."""
-    async with uow:
-        existing = await uow.reservations.get(order_id)
+    async with uow() as tx:
+        existing = await tx.reservations.get(order_id)
         if existing is None:
             product_ids = [product_id for product_id, _ in requested]
-            products = await uow.products.get_many(product_ids)
-            levels = await uow.stock.lock(product_ids)
+            products = await tx.products.get_many(product_ids)
+            levels = await tx.stock.lock(product_ids)
             reservation = model.reserve(order_id, requested, products, levels, now, ttl)
-            if await uow.reservations.add(reservation):
-                await uow.stock.save(levels[pid] for pid in product_ids)
-                await uow.commit()
+            if await tx.reservations.add(reservation):
+                await tx.stock.save(levels[pid] for pid in product_ids)
+                await tx.commit()
                 return reservation
             # A concurrent call for the same order committed first; its row is visible now.
-            existing = await uow.reservations.get(order_id)
+            existing = await tx.reservations.get(order_id)
     if existing is None:
         raise Aborted(f"reservation for order {order_id!r} changed concurrently; retry")
     existing.ensure_open()
@@ -50,83 +50,83 @@ async def reserve_items(
     return existing
 
 
-async def commit_reservation(uow: UnitOfWork, order_id: str, now: datetime) -> Reservation:
+async def commit_reservation(uow: UnitOfWorkFactory, order_id: str, now: datetime) -> Reservation:
     """Sells the held stock; a reservation found overdue expires on the spot instead."""
-    async with uow:
-        reservation, levels = await _lock(uow, order_id)
+    async with uow() as tx:
+        reservation, levels = await _lock(tx, order_id)
         if reservation.is_overdue(now):
-            await _expire(uow, reservation, levels, now)
-            await uow.commit()
+            await _expire(tx, reservation, levels, now)
+            await tx.commit()
             raise ReservationExpired(order_id)
         if reservation.commit(levels, now):
-            await _save(uow, reservation, levels, now)
-            await uow.commit()
+            await _save(tx, reservation, levels, now)
+            await tx.commit()
     return reservation
 
 
-async def release_reservation(uow: UnitOfWork, order_id: str, now: datetime) -> Reservation:
+async def release_reservation(uow: UnitOfWorkFactory, order_id: str, now: datetime) -> Reservation:
     """Puts held (or already sold) stock back on the shelf.
 
     An order without a reservation gets a tombstone, so that a reserve for it still on its
     way (from a saga replica that lost its lease) is refused instead of holding stock that
     nothing will release."""
-    async with uow:
-        if await uow.reservations.get(order_id, lock=True) is None:
+    async with uow() as tx:
+        if await tx.reservations.get(order_id, lock=True) is None:
             closed = model.tombstone(order_id, now)
-            if await uow.reservations.add(closed):
-                await uow.commit()
+            if await tx.reservations.add(closed):
+                await tx.commit()
                 return closed
             # Else a reserve for the order committed first: release what it holds.
-        reservation, levels = await _lock(uow, order_id)
+        reservation, levels = await _lock(tx, order_id)
         if reservation.is_overdue(now):
-            await _expire(uow, reservation, levels, now)
-            await uow.commit()
+            await _expire(tx, reservation, levels, now)
+            await tx.commit()
         elif reservation.release(levels, now):
-            await _save(uow, reservation, levels, now)
-            await uow.commit()
+            await _save(tx, reservation, levels, now)
+            await tx.commit()
     return reservation
 
 
-async def get_reservation(uow: UnitOfWork, order_id: str) -> Reservation:
-    async with uow:
-        reservation = await uow.reservations.get(order_id)
+async def get_reservation(uow: UnitOfWorkFactory, order_id: str) -> Reservation:
+    async with uow(readonly=True) as tx:
+        reservation = await tx.reservations.get(order_id)
     if reservation is None:
         raise ReservationNotFound(order_id)
     return reservation
 
 
-async def expire_overdue(uow: UnitOfWork, now: datetime, limit: int = SWEEP_BATCH) -> int:
+async def expire_overdue(uow: UnitOfWorkFactory, now: datetime, limit: int = SWEEP_BATCH) -> int:
     """Expires up to `limit` overdue reservations, returning their stock; how many."""
-    async with uow:
-        due = await uow.reservations.lock_overdue(now, limit)
+    async with uow() as tx:
+        due = await tx.reservations.lock_overdue(now, limit)
         if not due:
             return 0
         # One sorted lock over all their products, as every other writer does.
-        levels = await uow.stock.lock(pid for reservation in due for pid in reservation.product_ids)
+        levels = await tx.stock.lock(pid for reservation in due for pid in reservation.product_ids)
         for reservation in due:
             reservation.expire(levels, now)
-            await uow.reservations.save_state(reservation, now)
-        await uow.stock.save(levels.values())
-        await uow.commit()
+            await tx.reservations.save_state(reservation, now)
+        await tx.stock.save(levels.values())
+        await tx.commit()
     return len(due)
 
 
-async def _lock(uow: UnitOfWork, order_id: str) -> tuple[Reservation, dict[str, StockLevel]]:
-    reservation = await uow.reservations.get(order_id, lock=True)
+async def _lock(tx: UnitOfWork, order_id: str) -> tuple[Reservation, dict[str, StockLevel]]:
+    reservation = await tx.reservations.get(order_id, lock=True)
     if reservation is None:
         raise ReservationNotFound(order_id)
-    return reservation, await uow.stock.lock(reservation.product_ids)
+    return reservation, await tx.stock.lock(reservation.product_ids)
 
 
 async def _expire(
-    uow: UnitOfWork, reservation: Reservation, levels: dict[str, StockLevel], now: datetime
+    tx: UnitOfWork, reservation: Reservation, levels: dict[str, StockLevel], now: datetime
 ) -> None:
     reservation.expire(levels, now)
-    await _save(uow, reservation, levels, now)
+    await _save(tx, reservation, levels, now)
 
 
 async def _save(
-    uow: UnitOfWork, reservation: Reservation, levels: dict[str, StockLevel], now: datetime
+    tx: UnitOfWork, reservation: Reservation, levels: dict[str, StockLevel], now: datetime
 ) -> None:
-    await uow.reservations.save_state(reservation, now)
-    await uow.stock.save(levels.values())
+    await tx.reservations.save_state(reservation, now)
+    await tx.stock.save(levels.values())

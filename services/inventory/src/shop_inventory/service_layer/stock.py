@@ -9,7 +9,7 @@ from datetime import datetime
 from shop_grpc.idempotency import check_replay
 from shop_inventory.domain.errors import ImportedProductNotFound, ProductNotFound
 from shop_inventory.domain.model import StockLevel
-from shop_inventory.service_layer.unit_of_work import UnitOfWork
+from shop_inventory.service_layer.unit_of_work import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,14 @@ class ImportResult:
     levels: list[StockLevel]
 
 
-async def get_stock(uow: UnitOfWork, product_id: str) -> StockLevel:
+async def get_stock(uow: UnitOfWorkFactory, product_id: str) -> StockLevel:
     return (await get_levels(uow, [product_id]))[0]
 
 
-async def get_levels(uow: UnitOfWork, product_ids: Sequence[str]) -> list[StockLevel]:
+async def get_levels(uow: UnitOfWorkFactory, product_ids: Sequence[str]) -> list[StockLevel]:
     """The levels in the order asked for; NOT_FOUND names the first unknown product."""
-    async with uow:
-        levels = await uow.stock.get_many(product_ids)
+    async with uow(readonly=True) as tx:
+        levels = await tx.stock.get_many(product_ids)
     for product_id in product_ids:
         if product_id not in levels:
             raise ProductNotFound(product_id)
@@ -39,7 +39,7 @@ async def get_levels(uow: UnitOfWork, product_ids: Sequence[str]) -> list[StockL
 
 
 async def import_stock(
-    uow: UnitOfWork,
+    uow: UnitOfWorkFactory,
     request_id: str,
     fingerprint: str,
     lines: Sequence[ImportLine],
@@ -51,16 +51,16 @@ async def import_stock(
     (`fingerprint`: shop_grpc.idempotency's of the whole stream).
     """
     named = list(dict.fromkeys(line.product_id for line in lines))
-    async with uow:
-        if request_id and not await uow.imports.add(request_id, fingerprint, len(lines), now):
-            check_replay(request_id, await uow.imports.fingerprint_of(request_id), fingerprint)
-            levels = await uow.stock.get_many(named)
+    async with uow() as tx:
+        if request_id and not await tx.imports.add(request_id, fingerprint, len(lines), now):
+            check_replay(request_id, await tx.imports.fingerprint_of(request_id), fingerprint)
+            levels = await tx.stock.get_many(named)
             return ImportResult(0, [levels[pid] for pid in named if pid in levels])
-        levels = await uow.stock.lock(named)
+        levels = await tx.stock.lock(named)
         for index, line in enumerate(lines):
             if line.product_id not in levels:
                 raise ImportedProductNotFound(line.product_id, index)
             levels[line.product_id].receive(line.quantity, now)
-        await uow.stock.save(levels.values())
-        await uow.commit()
+        await tx.stock.save(levels.values())
+        await tx.commit()
     return ImportResult(len(lines), [levels[pid] for pid in named])

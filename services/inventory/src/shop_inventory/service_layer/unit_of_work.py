@@ -1,7 +1,7 @@
-"""What the use cases need from storage, and its SQL implementation.
+"""What the inventory use cases need from storage.
 
 The use cases depend only on the protocols below, so unit tests can hand them
-in-memory fakes; ``SqlUnitOfWork`` is the real thing.
+in-memory fakes; ``adapters.unit_of_work`` is the SQL implementation.
 """
 
 from __future__ import annotations
@@ -10,17 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from shop_grpc.changes import ChangeSignal
-from shop_grpc.storage import Database, Transaction
-from shop_grpc.storage import UnitOfWork as BaseUnitOfWork
-from shop_inventory.adapters.repository import (
-    ImportBatchRepository,
-    ProductRepository,
-    ReservationRepository,
-    StockRepository,
-)
+from shop_grpc.storage import Transaction, TransactionFactory
 from shop_inventory.domain.model import Product, Reservation, StockLevel
 
 
@@ -68,24 +58,4 @@ class UnitOfWork(Transaction, Protocol):
     def imports(self) -> ImportBatches: ...
 
 
-class SqlUnitOfWork(BaseUnitOfWork):
-    products: ProductRepository
-    stock: StockRepository
-    reservations: ReservationRepository
-    imports: ImportBatchRepository
-
-    def __init__(self, db: Database, changes: ChangeSignal | None = None) -> None:
-        super().__init__(db)
-        self.changes = changes
-
-    def bind(self, session: AsyncSession) -> None:
-        self.products = ProductRepository(session)
-        self.stock = StockRepository(session)
-        self.reservations = ReservationRepository(session)
-        self.imports = ImportBatchRepository(session)
-
-    async def commit(self) -> None:
-        await super().commit()
-        if self.stock.changed and self.changes is not None:
-            self.stock.changed = False
-            self.changes.notify()
+UnitOfWorkFactory = TransactionFactory[UnitOfWork]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, delete, insert, null, or_, select, update
@@ -14,19 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shop_grpc.money import Money
 from shop_order.adapters.orm import order_lines, orders
 from shop_order.domain.errors import LeaseLost
-from shop_order.domain.model import Order, OrderLine, Status, Step
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who may drive an order's saga: a replica (owner) in one of its boots (token)."""
-
-    owner: str
-    token: str
-    seconds: float
-
-    def until(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.seconds)
+from shop_order.domain.model import Lease, Order, OrderLine, Status, Step
 
 
 class OrderRepository:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shop_grpc.money import Money
 
@@ -89,3 +89,15 @@ class Order:
     @property
     def is_moving_forward(self) -> bool:
         return self.step in FORWARD_STEPS
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who may drive an order's saga: a replica (owner) in one of its boots (token)."""
+
+    owner: str
+    token: str
+    seconds: float
+
+    def until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.seconds)

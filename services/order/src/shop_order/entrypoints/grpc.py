@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import grpc
 
@@ -21,6 +20,7 @@ from shop_grpc.validation import Violations, check_message
 from shop_order.domain.cart import Cart, PricedLine
 from shop_order.domain.model import Order, OrderLine, Status, Step
 from shop_order.service_layer import orders
+from shop_order.service_layer.orders import WaitSettings
 from shop_order.service_layer.ports import Card, Dependencies
 from shop_order.service_layer.saga_runner import SagaRunner
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
@@ -28,12 +28,6 @@ from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 # Time kept back from the caller's deadline to write the reply.
 REPLY_MARGIN_SECONDS = 0.05
-
-
-@dataclass(frozen=True)
-class WaitSettings:
-    default_wait_seconds: float = 30.0
-    """How long CreateOrder and CancelOrder wait for a final state without a caller deadline."""
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):

@@ -6,21 +6,26 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-
-from sqlalchemy.exc import IntegrityError
+from dataclasses import dataclass
 
 from shop_grpc import pagination
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import Unavailable
 from shop_grpc.idempotency import check_replay
 from shop_grpc.pagination import Page, PageTokens
-from shop_grpc.storage import utcnow
+from shop_grpc.storage import DuplicateKey, utcnow
 from shop_order.domain import saga
 from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound
 from shop_order.domain.model import Order, OrderLine, Status
 from shop_order.service_layer.ports import Card, Payments
 from shop_order.service_layer.saga_runner import SagaRunner
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
+
+
+@dataclass(frozen=True)
+class WaitSettings:
+    default_wait_seconds: float = 30.0
+    """How long CreateOrder and CancelOrder wait for a final state without a caller deadline."""
 
 
 async def place_order(
@@ -60,7 +65,7 @@ async def place_order(
         async with uow() as tx:
             await tx.orders.add(order, runner.lease, utcnow())
             await tx.commit()
-    except IntegrityError:
+    except DuplicateKey:
         # The same request_id raced us here and won.
         existing = await _replayed(uow, request_id, fingerprint)
         assert existing is not None

@@ -25,10 +25,9 @@ from shop_grpc import deadlines, telemetry
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import DeadlineExceeded, ShopError
 from shop_grpc.storage import utcnow
-from shop_order.adapters.repository import Lease
 from shop_order.domain import saga
 from shop_order.domain.errors import LeaseLost
-from shop_order.domain.model import Order, Status, Step
+from shop_order.domain.model import Lease, Order, Status, Step
 from shop_order.service_layer.ports import Dependencies
 from shop_order.service_layer.saga_steps import STEPS, gave_up_reason, refused_reason
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory

@@ -1,23 +1,44 @@
-"""A transaction over the order tables."""
+"""What the order use cases need from storage: orders, and the leases that let several
+replicas share the saga work. ``adapters.unit_of_work`` is the SQL implementation."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from shop_grpc.storage import UnitOfWork
-from shop_order.adapters.repository import OrderRepository
+from shop_grpc.storage import Transaction, TransactionFactory
+from shop_order.domain.model import Lease, Order
 
 
-class OrderUnitOfWork(UnitOfWork):
-    orders: OrderRepository
+class Orders(Protocol):
+    async def add(self, order: Order, lease: Lease, now: datetime) -> None: ...
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None: ...
+    async def get_by_request_id(self, request_id: str) -> Order | None: ...
+    async def list_for_user(
+        self, user_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Order]: ...
 
-    def bind(self, session: AsyncSession) -> None:
-        self.orders = OrderRepository(session)
+    async def save(self, order: Order, lease: Lease, now: datetime, *, lines: bool) -> None:
+        """Writes the saga's progress if `lease` still holds the order, else LeaseLost."""
+        ...
+
+    async def renew(self, order_id: str, lease: Lease, now: datetime) -> bool:
+        """Extends `lease`, or LeaseLost; whether a cancel was asked for meanwhile."""
+        ...
+
+    async def save_unleased(self, order: Order, now: datetime) -> None: ...
+    async def reopen(self, order: Order, lease: Lease, now: datetime) -> None: ...
+    async def claim(self, order_id: str, lease: Lease, now: datetime) -> bool: ...
+    async def claim_unfinished(self, lease: Lease, now: datetime, limit: int) -> list[str]: ...
+    async def release(self, order: Order, lease: Lease, retry_at: datetime | None) -> None: ...
 
 
-class UnitOfWorkFactory(Protocol):
-    """Opens a transaction; read-only ones run beside writers instead of queueing."""
+class UnitOfWork(Transaction, Protocol):
+    """One transaction over the orders; uncommitted work is rolled back on exit."""
 
-    def __call__(self, *, readonly: bool = False) -> OrderUnitOfWork: ...
+    # A read-only property, so an implementation may narrow its type.
+    @property
+    def orders(self) -> Orders: ...
+
+
+UnitOfWorkFactory = TransactionFactory[UnitOfWork]

@@ -6,13 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.errors import Aborted
 from shop_grpc.money import Money
 from shop_payment.adapters.orm import payment_methods, payments, refunds
-from shop_payment.domain.errors import DuplicateKey
 from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus, Refund
 
 PageKey = tuple[datetime, str]
@@ -36,7 +34,7 @@ class SqlPaymentRepository:
             "request_id": method.request_id or None,
             "create_time": method.create_time,
         }
-        await self._insert(insert(payment_methods).values(**values))
+        await self.session.execute(insert(payment_methods).values(**values))
 
     async def get_method(self, payment_method_id: str) -> PaymentMethod | None:
         query = select(payment_methods).where(
@@ -73,7 +71,7 @@ class SqlPaymentRepository:
         return await self._one(query.with_for_update() if for_update else query)
 
     async def add_payment(self, payment: Payment) -> None:
-        await self._insert(
+        await self.session.execute(
             insert(payments).values(
                 payment_id=payment.payment_id,
                 order_id=payment.order_id,
@@ -116,7 +114,7 @@ class SqlPaymentRepository:
         return _refund(row) if row else None
 
     async def save_refund(self, before: Payment, after: Payment, refund: Refund) -> None:
-        await self._insert(
+        await self.session.execute(
             insert(refunds).values(
                 refund_id=refund.refund_id,
                 payment_id=refund.payment_id,
@@ -146,12 +144,6 @@ class SqlPaymentRepository:
     async def _one(self, query: Select[Any]) -> Payment | None:
         row = (await self.session.execute(query)).mappings().first()
         return _payment(row) if row else None
-
-    async def _insert(self, statement: Any) -> None:
-        try:
-            await self.session.execute(statement)
-        except IntegrityError as exc:
-            raise DuplicateKey(str(exc.orig)) from exc
 
 
 def _method(row: Any) -> PaymentMethod:

@@ -54,10 +54,3 @@ class RefundCurrencyMismatch(FailedPrecondition):
             [PreconditionViolation("REFUND_CURRENCY", payment_id, description)],
             reason="REFUND_CURRENCY_MISMATCH",
         )
-
-
-class DuplicateKey(Exception):
-    """A concurrent writer stored the same unique key first; re-read what it wrote.
-
-    Raised by repositories and handled by the use cases: it never reaches a caller.
-    """

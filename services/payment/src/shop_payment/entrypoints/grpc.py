@@ -16,13 +16,13 @@ from shop_grpc.money import Money
 from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import money_from_proto, money_to_proto, timestamp
 from shop_grpc.server import Registration
-from shop_grpc.storage import Database, utcnow
+from shop_grpc.storage import utcnow
 from shop_grpc.validation import Violations
 from shop_payment.domain.cards import Card, card_problems, normalize_number
 from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus
 from shop_payment.domain.processor import Processor
 from shop_payment.service_layer import payments
-from shop_payment.service_layer.unit_of_work import PaymentUnitOfWork, SqlUnitOfWork
+from shop_payment.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 
@@ -39,12 +39,12 @@ _STATUS = {
 class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     def __init__(
         self,
-        unit_of_work: Callable[[], PaymentUnitOfWork],
+        uow: UnitOfWorkFactory,
         processor: Processor,
         tokens: PageTokens,
         clock: Clock = utcnow,
     ) -> None:
-        self.unit_of_work = unit_of_work
+        self.uow = uow
         self.processor = processor
         self.tokens = tokens
         self.clock = clock
@@ -65,7 +65,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
             for field, description in card_problems(card, now.date()):
                 v.add(f"card.{field}", description)
         method = await payments.create_payment_method(
-            self.unit_of_work(), self.processor, card, request.request_id, now
+            self.uow, self.processor, card, request.request_id, now
         )
         return payment_method_to_proto(method)
 
@@ -73,7 +73,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         self, request: payment_pb2.ChargeRequest, context: grpc.aio.ServicerContext
     ) -> payment_pb2.Payment:
         payment = await payments.charge(
-            self.unit_of_work(),
+            self.uow,
             self.processor,
             request.order_id,
             request.payment_method_id,
@@ -89,20 +89,20 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
             money_from_proto(request.amount) if request.HasField("amount") else None
         )
         payment = await payments.refund(
-            self.unit_of_work(), request.payment_id, amount, request.request_id, self.clock()
+            self.uow, request.payment_id, amount, request.request_id, self.clock()
         )
         return payment_to_proto(payment)
 
     async def GetPayment(
         self, request: payment_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
     ) -> payment_pb2.Payment:
-        return payment_to_proto(await payments.get_payment(self.unit_of_work(), request.payment_id))
+        return payment_to_proto(await payments.get_payment(self.uow, request.payment_id))
 
     async def ListPayments(
         self, request: payment_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
     ) -> payment_pb2.ListPaymentsResponse:
         page = await payments.list_payments(
-            self.unit_of_work(),
+            self.uow,
             self.tokens,
             request.order_id,
             request.page_size,
@@ -139,12 +139,12 @@ def payment_to_proto(payment: Payment) -> payment_pb2.Payment:
 
 
 def registration(
-    db: Database,
+    uow: UnitOfWorkFactory,
     processor: Processor,
     tokens: PageTokens,
     clock: Clock = utcnow,
 ) -> Registration:
-    servicer = PaymentServicer(lambda: SqlUnitOfWork(db), processor, tokens, clock)
+    servicer = PaymentServicer(uow, processor, tokens, clock)
     return Registration(
         name=SERVICE_NAME,
         add_to=lambda server: payment_pb2_grpc.add_PaymentServiceServicer_to_server(

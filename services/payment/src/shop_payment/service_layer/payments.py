@@ -16,22 +16,22 @@ from shop_grpc.errors import Aborted
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
 from shop_grpc.pagination import Page, PageTokens
+from shop_grpc.storage import DuplicateKey
 from shop_payment.domain.cards import Card
 from shop_payment.domain.errors import (
-    DuplicateKey,
     OrderChargedDifferently,
     PaymentMethodNotFound,
     PaymentNotFound,
 )
 from shop_payment.domain.model import Payment, PaymentMethod, Refund, new_id, new_payment
 from shop_payment.domain.processor import Processor
-from shop_payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shop_payment.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
 
 async def create_payment_method(
-    uow: PaymentUnitOfWork, processor: Processor, card: Card, request_id: str, now: datetime
+    uow: UnitOfWorkFactory, processor: Processor, card: Card, request_id: str, now: datetime
 ) -> PaymentMethod:
     """Tokenizes a validated card; a repeated request_id returns the first method.
 
@@ -39,8 +39,8 @@ async def create_payment_method(
     what is kept of a card: brand, last four digits, expiry).
     """
     try:
-        async with uow:
-            if request_id and (earlier := await uow.payments.method_for_request(request_id)):
+        async with uow() as tx:
+            if request_id and (earlier := await tx.payments.method_for_request(request_id)):
                 return _same_card(earlier, card)
             method = PaymentMethod(
                 payment_method_id=new_id(),
@@ -52,11 +52,11 @@ async def create_payment_method(
                 create_time=now,
                 request_id=request_id,
             )
-            await uow.payments.add_method(method)
-            await uow.commit()
+            await tx.payments.add_method(method)
+            await tx.commit()
     except DuplicateKey:
-        async with uow:
-            earlier = await uow.payments.method_for_request(request_id)
+        async with uow(readonly=True) as tx:
+            earlier = await tx.payments.method_for_request(request_id)
         if earlier is None:
             raise Aborted("a concurrent request with this request_id vanished; retry") from None
         return _same_card(earlier, card)
@@ -77,7 +77,7 @@ def _same_card(earlier: PaymentMethod, card: Card) -> PaymentMethod:
 
 
 async def charge(
-    uow: PaymentUnitOfWork,
+    uow: UnitOfWorkFactory,
     processor: Processor,
     order_id: str,
     payment_method_id: str,
@@ -86,18 +86,18 @@ async def charge(
 ) -> Payment:
     """Charges an order once; a decline is a stored payment, not an error."""
     try:
-        async with uow:
-            await uow.payments.lock_order(order_id)
-            earlier = await uow.payments.payment_for_order(order_id)
+        async with uow() as tx:
+            await tx.payments.lock_order(order_id)
+            earlier = await tx.payments.payment_for_order(order_id)
             if earlier is not None:
                 return _same_charge(earlier, amount)
-            method = await uow.payments.get_method(payment_method_id)
+            method = await tx.payments.get_method(payment_method_id)
             if method is None:
                 raise PaymentMethodNotFound(payment_method_id)
             result = processor.charge(method.processor_token, amount)
             payment = new_payment(order_id, method, amount, result.status, result.failure_code, now)
-            await uow.payments.add_payment(payment)
-            await uow.commit()
+            await tx.payments.add_payment(payment)
+            await tx.commit()
     except DuplicateKey:
         return await _charged_concurrently(uow, order_id, amount)
     _log_payment("charge", payment, payment.amount)
@@ -110,16 +110,16 @@ def _same_charge(earlier: Payment, amount: Money) -> Payment:
     return earlier
 
 
-async def _charged_concurrently(uow: PaymentUnitOfWork, order_id: str, amount: Money) -> Payment:
-    async with uow:
-        earlier = await uow.payments.payment_for_order(order_id)
+async def _charged_concurrently(uow: UnitOfWorkFactory, order_id: str, amount: Money) -> Payment:
+    async with uow(readonly=True) as tx:
+        earlier = await tx.payments.payment_for_order(order_id)
     if earlier is None:
         raise Aborted("a concurrent charge of this order vanished; retry")
     return _same_charge(earlier, amount)
 
 
 async def refund(
-    uow: PaymentUnitOfWork,
+    uow: UnitOfWorkFactory,
     payment_id: str,
     amount: Money | None,
     request_id: str,
@@ -127,18 +127,18 @@ async def refund(
 ) -> Payment:
     """Refunds `amount`, or everything left when None; once per request_id."""
     try:
-        async with uow:
+        async with uow() as tx:
             # The row lock makes concurrent refunds of one payment take turns, so
             # each sees what the others refunded and together they cannot exceed it.
-            payment = await uow.payments.get_payment(payment_id, for_update=True)
+            payment = await tx.payments.get_payment(payment_id, for_update=True)
             if payment is None:
                 raise PaymentNotFound(payment_id)
-            earlier = await uow.payments.refund_for_request(request_id)
+            earlier = await tx.payments.refund_for_request(request_id)
             if earlier is not None:
                 return _replayed(earlier, payment, amount)
             updated, done = payment.refund(amount, request_id, now)
-            await uow.payments.save_refund(payment, updated, done)
-            await uow.commit()
+            await tx.payments.save_refund(payment, updated, done)
+            await tx.commit()
     except DuplicateKey:
         return await _refunded_concurrently(uow, payment_id, request_id, amount)
     _log_payment("refund", updated, done.amount)
@@ -152,34 +152,34 @@ def _replayed(earlier: Refund, payment: Payment, requested: Money | None) -> Pay
 
 
 async def _refunded_concurrently(
-    uow: PaymentUnitOfWork, payment_id: str, request_id: str, requested: Money | None
+    uow: UnitOfWorkFactory, payment_id: str, request_id: str, requested: Money | None
 ) -> Payment:
-    async with uow:
-        earlier = await uow.payments.refund_for_request(request_id)
-        payment = await uow.payments.get_payment(payment_id)
+    async with uow(readonly=True) as tx:
+        earlier = await tx.payments.refund_for_request(request_id)
+        payment = await tx.payments.get_payment(payment_id)
     if earlier is None or payment is None:
         raise Aborted("a concurrent refund with this request_id vanished; retry")
     return _replayed(earlier, payment, requested)
 
 
-async def get_payment(uow: PaymentUnitOfWork, payment_id: str) -> Payment:
-    async with uow:
-        payment = await uow.payments.get_payment(payment_id)
+async def get_payment(uow: UnitOfWorkFactory, payment_id: str) -> Payment:
+    async with uow(readonly=True) as tx:
+        payment = await tx.payments.get_payment(payment_id)
     if payment is None:
         raise PaymentNotFound(payment_id)
     return payment
 
 
 async def list_payments(
-    uow: PaymentUnitOfWork, tokens: PageTokens, order_id: str, page_size: int, page_token: str
+    uow: UnitOfWorkFactory, tokens: PageTokens, order_id: str, page_size: int, page_token: str
 ) -> Page[Payment]:
     """One page of payments (of `order_id` only, if set), newest first."""
     scope = f"payments:{order_id}"
     after = tokens.read_time_and_id(scope, page_token)
 
     async def fetch(limit: int) -> list[Payment]:
-        async with uow:
-            return await uow.payments.list_payments(order_id, after, limit)
+        async with uow(readonly=True) as tx:
+            return await tx.payments.list_payments(order_id, after, limit)
 
     def resume_after(payment: Payment) -> str:
         return tokens.issue(scope, [payment.create_time, payment.payment_id])

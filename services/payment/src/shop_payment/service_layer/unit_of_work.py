@@ -1,21 +1,20 @@
-"""What the use cases need from storage, and its SQL implementation."""
+"""What the payment use cases need from storage. ``adapters.unit_of_work`` is the SQL
+implementation; unit tests hand in fakes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from shop_grpc.storage import Transaction, UnitOfWork
-from shop_payment.adapters.repository import SqlPaymentRepository
+from shop_grpc.storage import Transaction, TransactionFactory
 from shop_payment.domain.model import Payment, PaymentMethod, Refund
 
 PageKey = tuple[datetime, str]
 
 
 class PaymentRepository(Protocol):
-    """Inserts raise DuplicateKey when a unique key (order, request_id) is taken."""
+    """A write whose unique key (order, request_id) a concurrent one took first fails its
+    unit of work with storage.DuplicateKey."""
 
     async def add_method(self, method: PaymentMethod) -> None: ...
     async def get_method(self, payment_method_id: str) -> PaymentMethod | None: ...
@@ -31,15 +30,12 @@ class PaymentRepository(Protocol):
     async def save_refund(self, before: Payment, after: Payment, refund: Refund) -> None: ...
 
 
-class PaymentUnitOfWork(Transaction, Protocol):
-    """One transaction per ``async with``; leaving it without commit() rolls back."""
+class UnitOfWork(Transaction, Protocol):
+    """One transaction over the payments; uncommitted work is rolled back on exit."""
 
+    # A read-only property, so an implementation may narrow its type.
     @property
     def payments(self) -> PaymentRepository: ...
 
 
-class SqlUnitOfWork(UnitOfWork):
-    payments: SqlPaymentRepository
-
-    def bind(self, session: AsyncSession) -> None:
-        self.payments = SqlPaymentRepository(session, is_postgres=self.is_postgres)
+UnitOfWorkFactory = TransactionFactory[UnitOfWork]

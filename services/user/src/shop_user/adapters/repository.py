@@ -1,11 +1,11 @@
-"""Users and their change log in SQL; the Protocol is what use cases depend on."""
+"""Users and their change log in SQL."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import RowMapping
@@ -26,38 +26,6 @@ _USER_COLUMNS = (
     users.c.create_time,
     users.c.update_time,
 )
-
-
-class UserRepository(Protocol):
-    async def get(self, user_id: str, *, for_update: bool = False) -> User | None: ...
-
-    async def get_by_request_id(self, request_id: str) -> User | None: ...
-
-    async def holders(self, usernames: Collection[str], emails: Collection[str]) -> list[User]:
-        """Users that already have one of these usernames or (lower-cased) emails."""
-        ...
-
-    async def add(self, entries: Sequence[tuple[User, str, str]]) -> None:
-        """Inserts (user, password hash, request id or "") rows."""
-        ...
-
-    async def update(self, user: User) -> None: ...
-
-    async def delete(self, user_id: str) -> None: ...
-
-    async def page(self, after: tuple[datetime, str] | None, limit: int) -> list[User]:
-        """Users ordered by (create_time, user_id), strictly after the key."""
-        ...
-
-    async def append_events(
-        self, kind: EventKind, entries: Sequence[tuple[User, str, str]], now: datetime
-    ) -> None:
-        """Appends one event per (user, request id or "", its fingerprint or "") in order."""
-        ...
-
-    async def change_for_request(self, request_id: str) -> RecordedRequest | None: ...
-
-    async def events_after(self, sequence: int, limit: int) -> list[UserEvent]: ...
 
 
 def snapshot(user: User) -> dict[str, str]:

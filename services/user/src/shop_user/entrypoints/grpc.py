@@ -17,12 +17,11 @@ from shop_grpc.idempotency import fingerprint
 from shop_grpc.pagination import PageTokens
 from shop_grpc.protoconv import timestamp
 from shop_grpc.server import Registration
-from shop_grpc.storage import Database
 from shop_grpc.validation import Violations
 from shop_user.domain import model
 from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
 from shop_user.service_layer import services
-from shop_user.service_layer.unit_of_work import SqlUserUnitOfWork
+from shop_user.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE_NAME: str = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 
@@ -109,25 +108,22 @@ def changes_of(request: user_pb2.UpdateUserRequest) -> Changes:
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, db: Database, changes: ChangeSignal, tokens: PageTokens) -> None:
-        self.db = db
+    def __init__(self, uow: UnitOfWorkFactory, changes: ChangeSignal, tokens: PageTokens) -> None:
+        self.uow = uow
         self.changes = changes
         self.tokens = tokens
-
-    def _uow(self) -> SqlUserUnitOfWork:
-        return SqlUserUnitOfWork(self.db, self.changes)
 
     async def CreateUser(
         self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.User:
         with Violations() as v:
             check_create(v, request)
-        return user_to_proto(await services.create_user(self._uow(), new_user(request)))
+        return user_to_proto(await services.create_user(self.uow, new_user(request)))
 
     async def GetUser(
         self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.User:
-        return user_to_proto(await services.get_user(self._uow(), request.user_id))
+        return user_to_proto(await services.get_user(self.uow, request.user_id))
 
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
@@ -135,7 +131,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         with Violations() as v:
             check_update(v, request)
         user = await services.update_user(
-            self._uow(),
+            self.uow,
             request.user.user_id,
             changes_of(request),
             request.request_id,
@@ -147,7 +143,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.DeleteUserResponse:
         await services.delete_user(
-            self._uow(), request.user_id, request.request_id, fingerprint(request)
+            self.uow, request.user_id, request.request_id, fingerprint(request)
         )
         return user_pb2.DeleteUserResponse()
 
@@ -155,7 +151,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
     ) -> user_pb2.ListUsersResponse:
         page = await services.list_users(
-            self._uow(), self.tokens, request.page_size, request.page_token
+            self.uow, self.tokens, request.page_size, request.page_token
         )
         users, token = page.fitted(user_to_proto)
         return user_pb2.ListUsersResponse(users=users, next_page_token=token)
@@ -163,7 +159,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def WatchUsers(
         self, request: user_pb2.WatchUsersRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[user_pb2.UserEvent]:
-        events = services.watch_users(self._uow(), self.changes.wait, request.after_sequence)
+        events = services.watch_users(self.uow, self.changes.wait, request.after_sequence)
         async for event in events:
             yield event_to_proto(event)
 
@@ -175,7 +171,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         entries = await _read_batch(request_iterator)
         check_batch(entries)
         users = await services.batch_create_users(
-            self._uow(), [new_user(entry.request) for entry in entries]
+            self.uow, [new_user(entry.request) for entry in entries]
         )
         return user_pb2.BatchCreateUsersResponse(users=[user_to_proto(user) for user in users])
 
@@ -194,8 +190,8 @@ async def _read_batch(
     return entries
 
 
-def registration(db: Database, changes: ChangeSignal, tokens: PageTokens) -> Registration:
-    servicer = UserServicer(db, changes, tokens)
+def registration(uow: UnitOfWorkFactory, changes: ChangeSignal, tokens: PageTokens) -> Registration:
+    servicer = UserServicer(uow, changes, tokens)
     return Registration(
         name=SERVICE_NAME,
         add_to=lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),

@@ -1,9 +1,10 @@
 """Use cases: plain async functions over a unit of work.
 
 Writes check unique keys before inserting, and the database's unique
-constraints catch what a concurrent transaction committed meanwhile; such a
-conflict is retried once, when the checks see the winner's row and answer
-ALREADY_EXISTS (or replay the winner's result for the same request id).
+constraints catch what a concurrent transaction committed meanwhile
+(storage.DuplicateKey); such a conflict is retried once, when the checks see the
+winner's row and answer ALREADY_EXISTS (or replay the winner's result for the
+same request id).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 from shop_grpc import pagination
 from shop_grpc.idempotency import RequestIdReused, check_replay
 from shop_grpc.pagination import Page, PageTokens
-from shop_grpc.storage import utcnow
+from shop_grpc.storage import DuplicateKey, utcnow
 from shop_user.domain import passwords
 from shop_user.domain.errors import StorageConflict, UserNotFound, UserTaken
 from shop_user.domain.model import (
@@ -29,7 +30,7 @@ from shop_user.domain.model import (
     User,
     UserEvent,
 )
-from shop_user.service_layer.unit_of_work import UserUnitOfWork
+from shop_user.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
@@ -42,21 +43,24 @@ WATCH_BATCH = 500
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     try:
         return await attempt()
-    except StorageConflict:
+    except DuplicateKey:
         log.info("retrying after a concurrent change")
+    try:
         return await attempt()
+    except DuplicateKey as error:
+        raise StorageConflict() from error
 
 
 # --- create -------------------------------------------------------------------------------
 
 
-async def create_user(uow: UserUnitOfWork, new: NewUser) -> User:
+async def create_user(uow: UnitOfWorkFactory, new: NewUser) -> User:
     (user,) = await batch_create_users(uow, [new], names=[""])
     return user
 
 
 async def batch_create_users(
-    uow: UserUnitOfWork, entries: Sequence[NewUser], names: Sequence[str] | None = None
+    uow: UnitOfWorkFactory, entries: Sequence[NewUser], names: Sequence[str] | None = None
 ) -> list[User]:
     """Creates every entry or none; entries are named ``requests[i]`` in errors.
 
@@ -66,8 +70,8 @@ async def batch_create_users(
     """
     names = [f"requests[{i}]" for i in range(len(entries))] if names is None else names
     _ensure_distinct(entries, names)
-    async with uow:
-        replays = [await _replayed_create(uow, entry) for entry in entries]
+    async with uow(readonly=True) as tx:
+        replays = [await _replayed_create(tx, entry) for entry in entries]
     fresh = [i for i, replay in enumerate(replays) if replay is None]
     # Hash before the transaction: it is slow and needs no lock.
     hashed = await passwords.hash_passwords([entries[i].password for i in fresh])
@@ -91,19 +95,19 @@ def _ensure_distinct(entries: Sequence[NewUser], names: Sequence[str]) -> None:
 
 
 async def _create_all(
-    uow: UserUnitOfWork,
+    uow: UnitOfWorkFactory,
     entries: Sequence[NewUser],
     hashes: Sequence[str],
     names: Sequence[str],
 ) -> list[User]:
-    async with uow:
-        results = [await _replayed_create(uow, entry) for entry in entries]
+    async with uow() as tx:
+        results = [await _replayed_create(tx, entry) for entry in entries]
         fresh = [i for i, result in enumerate(results) if result is None]
         try:
-            await _ensure_free(uow, [(names[i], entries[i].profile.normalized()) for i in fresh])
+            await _ensure_free(tx, [(names[i], entries[i].profile.normalized()) for i in fresh])
         except UserTaken:
             # The same request may have committed since we looked: then it is a replay.
-            replays = [await _replayed_create(uow, entries[i]) for i in fresh]
+            replays = [await _replayed_create(tx, entries[i]) for i in fresh]
             if not all(replays):
                 raise
             for i, replay in zip(fresh, replays, strict=True):
@@ -112,33 +116,33 @@ async def _create_all(
         now = utcnow()
         created = {i: User.create(entries[i].profile, now) for i in fresh}
         ids = [entry.request_id for entry in entries]
-        await uow.users.add([(user, hashes[i], ids[i]) for i, user in created.items()])
-        await uow.users.append_events(
+        await tx.users.add([(user, hashes[i], ids[i]) for i, user in created.items()])
+        await tx.users.append_events(
             EventKind.CREATED,
             [(user, ids[i], entries[i].fingerprint) for i, user in created.items()],
             now,
         )
         if created:
-            await uow.commit()
+            await tx.commit()
     for i, user in created.items():
         log.info("user created", user_id=user.user_id)
         results[i] = user
     return [user for user in results if user is not None]
 
 
-async def _replayed_create(uow: UserUnitOfWork, entry: NewUser) -> User | None:
+async def _replayed_create(tx: UnitOfWork, entry: NewUser) -> User | None:
     """The user an earlier create with this request id made: as it is now, or as it was.
 
     Raises RequestIdReused if the request id was used for another request.
     """
-    prior = await _prior(uow, entry.request_id, EventKind.CREATED, entry.fingerprint)
+    prior = await _prior(tx, entry.request_id, EventKind.CREATED, entry.fingerprint)
     if prior is None:
         return None
-    return await uow.users.get_by_request_id(entry.request_id) or prior.user
+    return await tx.users.get_by_request_id(entry.request_id) or prior.user
 
 
-async def _ensure_free(uow: UserUnitOfWork, wanted: Sequence[tuple[str, Profile]]) -> None:
-    holders = await uow.users.holders(
+async def _ensure_free(tx: UnitOfWork, wanted: Sequence[tuple[str, Profile]]) -> None:
+    holders = await tx.users.holders(
         {profile.username for _, profile in wanted}, {profile.email for _, profile in wanted}
     )
     usernames = {user.username for user in holders}
@@ -153,23 +157,23 @@ async def _ensure_free(uow: UserUnitOfWork, wanted: Sequence[tuple[str, Profile]
 # --- read ---------------------------------------------------------------------------------
 
 
-async def get_user(uow: UserUnitOfWork, user_id: str) -> User:
-    async with uow:
-        user = await uow.users.get(user_id)
+async def get_user(uow: UnitOfWorkFactory, user_id: str) -> User:
+    async with uow(readonly=True) as tx:
+        user = await tx.users.get(user_id)
     if user is None:
         raise UserNotFound(user_id)
     return user
 
 
 async def list_users(
-    uow: UserUnitOfWork, tokens: PageTokens, page_size: int, page_token: str
+    uow: UnitOfWorkFactory, tokens: PageTokens, page_size: int, page_token: str
 ) -> Page[User]:
     """One page of users in creation order."""
     after = tokens.read_time_and_id(PAGE_SCOPE, page_token)
 
     async def fetch(limit: int) -> list[User]:
-        async with uow:
-            return await uow.users.page(after, limit)
+        async with uow(readonly=True) as tx:
+            return await tx.users.page(after, limit)
 
     def resume_after(user: User) -> str:
         return tokens.issue(PAGE_SCOPE, [user.create_time, user.user_id])
@@ -178,7 +182,7 @@ async def list_users(
 
 
 async def watch_users(
-    uow: UserUnitOfWork, wait: Callable[[], Awaitable[None]], after_sequence: int
+    uow: UnitOfWorkFactory, wait: Callable[[], Awaitable[None]], after_sequence: int
 ) -> AsyncIterator[UserEvent]:
     """Events after `after_sequence`, then new ones as they commit, until closed."""
     after = after_sequence
@@ -187,8 +191,8 @@ async def watch_users(
         woken = asyncio.ensure_future(wait())
         await asyncio.sleep(0)
         try:
-            async with uow:
-                events = await uow.users.events_after(after, WATCH_BATCH)
+            async with uow(readonly=True) as tx:
+                events = await tx.users.events_after(after, WATCH_BATCH)
             for event in events:
                 yield event
                 after = event.sequence
@@ -202,7 +206,11 @@ async def watch_users(
 
 
 async def update_user(
-    uow: UserUnitOfWork, user_id: str, changes: Changes, request_id: str = "", fingerprint: str = ""
+    uow: UnitOfWorkFactory,
+    user_id: str,
+    changes: Changes,
+    request_id: str = "",
+    fingerprint: str = "",
 ) -> User:
     """Applies `changes`; a repeated request_id with the same request returns the user as it is
     now, with another request it raises RequestIdReused."""
@@ -210,28 +218,28 @@ async def update_user(
 
 
 async def _update(
-    uow: UserUnitOfWork, user_id: str, changes: Changes, request_id: str, fingerprint: str
+    uow: UnitOfWorkFactory, user_id: str, changes: Changes, request_id: str, fingerprint: str
 ) -> User:
-    async with uow:
-        if prior := await _prior(uow, request_id, EventKind.UPDATED, fingerprint):
+    async with uow() as tx:
+        if prior := await _prior(tx, request_id, EventKind.UPDATED, fingerprint):
             _same_user(prior, user_id, request_id)
-            return await uow.users.get(user_id) or prior.user
-        current = await uow.users.get(user_id, for_update=True)
+            return await tx.users.get(user_id) or prior.user
+        current = await tx.users.get(user_id, for_update=True)
         if current is None:
             raise UserNotFound(user_id)
         updated = current.changed(changes, utcnow())
-        await _ensure_free_for(uow, current, updated)
-        await uow.users.update(updated)
-        await uow.users.append_events(
+        await _ensure_free_for(tx, current, updated)
+        await tx.users.update(updated)
+        await tx.users.append_events(
             EventKind.UPDATED, [(updated, request_id, fingerprint)], updated.update_time
         )
-        await uow.commit()
+        await tx.commit()
     log.info("user updated", user_id=user_id)
     return updated
 
 
 async def _prior(
-    uow: UserUnitOfWork, request_id: str, kind: EventKind, fingerprint: str
+    tx: UnitOfWork, request_id: str, kind: EventKind, fingerprint: str
 ) -> RecordedRequest | None:
     """The change an earlier call with this request id made, if any.
 
@@ -240,7 +248,7 @@ async def _prior(
     """
     if not request_id:
         return None
-    prior = await uow.users.change_for_request(request_id)
+    prior = await tx.users.change_for_request(request_id)
     if prior is None:
         return None
     if prior.kind is not kind:
@@ -255,10 +263,10 @@ def _same_user(prior: RecordedRequest, user_id: str, request_id: str) -> None:
         raise RequestIdReused(request_id)
 
 
-async def _ensure_free_for(uow: UserUnitOfWork, current: User, updated: User) -> None:
+async def _ensure_free_for(tx: UnitOfWork, current: User, updated: User) -> None:
     usernames = {updated.username} - {current.username}
     emails = {updated.email} - {current.email}
-    for holder in await uow.users.holders(usernames, emails):
+    for holder in await tx.users.holders(usernames, emails):
         if holder.user_id == current.user_id:
             continue
         if holder.username in usernames:
@@ -267,24 +275,24 @@ async def _ensure_free_for(uow: UserUnitOfWork, current: User, updated: User) ->
 
 
 async def delete_user(
-    uow: UserUnitOfWork, user_id: str, request_id: str = "", fingerprint: str = ""
+    uow: UnitOfWorkFactory, user_id: str, request_id: str = "", fingerprint: str = ""
 ) -> None:
     """Deletes the user; a repeated request_id with the same request succeeds again, with
     another request it raises RequestIdReused."""
     await _retrying(lambda: _delete(uow, user_id, request_id, fingerprint))
 
 
-async def _delete(uow: UserUnitOfWork, user_id: str, request_id: str, fingerprint: str) -> None:
-    async with uow:
-        if prior := await _prior(uow, request_id, EventKind.DELETED, fingerprint):
+async def _delete(uow: UnitOfWorkFactory, user_id: str, request_id: str, fingerprint: str) -> None:
+    async with uow() as tx:
+        if prior := await _prior(tx, request_id, EventKind.DELETED, fingerprint):
             _same_user(prior, user_id, request_id)
             return
-        current = await uow.users.get(user_id, for_update=True)
+        current = await tx.users.get(user_id, for_update=True)
         if current is None:
             raise UserNotFound(user_id)
-        await uow.users.delete(user_id)
-        await uow.users.append_events(
+        await tx.users.delete(user_id)
+        await tx.users.append_events(
             EventKind.DELETED, [(current, request_id, fingerprint)], utcnow()
         )
-        await uow.commit()
+        await tx.commit()
     log.info("user deleted", user_id=user_id)

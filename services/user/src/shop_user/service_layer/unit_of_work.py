@@ -1,48 +1,55 @@
-"""The transaction use cases run in: a Protocol, and its SQL implementation."""
+"""What the user use cases need from storage. ``adapters.unit_of_work`` is the SQL
+implementation; unit tests hand in fakes."""
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from shop_grpc.changes import ChangeSignal
-from shop_grpc.storage import Database, Transaction, UnitOfWork
-from shop_user.adapters.repository import SqlUserRepository, UserRepository
-from shop_user.domain.errors import StorageConflict
+from shop_grpc.storage import Transaction, TransactionFactory
+from shop_user.domain.model import EventKind, RecordedRequest, User, UserEvent
 
 
-class UserUnitOfWork(Transaction, Protocol):
-    """One transaction per ``async with``; it may be entered again for the next one."""
+class UserRepository(Protocol):
+    async def get(self, user_id: str, *, for_update: bool = False) -> User | None: ...
 
+    async def get_by_request_id(self, request_id: str) -> User | None: ...
+
+    async def holders(self, usernames: Collection[str], emails: Collection[str]) -> list[User]:
+        """Users that already have one of these usernames or (lower-cased) emails."""
+        ...
+
+    async def add(self, entries: Sequence[tuple[User, str, str]]) -> None:
+        """Inserts (user, password hash, request id or "") rows."""
+        ...
+
+    async def update(self, user: User) -> None: ...
+
+    async def delete(self, user_id: str) -> None: ...
+
+    async def page(self, after: tuple[datetime, str] | None, limit: int) -> list[User]:
+        """Users ordered by (create_time, user_id), strictly after the key."""
+        ...
+
+    async def append_events(
+        self, kind: EventKind, entries: Sequence[tuple[User, str, str]], now: datetime
+    ) -> None:
+        """Appends one event per (user, request id or "", its fingerprint or "") in order."""
+        ...
+
+    async def change_for_request(self, request_id: str) -> RecordedRequest | None: ...
+
+    async def events_after(self, sequence: int, limit: int) -> list[UserEvent]: ...
+
+
+class UnitOfWork(Transaction, Protocol):
+    """One transaction over the users and their change log; uncommitted work is rolled back
+    on exit."""
+
+    # A read-only property, so an implementation may narrow its type.
     @property
     def users(self) -> UserRepository: ...
 
 
-class SqlUserUnitOfWork(UnitOfWork):
-    users: SqlUserRepository
-
-    def __init__(self, db: Database, changes: ChangeSignal) -> None:
-        super().__init__(db)
-        self.changes = changes
-
-    def bind(self, session: AsyncSession) -> None:
-        self.users = SqlUserRepository(session, is_postgres=self.is_postgres)
-
-    async def commit(self) -> None:
-        await super().commit()
-        self.changes.notify()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await super().__aexit__(exc_type, exc, tb)
-        # A unique constraint caught what the checks before it could not see yet:
-        # a concurrent transaction committed the same key first.
-        if isinstance(exc, IntegrityError):
-            raise StorageConflict() from exc
+UnitOfWorkFactory = TransactionFactory[UnitOfWork]
