@@ -17,6 +17,7 @@ from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
+
 import shop_e2e_cluster as cluster  # loaded by conftest.py
 
 NAMESPACE, RELEASE = "shop-dev", "shop"
