@@ -4,6 +4,8 @@
     python3 tasks.py up       # run the whole suite locally (`shop up`)
     python3 tasks.py test     # run every test
     python3 tasks.py lint     # ruff, ruff format --check, mypy, buf lint
+    python3 tasks.py lock     # re-resolve uv.lock after a pyproject.toml change (--upgrade: all)
+    python3 tasks.py lock-check     # fail if uv.lock no longer matches the pyproject.toml files
     python3 tasks.py protos   # regenerate libs/shop-protos from protos/
     python3 tasks.py ci       # what CI runs (.ci/run): every check below, then test and images-test
     python3 tasks.py k8s-check      # helm lint/template, kubernetes-validate, kustomize
@@ -11,9 +13,11 @@
     python3 tasks.py tools          # helm and kubectl into .tools/k8s/bin
     python3 tasks.py images-test    # build every image with podman, run and stop each one
 
-Every task first makes sure `.venv` holds the workspace. uv is installed into
-`.tools/uv` the first time, from the package registry, so nothing but Python
-has to be on the machine.
+Every task first makes sure `.venv` holds the workspace at exactly the versions
+in the committed uv.lock, and stops when the lock no longer matches the ranges in
+the pyproject.toml files. uv is installed into `.tools/uv` the first time, from
+the package registry, at the version the root pyproject.toml requires, so nothing
+but Python has to be on the machine.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import venv
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +36,15 @@ ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / ".tools" / "uv"
 UV = TOOLS / "bin" / "uv"
 VENV_BIN = ROOT / ".venv" / "bin"
-UV_REQUIREMENT = "uv>=0.9,<1"
+# One uv for every machine and every image (deploy/Dockerfile reads the same pin): another
+# version may write the lock differently, and uv itself refuses to run here under another.
+UV_VERSION = (
+    tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["required-version"]
+).removeprefix("==")
+STALE_LOCK = (
+    "uv.lock does not match the pyproject.toml files: run `python3 tasks.py lock`, "
+    "then commit uv.lock with the change that needed it"
+)
 PROTO_ROOT = ROOT / "protos"
 PROTO_OUT = ROOT / "libs" / "shop-protos" / "src"
 # shop's API, and protovalidate's rule definitions that it imports (protos/buf/validate).
@@ -43,21 +56,44 @@ def run(*args: str | Path, cwd: Path = ROOT) -> None:
     subprocess.run([str(a) for a in args], check=True, cwd=cwd)
 
 
+def installed_uv() -> str | None:
+    """The version of the uv in .tools/uv (`uv 0.13.9 (...)`), None when there is none."""
+    if not UV.exists():
+        return None
+    words = subprocess.run([UV, "--version"], capture_output=True, text=True).stdout.split()
+    return words[1] if len(words) > 1 else None
+
+
 def ensure_uv() -> None:
-    if UV.exists():
+    if installed_uv() == UV_VERSION:
         return
+    # Absent, or left there under another pin: replaced as a whole.
+    shutil.rmtree(TOOLS, ignore_errors=True)
+    requirement = f"uv=={UV_VERSION}"
     try:
         venv.create(TOOLS, with_pip=True)
-        run(TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", UV_REQUIREMENT)
+        run(TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", requirement)
     except (OSError, subprocess.CalledProcessError):
         # Some distributions ship Python without ensurepip; pip alone can still unpack uv.
         shutil.rmtree(TOOLS, ignore_errors=True)
-        run(sys.executable, "-m", "pip", "install", "--quiet", "--target", TOOLS, UV_REQUIREMENT)
+        run(sys.executable, "-m", "pip", "install", "--quiet", "--target", TOOLS, requirement)
+
+
+def lock_is_current() -> bool:
+    """uv.lock exists and still satisfies every range in the pyproject.toml files."""
+    check = subprocess.run([UV, "lock", "--check", "--quiet"], cwd=ROOT, capture_output=True)
+    return check.returncode == 0
 
 
 def sync() -> None:
+    """.venv becomes exactly what uv.lock says; never a fresh resolution."""
     ensure_uv()
-    run(UV, "sync", "--all-packages", "--quiet")
+    try:
+        run(UV, "sync", "--all-packages", "--locked", "--quiet")
+    except subprocess.CalledProcessError:
+        if lock_is_current():
+            raise
+        sys.exit(STALE_LOCK)
 
 
 def tool(name: str) -> Path:
@@ -133,6 +169,19 @@ def task_lint(_: list[str]) -> None:
     run(tool("buf"), "lint", cwd=PROTO_ROOT)
 
 
+def task_lock(args: list[str]) -> None:
+    """Resolves uv.lock again, keeping every pin the ranges still allow unless told otherwise."""
+    ensure_uv()
+    run(UV, "lock", *args)
+
+
+def task_lock_check(_: list[str]) -> None:
+    ensure_uv()
+    if not lock_is_current():
+        sys.exit(STALE_LOCK)
+    print("uv.lock is up to date")
+
+
 def task_ci(_: list[str]) -> None:
     """Exactly what CI runs: .ci/run."""
     os.execvp("bash", ["bash", str(ROOT / ".ci" / "run")])
@@ -160,6 +209,8 @@ TASKS = {
     "protos": task_protos,
     "protos-check": task_protos_check,
     "lint": task_lint,
+    "lock": task_lock,
+    "lock-check": task_lock_check,
     "ci": task_ci,
     "tools": deploy_task("tools"),
     "manifests": deploy_task("manifests"),
