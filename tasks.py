@@ -4,6 +4,8 @@
     python3 tasks.py up       # run the whole suite locally (`shop up`)
     python3 tasks.py test     # run every test
     python3 tasks.py lint     # ruff, ruff format --check, mypy, the layer contracts, buf lint
+    python3 tasks.py lock     # re-resolve and re-pin after a pyproject.toml change (--upgrade: all)
+    python3 tasks.py lock-check     # fail if the pins no longer match the pyproject.toml ranges
     python3 tasks.py protos   # regenerate libs/shop-protos from protos/
     python3 tasks.py ci       # what CI runs (.ci/run): every check below, then test and images-test
     python3 tasks.py k8s-check      # helm lint/template, kubernetes-validate, kustomize
@@ -11,9 +13,11 @@
     python3 tasks.py tools          # helm and kubectl into .tools/k8s/bin
     python3 tasks.py images-test    # build every image with podman, run and stop each one
 
-Every task first makes sure `.venv` holds the workspace. uv is installed into
-`.tools/uv` the first time, from the package registry, so nothing but Python
-has to be on the machine.
+Every task first makes sure `.venv` holds the workspace at exactly the versions
+in the committed uv.lock, and stops when the lock no longer matches the ranges in
+the pyproject.toml files. uv is installed into `.tools/uv` the first time, from
+the package registry, at the version the root pyproject.toml requires, so nothing
+but Python has to be on the machine.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import venv
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +36,23 @@ ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / ".tools" / "uv"
 UV = TOOLS / "bin" / "uv"
 VENV_BIN = ROOT / ".venv" / "bin"
-UV_REQUIREMENT = "uv>=0.9,<1"
+# One uv for every machine and every image (deploy/Dockerfile reads the same pin): another
+# version may write the lock differently, and uv itself refuses to run here under another.
+UV_VERSION = (
+    tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["required-version"]
+).removeprefix("==")
+STALE_LOCK = (
+    "the pins in pyproject.toml do not match the pyproject.toml ranges: run "
+    "`python3 tasks.py lock`, then commit pyproject.toml with the change that needed it"
+)
+# Every third-party version the workspace installs, written by `tasks.py lock` into the root
+# pyproject.toml as uv's constraint-dependencies. uv.lock itself stays local: it records the
+# package index's addresses, which this repository does not name. With every version pinned, a
+# lock made on any machine resolves to the same versions; the images install from it.
+PYPROJECT = ROOT / "pyproject.toml"
+LOCK = ROOT / "uv.lock"
+PINS_BEGIN = "# Pins: written by `python3 tasks.py lock` from the resolution; do not edit by hand."
+PINS_END = "# End of pins."
 PROTO_ROOT = ROOT / "protos"
 PROTO_OUT = ROOT / "libs" / "shop-protos" / "src"
 # shop's API, and protovalidate's rule definitions that it imports (protos/buf/validate).
@@ -43,21 +64,74 @@ def run(*args: str | Path, cwd: Path = ROOT) -> None:
     subprocess.run([str(a) for a in args], check=True, cwd=cwd)
 
 
+def installed_uv() -> str | None:
+    """The version of the uv in .tools/uv (`uv 0.13.9 (...)`), None when there is none."""
+    if not UV.exists():
+        return None
+    words = subprocess.run([UV, "--version"], capture_output=True, text=True).stdout.split()
+    return words[1] if len(words) > 1 else None
+
+
 def ensure_uv() -> None:
-    if UV.exists():
+    if installed_uv() == UV_VERSION:
         return
+    # Absent, or left there under another pin: replaced as a whole.
+    shutil.rmtree(TOOLS, ignore_errors=True)
+    requirement = f"uv=={UV_VERSION}"
     try:
         venv.create(TOOLS, with_pip=True)
-        run(TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", UV_REQUIREMENT)
+        run(TOOLS / "bin" / "python", "-m", "pip", "install", "--quiet", requirement)
     except (OSError, subprocess.CalledProcessError):
         # Some distributions ship Python without ensurepip; pip alone can still unpack uv.
         shutil.rmtree(TOOLS, ignore_errors=True)
-        run(sys.executable, "-m", "pip", "install", "--quiet", "--target", TOOLS, UV_REQUIREMENT)
+        run(sys.executable, "-m", "pip", "install", "--quiet", "--target", TOOLS, requirement)
+
+
+def lock_is_current() -> bool:
+    """uv.lock still satisfies every range in the pyproject.toml files."""
+    check = subprocess.run([UV, "lock", "--check", "--quiet"], cwd=ROOT, capture_output=True)
+    return check.returncode == 0
+
+
+def pins() -> dict[str, str]:
+    """The versions pinned in the root pyproject.toml: name -> version."""
+    uv = tomllib.loads(PYPROJECT.read_text())["tool"]["uv"]
+    return dict(pin.split("==", 1) for pin in uv.get("constraint-dependencies", []))
+
+
+def locked() -> dict[str, str]:
+    """The third-party versions uv.lock holds: name -> version."""
+    packages = tomllib.loads(LOCK.read_text())["package"]
+    return {p["name"]: p["version"] for p in packages if "registry" in p.get("source", {})}
+
+
+def write_pins(versions: dict[str, str]) -> None:
+    text = PYPROJECT.read_text()
+    start, end = text.index(PINS_BEGIN), text.index(PINS_END)
+    lines = "".join(f'  "{name}=={version}",\n' for name, version in sorted(versions.items()))
+    block = f"{PINS_BEGIN}\nconstraint-dependencies = [\n{lines}]\n"
+    PYPROJECT.write_text(text[:start] + block + text[end:])
+
+
+def lock_is_pinned() -> bool:
+    """uv.lock matches the pyproject ranges and holds exactly the pinned versions.
+
+    uv.lock is this machine's: when missing, or made before the pins changed, it is made again
+    from the pins, which leave the resolution one choice.
+    """
+    if LOCK.exists() and locked() != pins():
+        LOCK.unlink()
+    if not LOCK.exists():
+        subprocess.run([UV, "lock", "--quiet"], cwd=ROOT, check=False)
+    return LOCK.exists() and lock_is_current() and locked() == pins()
 
 
 def sync() -> None:
+    """.venv becomes exactly the pinned versions; never a fresh resolution."""
     ensure_uv()
-    run(UV, "sync", "--all-packages", "--quiet")
+    if not lock_is_pinned():
+        sys.exit(STALE_LOCK)
+    run(UV, "sync", "--all-packages", "--locked", "--quiet")
 
 
 def tool(name: str) -> Path:
@@ -138,6 +212,24 @@ def task_lint(_: list[str]) -> None:
     run(tool("buf"), "lint", cwd=PROTO_ROOT)
 
 
+def task_lock(args: list[str]) -> None:
+    """Resolves anew within the ranges (uv keeps every version the ranges still allow unless
+    told otherwise, e.g. `--upgrade-package NAME`), then writes the result as the pins."""
+    ensure_uv()
+    write_pins({})
+    run(UV, "lock", *args)
+    write_pins(locked())
+    run(UV, "lock", "--quiet")
+    print(f"pinned {len(pins())} packages in pyproject.toml")
+
+
+def task_lock_check(_: list[str]) -> None:
+    ensure_uv()
+    if not lock_is_pinned():
+        sys.exit(STALE_LOCK)
+    print(f"the {len(pins())} pins in pyproject.toml are current")
+
+
 def task_ci(_: list[str]) -> None:
     """Exactly what CI runs: .ci/run."""
     os.execvp("bash", ["bash", str(ROOT / ".ci" / "run")])
@@ -165,6 +257,8 @@ TASKS = {
     "protos": task_protos,
     "protos-check": task_protos_check,
     "lint": task_lint,
+    "lock": task_lock,
+    "lock-check": task_lock_check,
     "ci": task_ci,
     "tools": deploy_task("tools"),
     "manifests": deploy_task("manifests"),

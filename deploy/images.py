@@ -3,10 +3,11 @@
 
     python3 tasks.py images-test      # or: .venv/bin/python deploy/images.py
 
-No image registry is reachable where this runs, so the base image is made here: a Debian
-bookworm root filesystem with Python (debootstrap), imported into podman once and passed to
-every Dockerfile as BASE_IMAGE. podman keeps its images under .tools/images (vfs storage, its
-own containers.conf), so nothing outside the work tree is touched but the packages installed.
+Each image is deploy/Dockerfile with the service's name as SERVICE. No image registry is
+reachable where this runs, so the base image is made here: a Debian bookworm root filesystem
+with Python (debootstrap), imported into podman once and passed to every build as BASE_IMAGE.
+podman keeps its images under .tools/images (vfs storage, its own containers.conf), so nothing
+outside the work tree is touched but the packages installed.
 
 Then the four images run side by side as a pod would run them — read-only root filesystem,
 /tmp the only writable place, the image's own non-root user, certificates from `shop certs
@@ -14,6 +15,7 @@ init` mounted read-only at /etc/shop/tls — and each one must:
   - answer SERVING on its plaintext probe port, and over mTLS on its gRPC port;
   - together with the other three, confirm an order placed by `shop demo`;
   - run as UID 10001 with no compiler, no pip and no source file left uncompiled;
+  - hold only packages uv.lock pins, each at the version it pins;
   - exit 0 on `podman stop`, before the stop's grace period runs out.
 """
 
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from shop_grpc import registry
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".tools" / "images"
 SERVICES = registry.names()
-TEMPLATE_SERVICE = "order"
+DOCKERFILE = "deploy/Dockerfile"
 UID = 10001
 TAG = "test"
 
@@ -67,8 +70,9 @@ STOP_TIMEOUT_SECONDS = 15  # podman stop's grace period, like terminationGracePe
 START_TIMEOUT_SECONDS = 60
 
 # Runs inside each image, as its entrypoint's interpreter: what the final stage must not hold.
+# Its argument: the versions uv.lock pins, by package name (locked_versions()).
 IMAGE_CHECK = f"""
-import importlib.util, os, pathlib, shutil, sys
+import importlib.metadata, importlib.util, json, os, pathlib, re, shutil, sys
 problems = []
 if os.getuid() != {UID}:
     problems.append(f"runs as uid {{os.getuid()}}")
@@ -82,6 +86,15 @@ stale = [p for p in site.rglob("*.py")
          if not pathlib.Path(importlib.util.cache_from_source(str(p))).exists()]
 if stale:
     problems.append(f"{{len(stale)}} modules not byte-compiled, e.g. {{stale[0]}}")
+locked = json.loads(sys.argv[1])
+unlocked = sorted(
+    f"{{name}} {{dist.version}}"
+    for dist in importlib.metadata.distributions()
+    for name in [re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()]
+    if dist.version not in locked.get(name, [])
+)
+if unlocked:
+    problems.append(f"not as uv.lock pins them: {{', '.join(unlocked)}}")
 print("; ".join(problems) or "ok")
 sys.exit(1 if problems else 0)
 """
@@ -219,20 +232,22 @@ class Results:
         return ok
 
 
-def check_dockerfiles(results: Results) -> None:
-    """The four Dockerfiles are one recipe: each is the template with its service's name."""
-    template = (ROOT / "services" / TEMPLATE_SERVICE / "Dockerfile").read_text()
-    for svc in SERVICES:
-        actual = (ROOT / "services" / svc / "Dockerfile").read_text()
-        expected = template.replace(TEMPLATE_SERVICE, svc)
-        results.check(
-            f"services/{svc}/Dockerfile matches services/{TEMPLATE_SERVICE}/Dockerfile",
-            actual == expected,
-        )
+def locked_versions() -> dict[str, list[str]]:
+    """Every package the workspace pins (the root pyproject.toml) or holds, by its normalised
+    name, with the version(s) allowed."""
+    pinned: dict[str, list[str]] = {}
+    for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]:
+        pinned.setdefault(package["name"], []).append(package["version"])
+    uv = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
+    for pin in uv["constraint-dependencies"]:
+        name, version = pin.split("==", 1)
+        if pinned.get(name) != [version]:
+            raise SystemExit(f"uv.lock is not made from the pins ({name}): run a task first")
+    return pinned
 
 
-def pip_cert() -> str | None:
-    """The CA bundle this machine's pip trusts, for networks that re-sign TLS."""
+def ca_cert() -> str | None:
+    """The CA bundle this machine trusts (pip's first), for networks that re-sign TLS."""
     for candidate in (
         os.environ.get("PIP_CERT"),
         os.environ.get("SSL_CERT_FILE"),
@@ -248,13 +263,14 @@ def image(svc: str) -> str:
 
 
 def build(svc: str) -> bool:
-    cert = pip_cert()
+    cert = ca_cert()
     result = podman(
         "build",
         "--network=host",
         f"--build-arg=BASE_IMAGE={BASE_IMAGE}",
-        *([f"--secret=id=pip-cert,src={cert}"] if cert else []),
-        f"--file=services/{svc}/Dockerfile",
+        f"--build-arg=SERVICE={svc}",
+        *([f"--secret=id=ca-cert,src={cert}"] if cert else []),
+        f"--file={DOCKERFILE}",
         f"--tag={image(svc)}",
         ROOT,
         capture=True,
@@ -426,11 +442,13 @@ def run_images(results: Results, scratch: Path) -> None:
                 image(container.svc),
                 "-c",
                 IMAGE_CHECK,
+                json.dumps(locked_versions()),
                 capture=True,
                 check=False,
             )
             results.check(
-                f"shop-{container.svc} runs as {UID}, no compiler, no pip, bytecode compiled",
+                f"shop-{container.svc} runs as {UID}, no compiler, no pip, bytecode compiled, "
+                "every package at the version uv.lock pins",
                 checked.returncode == 0,
                 (checked.stdout + checked.stderr).strip(),
             )
@@ -478,7 +496,6 @@ def report_sizes() -> None:
 def main() -> None:
     timings: dict[str, float] = {}
     results = Results()
-    check_dockerfiles(results)
     with phase("tools", timings):
         ensure_tools()
         configure_podman()

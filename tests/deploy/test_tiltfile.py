@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TILTFILE = ROOT / "Tiltfile"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SERVICES = list(yaml.safe_load((ROOT / "deploy/helm/shop/values.yaml").read_text())["services"])
 """The chart's `services:` map, which the Tiltfile reads too."""
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
@@ -340,15 +342,34 @@ def test_every_path_the_tiltfile_names_exists(default: Tilt) -> None:
     assert len(named) > 20
 
 
-def test_each_service_image_is_built_from_its_dockerfile_with_the_repository_as_context(
+def copied_from_context(svc: str) -> list[str]:
+    """The paths deploy/Dockerfile copies from the build context when SERVICE is `svc`."""
+    sources = []
+    for line in DOCKERFILE.read_text().replace("\\\n", " ").splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            sources += [w.replace("${SERVICE}", svc) for w in words[1:-1]]
+    return sources
+
+
+def test_each_service_image_is_built_from_the_one_dockerfile_with_all_it_copies(
     default: Tilt,
 ) -> None:
     by_ref = {build["ref"]: build for build in default.builds}
     for svc in SERVICES:
         release = by_ref[f"shop-{svc}-release"]
-        assert release["dockerfile"] == f"services/{svc}/Dockerfile"
+        assert release["dockerfile"] == "deploy/Dockerfile"
+        assert release["build_args"]["SERVICE"] == svc
         assert release["context"] == "."
-        assert {"libs/shop-grpc", "libs/shop-protos", f"services/{svc}"} == set(release["only"])
+        copied = copied_from_context(svc)
+        assert {"uv.lock", f"services/{svc}"} <= set(copied)
+        # Tilt sends only these paths: copying anything else fails the build.
+        outside = [
+            path
+            for path in copied
+            if not any(path == kept or path.startswith(kept + "/") for kept in release["only"])
+        ]
+        assert not outside, f"shop-{svc}: the Dockerfile copies what Tilt does not send: {outside}"
 
 
 def test_every_k8s_resource_names_a_workload_the_chart_renders(
@@ -428,14 +449,18 @@ def test_live_update_syncs_each_package_into_the_dev_supervisors_import_path(def
 
 def test_dev_layer_runs_the_images_own_command_under_the_supervisor(default: Tilt) -> None:
     by_ref = {build["ref"]: build for build in default.builds}
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (.*)$", DOCKERFILE.read_text(), re.MULTILINE)
     for svc in SERVICES:
-        dockerfile = (ROOT / f"services/{svc}/Dockerfile").read_text()
-        (entrypoint,) = re.findall(r"^ENTRYPOINT (.*)$", dockerfile, re.MULTILINE)
         layer = by_ref[f"shop-{svc}"]["dockerfile_contents"]
         (wrapped,) = re.findall(r"^ENTRYPOINT (.*)$", layer, re.MULTILINE)
         command = json.loads(wrapped)
         assert command[:2] == ["/bin/sh", "-c"]
-        assert command[4:] == json.loads(entrypoint), "the supervisor must run what ships"
+        assert command[5:] == json.loads(entrypoint), "the supervisor must run what ships"
+        # The package it copies for live updates is the one the image's command runs: the
+        # Dockerfile starts the console script shop-<svc>.
+        pyproject = tomllib.loads((ROOT / f"services/{svc}/pyproject.toml").read_text())
+        script = pyproject["project"]["scripts"][f"shop-{svc}"]
+        assert script.split(".")[0] == command[4] == f"shop_{svc}"
 
 
 def test_supervisor_restarts_the_process_on_the_synced_code(default: Tilt, tmp_path: Path) -> None:
@@ -456,13 +481,20 @@ def test_supervisor_restarts_the_process_on_the_synced_code(default: Tilt, tmp_p
         f"open({str(out)!r}, 'a').write(f'boot {{VERSION}}\\n')\n"
         "time.sleep(60)\n"
     )
-    python = tmp_path / "python"
-    # Answers the supervisor's purelib question; otherwise runs the real interpreter.
-    python.write_text(
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # The image's venv: its Python answers the supervisor's purelib question and otherwise runs
+    # the real interpreter; its entrypoint runs the service's module with that Python.
+    (bin_dir / "python").write_text(
         f'#!/bin/sh\ncase "$2" in *sysconfig*) echo {site};; *) exec python3 "$@";; esac\n'
     )
-    python.chmod(0o755)
-    supervisor = subprocess.Popen(["sh", "-c", script, "shop-dev", str(python), "-m", "shop_order"])
+    (bin_dir / "shop-service").write_text(
+        '#!/bin/sh\nexec "$(dirname "$0")/python" -m shop_order "$@"\n'
+    )
+    for stand_in in bin_dir.iterdir():
+        stand_in.chmod(0o755)
+    entrypoint = str(bin_dir / "shop-service")
+    supervisor = subprocess.Popen(["sh", "-c", script, "shop-dev", "shop_order", entrypoint])
     try:
         wait_for(lambda: out.exists() and out.read_text() == "boot 1\n")
         (live / "shop_order" / "version.py").write_text("VERSION = 2\n")  # what sync() does
