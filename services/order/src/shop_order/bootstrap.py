@@ -74,7 +74,7 @@ def connect(settings: Settings) -> tuple[Dependencies, list[grpc.aio.Channel]]:
     return deps, [users, inventory, payment]
 
 
-def build(
+def assemble(
     settings: Settings, storage: service.Storage, deps: Dependencies | None = None
 ) -> OrderApp:
     """Builds on `storage`, with real dependencies unless `deps` stands in for them; nothing
@@ -90,5 +90,9 @@ def build(
     return OrderApp(channels, runner, servicer)
 
 
+def build(settings: Settings, storage: service.Storage) -> App:
+    return assemble(settings, storage).app()
+
+
 async def serve(settings: Settings) -> None:
-    await service.serve(settings.server, metadata, lambda storage: build(settings, storage).app())
+    await service.serve(settings.server, metadata, partial(build, settings))

@@ -42,7 +42,7 @@ async def stub(database_url: str, world) -> AsyncIterator[order_pb2_grpc.OrderSe
         }
     )
     storage = await Storage.open(database_url, metadata)
-    app = bootstrap.build(settings, storage, deps=world.deps)
+    app = bootstrap.assemble(settings, storage, deps=world.deps)
     async with serving(settings.server, [registration(app.servicer)]) as channel:
         yield order_pb2_grpc.OrderServiceStub(channel)
     await app.close()

@@ -15,9 +15,9 @@ from shop_payment.entrypoints.grpc import registration
 
 
 async def serve(settings: Settings) -> None:
-    await service.serve(settings.server, metadata, build)
+    await service.serve(settings.server, metadata, partial(build, settings))
 
 
-def build(storage: service.Storage) -> App:
+def build(settings: Settings, storage: service.Storage) -> App:
     uow = partial(SqlUnitOfWork, storage.db)
     return App([registration(uow, DeterministicProcessor(), storage.tokens)])

@@ -15,10 +15,10 @@ from shop_user.entrypoints.grpc import registration
 
 
 async def serve(settings: Settings) -> None:
-    await service.serve(settings.server, metadata, build)
+    await service.serve(settings.server, metadata, partial(build, settings))
 
 
-def build(storage: service.Storage) -> App:
+def build(settings: Settings, storage: service.Storage) -> App:
     changes = ChangeSignal()
     uow = partial(SqlUnitOfWork, storage.db, changes)
     return App([registration(uow, changes, storage.tokens)], stopping=[changes.close])
