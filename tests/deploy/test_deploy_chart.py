@@ -519,7 +519,7 @@ def test_dev_sends_traces_to_jaeger_and_production_does_not() -> None:
         (["--set", "services.order.replica=3"], "replica"),
         (["--set", "env.SHOP_LOG_LEVLE=debug"], "SHOP_LOG_LEVLE"),
         (["--set", "tls.mode=genca"], "tls"),
-        (["--set", "database.mode=external"], "database.externalSecrets.inventory"),
+        (["--set", "database.mode=external"], "database.externalSecret"),
         (["--set", "services.order.dependencies={user,shipping}"], "shipping"),
         (["--set", "jaeger.enabled=true", "--set", "tracing.endpoint=http://x:4317"], "either"),
     ],
@@ -611,7 +611,8 @@ def production_external_secrets(case: str) -> list[dict[str, str]]:
     if case != "production":
         return []
     values = yaml.safe_load((tools.CHART / "ci/production-values.yaml").read_text())
-    return list(values["database"]["externalSecrets"].values())
+    secret = values["database"]["externalSecret"]
+    return [{"name": secret, "key": f"{name}-url"} for name in SERVICES]
 
 
 def object_names(docs: list[dict[str, Any]]) -> set[str]:
@@ -866,3 +867,28 @@ def test_the_schema_refuses_a_typo_wherever_its_shared_definitions_are_used(
         tools.render("default", "--set", setting)
     assert where in str(caught.value)
     assert "not allowed" in str(caught.value)
+
+
+def test_an_external_database_url_is_found_by_convention_or_where_a_service_says() -> None:
+    docs = render(
+        "default",
+        "--set",
+        "database.mode=external",
+        "--set",
+        "database.externalSecret=dbs",
+        "--set",
+        "database.externalSecrets.user.name=user-db",
+        "--set",
+        "database.externalSecrets.user.key=url",
+    )
+    for name, deployment in service_deployments(docs).items():
+        ref = env_of(deployment)["SHOP_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        wanted = (
+            {"name": "user-db", "key": "url"}
+            if name == "user"
+            else {
+                "name": "dbs",
+                "key": f"{name}-url",
+            }
+        )
+        assert ref == wanted, name

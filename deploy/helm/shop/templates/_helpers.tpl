@@ -186,9 +186,9 @@ seccompProfile:
 {{- fail (printf "services.%s.autoscaling: minReplicas is above maxReplicas" $svc) -}}
 {{- end -}}
 {{- if eq $.Values.database.mode "external" -}}
-{{- $ref := index $.Values.database.externalSecrets $svc | default dict -}}
+{{- $ref := include "shop.databaseSecret" (dict "root" $ "svc" $svc) | fromYaml -}}
 {{- if not (and $ref.name $ref.key) -}}
-{{- fail (printf "database.mode=external needs database.externalSecrets.%s.name and .key (a Secret holding its postgresql:// URL)" $svc) -}}
+{{- fail (printf "database.mode=external needs database.externalSecret (one Secret with a %s-url key per service) or database.externalSecrets.%s.name and .key" $svc $svc) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -199,3 +199,16 @@ seccompProfile:
 {{- fail "set either tracing.endpoint or jaeger.enabled, not both: spans go to one place" -}}
 {{- end -}}
 {{- end }}
+
+
+{{/*
+Where a service's external database URL is: database.externalSecrets.<svc> when given, else the
+one Secret database.externalSecret under the key <svc>-url (the convention, so a new service
+needs no entry of its own). Yields {name, key} as YAML.
+*/}}
+{{- define "shop.databaseSecret" -}}
+{{- $db := .root.Values.database -}}
+{{- $own := index $db.externalSecrets .svc | default dict -}}
+name: {{ $own.name | default $db.externalSecret | quote }}
+key: {{ $own.key | default (printf "%s-url" .svc) | quote }}
+{{- end -}}

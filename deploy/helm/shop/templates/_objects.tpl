@@ -198,7 +198,7 @@ spec:
   valueFrom:
     secretKeyRef:
       {{- if eq $values.database.mode "external" }}
-      {{- $ref := index $values.database.externalSecrets .svc }}
+      {{- $ref := include "shop.databaseSecret" (dict "root" .root "svc" .svc) | fromYaml }}
       name: {{ $ref.name }}
       key: {{ $ref.key }}
       {{- else }}
