@@ -89,12 +89,14 @@ def test_each_service_gets_its_shutdown_budget_before_it_is_killed(tmp_path, mon
 
 def test_endpoints_follow_the_base_port(tmp_path):
     suite = Suite(tmp_path, host="::1", base_port=50100)
-    assert suite.endpoints() == {
-        "order": "[::1]:50100",
-        "inventory": "[::1]:50101",
-        "payment": "[::1]:50102",
-        "user": "[::1]:50103",
+    # Each keeps its default port's distance from the lowest one (order's 50051, then 50052…).
+    expected = {
+        spec.name: f"[::1]:{50100 + spec.default_port - 50051}"
+        for spec in registry.services().values()
     }
+    assert suite.endpoints() == expected
+    assert suite.endpoints()["order"] == "[::1]:50100"
+    assert suite.endpoints()["user"] == "[::1]:50103"
 
 
 def test_start_wait_kill_restart_stop(tmp_path, fake_program):
@@ -110,7 +112,7 @@ def test_start_wait_kill_restart_stop(tmp_path, fake_program):
         assert suite.exited() == {}
     finally:
         codes = suite.stop(timeout=10)
-    assert codes == {"user": 0, "inventory": 0, "payment": 0, "order": 0}
+    assert codes == dict.fromkeys(registry.names(), 0)
     log = suite.log_path("payment").read_text()
     assert log.count("serving payment as payment@127.0.0.1:") == 2
     assert "payment  | serving payment" in echo.getvalue()

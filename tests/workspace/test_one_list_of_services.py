@@ -49,10 +49,13 @@ def _checked_files() -> list[Path]:
 
 def _lists_of_every_service(text: str) -> list[int]:
     """Lines where a list names every service: the names one after another, separated only by
-    commas, bars, slashes, quotes, brackets or spaces."""
+    commas, bars, slashes, quotes, brackets, spaces or (as keys of a mapping) colons and
+    numbers."""
     names = registry.names()
     name = "|".join(re.escape(n) for n in names)
-    run = re.compile(rf"\b(?:{name})\b(?:[\s\"'`,|/\[\]()]+\b(?:{name})\b){{{len(names) - 1},}}")
+    run = re.compile(
+        rf"\b(?:{name})\b(?:[\s\"'`,|/\[\]():0-9]+\b(?:{name})\b){{{len(names) - 1},}}"
+    )
     return [
         text[: match.start()].count("\n") + 1
         for match in run.finditer(text)
@@ -74,4 +77,5 @@ def test_no_code_outside_the_services_lists_every_service():
 def test_the_check_finds_a_list():
     names = registry.names()
     assert _lists_of_every_service(f"x = {list(names)!r}\n") == [1]
+    assert _lists_of_every_service(f"x = {dict.fromkeys(names, 0)!r}\n") == [1]
     assert _lists_of_every_service(f"first = {names[0]!r}\n") == []
