@@ -36,7 +36,9 @@ def test_the_suite_gives_each_service_its_own_identity_and_probe_port(tmp_path):
     assert order["SHOP_PROBE_ADDRESS"] == "127.0.0.1:9100"
     assert suite.environment("user")["SHOP_PROBE_ADDRESS"] == "127.0.0.1:9103"
     assert suite.environment("user")["SHOP_TLS_DIR"].endswith("/certs/user")
-    assert Suite(tmp_path, base_port=41000).probe_endpoints()["order"] == "127.0.0.1:41004"
+    # Without a probe base port of their own, probe ports follow the services' ports.
+    first_probe = 41000 + len(registry.names())
+    assert Suite(tmp_path, base_port=41000).probe_endpoints()["order"] == f"127.0.0.1:{first_probe}"
     insecure = Suite(tmp_path, base_port=41000, insecure=True).environment("order")
     assert insecure["SHOP_INSECURE"] == "1"
     assert "SHOP_TLS_DIR" not in insecure
