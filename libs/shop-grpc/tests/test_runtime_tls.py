@@ -21,7 +21,7 @@ from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 from shop.user.v1 import user_pb2
-from shop_grpc import certs, credentials, policy, reflection, registry
+from shop_grpc import certs, policy, reflection, registry, reloading_channel
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, TlsSettings, server_settings
 from shop_grpc.server import GrpcServer, Registration
@@ -202,7 +202,7 @@ async def test_the_server_shows_new_connections_its_new_certificate(running):
 
 
 async def test_a_new_ca_on_both_sides_takes_over_without_a_restart(running, monkeypatch):
-    monkeypatch.setattr(credentials, "CLIENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(reloading_channel, "CLIENT_CHECK_SECONDS", 0.0)
     before = running.certs / "client-before"
     shutil.copytree(running.certs / "client", before)
     async with running.channel("client") as channel:
@@ -219,7 +219,7 @@ async def test_a_new_ca_on_both_sides_takes_over_without_a_restart(running, monk
 async def test_a_channel_presents_its_new_certificate_and_lets_calls_in_flight_finish(
     running, monkeypatch
 ):
-    monkeypatch.setattr(credentials, "CLIENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(reloading_channel, "CLIENT_CHECK_SECONDS", 0.0)
     folder = running.certs / "rotating"
     certs.write_identity(
         folder,
@@ -250,7 +250,7 @@ async def test_a_channel_presents_its_new_certificate_and_lets_calls_in_flight_f
 
 
 async def test_a_half_written_identity_keeps_the_last_good_one(running, monkeypatch):
-    monkeypatch.setattr(credentials, "CLIENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(reloading_channel, "CLIENT_CHECK_SECONDS", 0.0)
     async with running.channel("client") as channel:
         issued = certs.issue(running.authority, "client", NAMESPACE)
         certs.write_file(running.certs / "client" / "tls.crt", issued.cert_pem)  # key not yet
