@@ -2,7 +2,7 @@
 """The project's task runner; needs only Python >= 3.11.
 
     python3 tasks.py up       # run the whole suite locally (`shop up`)
-    python3 tasks.py test     # run every test
+    python3 tasks.py test     # run the tests (all but tests/images: images-test)
     python3 tasks.py lint     # ruff, ruff format --check, mypy, the layer contracts, buf lint
     python3 tasks.py lock     # re-resolve and re-pin after a pyproject.toml change (--upgrade: all)
     python3 tasks.py lock-check     # fail if the pins no longer match the pyproject.toml ranges
@@ -11,7 +11,7 @@
     python3 tasks.py k8s-check      # helm lint/template, kubernetes-validate, kustomize
     python3 tasks.py manifests      # regenerate deploy/k8s from the chart (manifests-check: drift)
     python3 tasks.py tools          # helm and kubectl into .tools/k8s/bin
-    python3 tasks.py images-test    # build every image with podman, run and stop each one
+    python3 tasks.py images-test    # tests/images: build every image with podman, run and stop each
 
 Every task first makes sure `.venv` holds the workspace at exactly the versions
 in the committed uv.lock, and stops when the lock no longer matches the ranges in
@@ -57,6 +57,8 @@ PROTO_ROOT = ROOT / "protos"
 PROTO_OUT = ROOT / "libs" / "shop-protos" / "src"
 # shop's API, and protovalidate's rule definitions that it imports (protos/buf/validate).
 GENERATED_PACKAGES = ("shop", "buf")
+# What tests/images needs on the machine; `images-test` installs them as root.
+IMAGE_TOOLS = ("podman", "runc", "debootstrap")
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> None:
@@ -245,10 +247,28 @@ def deploy_task(name: str) -> Callable[[list[str]], None]:
     return task
 
 
-def task_images_test(_: list[str]) -> None:
-    """deploy/images.py: needs root the first time (it installs podman and debootstrap)."""
+def ensure_image_tools() -> None:
+    """podman, runc and debootstrap from Debian's packages, installed on first use (as root)."""
+    missing = [name for name in IMAGE_TOOLS if shutil.which(name) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(
+            f"missing {', '.join(missing)}: install them (apt-get install {' '.join(IMAGE_TOOLS)})"
+        )
+    print(f"installing {' '.join(IMAGE_TOOLS)}", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["update", "-qq"], ["install", "-y", "-qq", *IMAGE_TOOLS]):
+        subprocess.run(["apt-get", *command], check=True, stdout=subprocess.DEVNULL, env=env)
+
+
+def task_images_test(args: list[str]) -> None:
+    """tests/images, which the default test run leaves out: needs root the first time (it
+    installs podman, runc and debootstrap), where tests/images alone would skip without them."""
     sync()
-    run(tool("python"), ROOT / "deploy" / "images.py")
+    ensure_image_tools()
+    result = subprocess.run([str(tool("pytest")), "-v", "tests/images", *args], cwd=ROOT)
+    sys.exit(result.returncode)
 
 
 TASKS = {

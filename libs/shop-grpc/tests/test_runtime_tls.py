@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import shop
-from shop_grpc import certs, credentials, policy, reflection, registry
+from shop_grpc import certs, policy, reflection, registry, reloading_channel
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, TlsSettings, server_settings
 from shop_grpc.server import GrpcServer, Registration
@@ -201,7 +201,7 @@ async def test_the_server_shows_new_connections_its_new_certificate(running):
 
 
 async def test_a_new_ca_on_both_sides_takes_over_without_a_restart(running, monkeypatch):
-    monkeypatch.setattr(credentials, "CLIENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(reloading_channel, "CLIENT_CHECK_SECONDS", 0.0)
     before = running.certs / "client-before"
     shutil.copytree(running.certs / "client", before)
     async with running.channel("client") as channel:
@@ -218,7 +218,7 @@ async def test_a_new_ca_on_both_sides_takes_over_without_a_restart(running, monk
 async def test_a_channel_presents_its_new_certificate_and_lets_calls_in_flight_finish(
     running, monkeypatch
 ):
-    monkeypatch.setattr(credentials, "CLIENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(reloading_channel, "CLIENT_CHECK_SECONDS", 0.0)
     folder = running.certs / "rotating"
     certs.write_identity(
         folder,
@@ -249,7 +249,7 @@ async def test_a_channel_presents_its_new_certificate_and_lets_calls_in_flight_f
 
 
 async def test_a_half_written_identity_keeps_the_last_good_one(running, monkeypatch):
-    monkeypatch.setattr(credentials, "CLIENT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(reloading_channel, "CLIENT_CHECK_SECONDS", 0.0)
     async with running.channel("client") as channel:
         issued = certs.issue(running.authority, "client", NAMESPACE)
         certs.write_file(running.certs / "client" / "tls.crt", issued.cert_pem)  # key not yet

@@ -7,7 +7,8 @@ status       errors <-> gRPC status codes with google.rpc details, both directio
 validation   collects field violations into one INVALID_ARGUMENT
 server       grpc.aio server bootstrap: health, reflection, interceptors, graceful shutdown
 reflection   server reflection, v1 and v1alpha, resolving every symbol (methods too)
-channels     the one place outbound channels are built
+channels     the one place outbound channels are built; a TLS one follows certificate
+             rotation (reloading_channel)
 interceptors the server and client interceptor chains, in order
 telemetry    OpenTelemetry tracing from the OTEL_* variables; absent when no exporter is set
 storage      SQLAlchemy async engines for SQLite and PostgreSQL, migrations, units of work

@@ -12,6 +12,13 @@ connections out (server.server_options) and clients may re-resolve soon after
 which watches grpc.health.v1 on each replica) drops a replica that reports
 NOT_SERVING while it drains, before it stops. Timeouts are not set here but per
 call, by the deadline interceptor (shop_grpc.deadlines).
+
+A TLS channel presents its identity's current certificate, rebuilt when the files change
+(shop_grpc.reloading_channel). It checks the server's certificate for the name of the
+service it means to reach (``grpc.ssl_target_name_override``), not the address it dials:
+locally that is a loopback address per replica, in a cluster a headless Service name
+resolving to pod IPs. Every certificate of a service carries its bare name, so the check
+holds wherever the replicas are, and tells inventory from payment.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from collections.abc import Sequence
 
 import grpc
 
-from shop_grpc import credentials, keepalive
+from shop_grpc import keepalive
 from shop_grpc.config import PLAINTEXT, TlsSettings
+from shop_grpc.credentials import identity_files
 from shop_grpc.interceptors import client_interceptors
+from shop_grpc.reloading_channel import ReloadingChannel
 
 RETRY_POLICY = {
     "maxAttempts": 4,
@@ -63,8 +72,9 @@ def open_channel(
     """A channel to `target` (host:port or a dns:/// name); retries only the named services.
 
     `default_timeout`: the budget of each call made outside any inbound call's budget.
-    `tls`: the identity the channel presents (shop_grpc.credentials); `server_name`: the
-    name the server's certificate must carry, e.g. "inventory" (default: target's host).
+    `tls`: the identity the channel presents (a ReloadingChannel), or PLAINTEXT; `server_name`:
+    the name the server's certificate must carry, e.g. "inventory" (default: target's host).
+    Raises shop_grpc.credentials.CertificateError when the identity's files are unusable.
     """
     options = [
         ("grpc.service_config", service_config(retry_services)),
@@ -76,4 +86,8 @@ def open_channel(
         *keepalive.CLIENT_OPTIONS,
     ]
     interceptors = client_interceptors(default_timeout)
-    return credentials.secure_channel(target, tls, options, interceptors, server_name)
+    if tls.directory is None:
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return ReloadingChannel(target, identity_files(tls), options, interceptors)

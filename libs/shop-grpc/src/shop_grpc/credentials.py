@@ -1,33 +1,22 @@
 """mTLS from one identity's files (ca.crt, tls.crt, tls.key), picked up again when they change.
 
-Servers require a client certificate signed by the suite's CA and read the files
-again whenever they change (a mounted Secret is updated in place), through
-``grpc.dynamic_ssl_server_credentials``: its fetcher runs on a gRPC core thread
-for each new connection, so it only takes a lock and stats three files.
+`read_material` reads and checks one identity's files; `IdentityFiles` reads them again when
+they change (a mounted Secret is updated in place) and keeps the last good reading.
 
-A channel cannot change the certificate it presents, so `ReloadingChannel` builds
-a new channel when the files change and retires the old one: calls in flight on
-it may finish for `RETIRE_GRACE_SECONDS`. Stubs built on a `ReloadingChannel`
-keep working across the swap, so code holding them need not know.
+Servers require a client certificate signed by the suite's CA and present the current
+certificate through ``grpc.dynamic_ssl_server_credentials``: its fetcher runs on a gRPC core
+thread for each new connection, so it only takes a lock and stats three files.
 
-Clients check the server's certificate for the name of the service they mean to
-reach (``grpc.ssl_target_name_override``), not the address they dial: locally
-that is a loopback address per replica, in a cluster a headless Service name
-resolving to pod IPs. Every certificate of a service carries its bare name, so
-the check holds wherever the replicas are, and tells inventory from payment.
+Clients build their credentials from the same material (`channel_credentials`); a channel that
+follows a rotation is `shop_grpc.reloading_channel.ReloadingChannel`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import threading
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import structlog
@@ -38,11 +27,6 @@ from shop_grpc.certs import CA_FILE, CERT_FILE, KEY_FILE, parse_spiffe_id
 from shop_grpc.config import ConfigError, TlsSettings
 
 log = structlog.get_logger("shop_grpc.credentials")
-
-RETIRE_GRACE_SECONDS = 30.0
-"""How long calls in flight on a channel replaced after a rotation may still run."""
-CLIENT_CHECK_SECONDS = 1.0
-"""How often a channel looks at its files: at most once a second, on a call."""
 
 
 class CertificateError(ConfigError):
@@ -148,7 +132,11 @@ class IdentityFiles:
         return True
 
 
-def _identity_files(settings: TlsSettings) -> IdentityFiles:
+def identity_files(settings: TlsSettings) -> IdentityFiles:
+    """The files of the identity `settings` names; raises CertificateError if they are unusable.
+
+    Only for TLS settings: `settings.directory` must not be None (plaintext).
+    """
     assert settings.directory is not None
     return IdentityFiles(settings.directory)
 
@@ -186,7 +174,7 @@ def server_tls(settings: TlsSettings) -> ServerTls | None:
     """The server's mTLS credentials, or None when plaintext was asked for."""
     if settings.directory is None:
         return None
-    return ServerTls(_identity_files(settings))
+    return ServerTls(identity_files(settings))
 
 
 def add_port(server: grpc.aio.Server, address: str, tls: ServerTls | None) -> int:
@@ -204,154 +192,11 @@ def add_port(server: grpc.aio.Server, address: str, tls: ServerTls | None) -> in
     return port
 
 
-# -- channels ----------------------------------------------------------------
+# -- clients -----------------------------------------------------------------
 
 
 def channel_credentials(material: Material) -> grpc.ChannelCredentials:
+    """A client's credentials: `material`'s certificate and key, trusting its CA only."""
     return grpc.ssl_channel_credentials(
         root_certificates=material.ca, private_key=material.key, certificate_chain=material.cert
     )
-
-
-class ReloadingChannel:
-    """A grpc.aio.Channel look-alike presenting the identity's current certificate.
-
-    Multi-callables (and so stubs) made from it pick the current channel on
-    every call; after a rotation new calls go to a new channel while the old
-    one is closed with a grace period for the calls still on it.
-    """
-
-    def __init__(
-        self,
-        target: str,
-        files: IdentityFiles,
-        options: Sequence[tuple[str, Any]],
-        interceptors: Sequence[grpc.aio.ClientInterceptor],
-        *,
-        retire_grace: float = RETIRE_GRACE_SECONDS,
-        check_seconds: float | None = None,
-    ) -> None:
-        self.target = target
-        self.files = files
-        self._options = list(options)
-        self._interceptors = list(interceptors)
-        self._retire_grace = retire_grace
-        self._check_seconds = CLIENT_CHECK_SECONDS if check_seconds is None else check_seconds
-        self._next_check = time.monotonic() + self._check_seconds
-        self._retiring: set[asyncio.Task[None]] = set()
-        self._stale: list[grpc.aio.Channel] = []
-        self.generation = 0
-        self._channel = self._build()
-
-    def _build(self) -> grpc.aio.Channel:
-        return grpc.aio.secure_channel(
-            self.target,
-            channel_credentials(self.files.material),
-            options=self._options,
-            interceptors=self._interceptors,
-        )
-
-    def current(self) -> tuple[grpc.aio.Channel, int]:
-        """The channel to use now, replaced first if the files changed."""
-        now = time.monotonic()
-        if now >= self._next_check:
-            self._next_check = now + self._check_seconds
-            if self.files.refresh():
-                self._rotate()
-        return self._channel, self.generation
-
-    def _rotate(self) -> None:
-        old, self._channel = self._channel, self._build()
-        self.generation += 1
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop to close it on now; close() will
-            self._stale.append(old)
-        else:
-            task = loop.create_task(old.close(self._retire_grace))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
-        log.info("channel rebuilt with the new certificate", target=self.target)
-
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _MultiCallable:
-        return _MultiCallable(self, "unary_unary", method, args, kwargs)
-
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> _MultiCallable:
-        return _MultiCallable(self, "unary_stream", method, args, kwargs)
-
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> _MultiCallable:
-        return _MultiCallable(self, "stream_unary", method, args, kwargs)
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> _MultiCallable:
-        return _MultiCallable(self, "stream_stream", method, args, kwargs)
-
-    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
-        return self.current()[0].get_state(try_to_connect)
-
-    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
-        await self.current()[0].wait_for_state_change(last_observed_state)
-
-    async def channel_ready(self) -> None:
-        await self.current()[0].channel_ready()
-
-    async def close(self, grace: float | None = None) -> None:
-        await self._channel.close(grace)
-        for stale in self._stale:
-            await stale.close(grace)
-        for task in list(self._retiring):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> ReloadingChannel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-
-class _MultiCallable:
-    """Stands for one method on a ReloadingChannel; follows it to its current channel."""
-
-    def __init__(
-        self,
-        owner: ReloadingChannel,
-        kind: str,
-        method: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        self._owner = owner
-        self._kind = kind
-        self._method = method
-        self._args = args
-        self._kwargs = kwargs
-        self._generation = -1
-        self._callable: Any = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        channel, generation = self._owner.current()
-        if generation != self._generation:
-            make = getattr(channel, self._kind)
-            self._callable = make(self._method, *self._args, **self._kwargs)
-            self._generation = generation
-        return self._callable(*args, **kwargs)
-
-
-def secure_channel(
-    target: str,
-    settings: TlsSettings,
-    options: Sequence[tuple[str, Any]],
-    interceptors: Sequence[grpc.aio.ClientInterceptor],
-    server_name: str = "",
-) -> grpc.aio.Channel | ReloadingChannel:
-    """A channel presenting the identity in `settings`; plaintext if that was asked for.
-
-    `server_name`: the name the server's certificate must carry (the service's
-    name); empty checks the host that `target` names.
-    """
-    if settings.directory is None:
-        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
-    options = list(options)
-    if server_name:
-        options.append(("grpc.ssl_target_name_override", server_name))
-    return ReloadingChannel(target, _identity_files(settings), options, interceptors)
