@@ -4,7 +4,8 @@ import pytest
 
 from shop_cli.__main__ import build_parser, run
 from shop_cli.arguments import expiry, quantity_pair, request_id
-from shop_cli.targets import target_of
+from shop_cli.targets import CLIENT_SERVICES, target_of
+from shop_grpc import registry
 
 
 def parse(*argv):
@@ -81,6 +82,18 @@ def test_targets_come_from_flag_then_environment_then_default_port():
     assert target_of(plain, "user", {"SHOP_USER_TARGET": "env:1"}) == "env:1"
     assert target_of(plain, "user", {}) == "127.0.0.1:50054"
     assert target_of(parse("stock", "get", "w"), "inventory", {}) == "127.0.0.1:50052"
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_demo_and_bench_take_every_address_where_one_service_is_installed(monkeypatch, command):
+    # In a service's image `shop` sits beside that service alone, and the chart's test pod runs
+    # `shop demo` there against all of them.
+    only_order = {"order": registry.services()["order"]}
+    monkeypatch.setattr(registry, "services", lambda: only_order)
+    addresses = {svc: f"{svc}.shop.svc:50051" for svc in CLIENT_SERVICES}
+    args = parse(command, *(arg for svc, at in addresses.items() for arg in (f"--{svc}", at)))
+    assert {svc: target_of(args, svc, {}) for svc in addresses} == addresses
+    assert "user" in addresses  # a service not installed here
 
 
 def test_orders_user_flag_is_the_user_id_not_a_target():

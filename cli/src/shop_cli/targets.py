@@ -28,6 +28,19 @@ _PAYMENT = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"]
 _ORDER = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 
 
+def _service_name(api: ServiceDescriptor) -> str:
+    """The suite's name for the service serving `api`: its proto package, `user` for
+    shop.user.v1.UserService (protos/shop/<service>/v1/)."""
+    return api.full_name.split(".")[1]
+
+
+# What `shop demo` and `shop bench` take an address for: whatever is installed beside the CLI
+# (in a service's image, that service alone), they talk to all of these.
+CLIENT_SERVICES: tuple[str, ...] = tuple(
+    _service_name(api) for api in (_ORDER, _INVENTORY, _PAYMENT, _USER)
+)
+
+
 def add_target_flags(parser: argparse.ArgumentParser, *services: str) -> None:
     add_tls_flags(parser)
     for service in services:
@@ -60,13 +73,14 @@ class Clients:
         self._environ = dict(os.environ if environ is None else environ)
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def channel(self, service: str, descriptor: ServiceDescriptor) -> grpc.aio.Channel:
-        """The channel to `service`, whose gRPC service is `descriptor`."""
+    def channel(self, api: ServiceDescriptor) -> grpc.aio.Channel:
+        """The channel to the service serving `api`."""
+        service = _service_name(api)
         if service not in self._channels:
             target = target_of(self._args, service, self._environ)
             self._channels[service] = open_channel(
                 target,
-                retry_services=[descriptor.full_name],
+                retry_services=[api.full_name],
                 tls=client_tls(self._args, self._environ),
                 server_name=service,
             )
@@ -74,22 +88,22 @@ class Clients:
 
     @property
     def users(self) -> user_pb2_grpc.UserServiceAsyncStub:
-        stub = user_pb2_grpc.UserServiceStub(self.channel("user", _USER))
+        stub = user_pb2_grpc.UserServiceStub(self.channel(_USER))
         return cast("user_pb2_grpc.UserServiceAsyncStub", stub)
 
     @property
     def inventory(self) -> inventory_pb2_grpc.InventoryServiceAsyncStub:
-        stub = inventory_pb2_grpc.InventoryServiceStub(self.channel("inventory", _INVENTORY))
+        stub = inventory_pb2_grpc.InventoryServiceStub(self.channel(_INVENTORY))
         return cast("inventory_pb2_grpc.InventoryServiceAsyncStub", stub)
 
     @property
     def payments(self) -> payment_pb2_grpc.PaymentServiceAsyncStub:
-        stub = payment_pb2_grpc.PaymentServiceStub(self.channel("payment", _PAYMENT))
+        stub = payment_pb2_grpc.PaymentServiceStub(self.channel(_PAYMENT))
         return cast("payment_pb2_grpc.PaymentServiceAsyncStub", stub)
 
     @property
     def orders(self) -> order_pb2_grpc.OrderServiceAsyncStub:
-        stub = order_pb2_grpc.OrderServiceStub(self.channel("order", _ORDER))
+        stub = order_pb2_grpc.OrderServiceStub(self.channel(_ORDER))
         return cast("order_pb2_grpc.OrderServiceAsyncStub", stub)
 
     async def close(self) -> None:

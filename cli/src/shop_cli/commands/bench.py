@@ -17,8 +17,7 @@ from shop_cli.bench.load import LoadPlan, load
 from shop_cli.bench.report import consistency_report, load_report
 from shop_cli.bench.seed import seed
 from shop_cli.bench.settle import settle
-from shop_cli.targets import Clients, add_target_flags
-from shop_grpc import registry
+from shop_cli.targets import CLIENT_SERVICES, Clients, add_target_flags
 
 
 def register(subparsers: Any) -> None:
@@ -44,7 +43,7 @@ def register(subparsers: Any) -> None:
         help="how long orders may take to become final after the run (default 60)",
     )
     parser.add_argument("--seed", type=int, help="random seed, for a repeatable mix of orders")
-    add_target_flags(parser, *registry.names())
+    add_target_flags(parser, *CLIENT_SERVICES)
     add_timeout_flag(parser)
 
 

@@ -24,8 +24,7 @@ from shop_cli.arguments import (
 )
 from shop_cli.commands.orders import TEST_CARD, card, create_request, follow
 from shop_cli.money import to_proto
-from shop_cli.targets import Clients, add_target_flags
-from shop_grpc import registry
+from shop_cli.targets import CLIENT_SERVICES, Clients, add_target_flags
 
 PRODUCTS = (
     ("demo-widget", "Demo widget", 1250),
@@ -48,7 +47,7 @@ def register(subparsers: Any) -> None:
         run_async(run),
         "seed demo products, stock and a user, then place and follow one order",
     )
-    add_target_flags(parser, *registry.names())
+    add_target_flags(parser, *CLIENT_SERVICES)
     add_json_flag(parser)
     add_timeout_flag(parser)
 
