@@ -15,7 +15,7 @@ from shop_grpc.changes import ChangeSignal
 from shop_grpc.pagination import PageTokens
 from shop_grpc.status import from_rpc_error
 from shop_grpc.storage import Database
-from shop_user.adapters.orm import metadata, user_events, users
+from shop_user.adapters.orm import user_events, users
 from shop_user.adapters.unit_of_work import SqlUnitOfWork
 from shop_user.entrypoints.grpc import registration
 
@@ -54,25 +54,20 @@ class Api:
 
 
 @pytest.fixture
-async def api(database_url):
-    db = Database(database_url)
-    await db.migrate(metadata)
+async def api(db, database_url):
     settings = testing.test_settings("user", database_url)
-    try:
-        changes = ChangeSignal(poll_seconds=0.2)
-        uow = partial(SqlUnitOfWork, db, changes)
-        async with testing.serving(
-            settings, [registration(uow, changes, await PageTokens.load(db))]
-        ) as channel:
-            api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
-            yield api
-            # Nothing any test received may carry the password or its hash.
-            for response in api.responses:
-                raw = response.SerializeToString()
-                assert PASSWORD.encode() not in raw
-                assert b"scrypt$" not in raw
-    finally:
-        await db.dispose()
+    changes = ChangeSignal(poll_seconds=0.2)
+    uow = partial(SqlUnitOfWork, db, changes)
+    async with testing.serving(
+        settings, [registration(uow, changes, await PageTokens.load(db))]
+    ) as channel:
+        api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
+        yield api
+        # Nothing any test received may carry the password or its hash.
+        for response in api.responses:
+            raw = response.SerializeToString()
+            assert PASSWORD.encode() not in raw
+            assert b"scrypt$" not in raw
 
 
 async def failure(call) -> tuple[grpc.StatusCode, errors.ShopError]:

@@ -1,6 +1,7 @@
 """The test kit every package reuses, one job per module:
 
-    databases   ``database_url``: a fixture running each test on SQLite, then on PostgreSQL
+    databases   ``database_url``: a fixture running each test on SQLite, then on PostgreSQL;
+                ``db``: that database with the service's tables made (``migrated_database``)
     serving     in-process servers: ``serving`` (plaintext), ``serving_mtls``; ``test_settings``
     processes   ``ServiceProcess``: ``python -m <service>`` as an operator runs it
     grpcurl     ``Grpcurl``: the real grpcurl as one identity
@@ -8,12 +9,16 @@
 
 Import from here; fixtures are taken into a conftest.py by importing them:
 
-    from shop_grpc.testing import database_url  # noqa: F401  (a fixture)
+    from shop_grpc.testing import database_url, db  # noqa: F401  (fixtures)
 """
 
 from shop_grpc.testing.databases import (
+    ENGINES,
     POSTGRES_ENV,
     database_url,
+    db,
+    fresh_database_url,
+    migrated_database,
     postgres_database,
     postgres_server_url,
 )
@@ -24,6 +29,7 @@ from shop_grpc.testing.processes import SERVING, ServiceProcess
 from shop_grpc.testing.serving import MtlsServing, serving, serving_mtls, test_settings
 
 __all__ = [
+    "ENGINES",
     "POSTGRES_ENV",
     "SERVING",
     "Grpcurl",
@@ -31,8 +37,11 @@ __all__ = [
     "MtlsServing",
     "ServiceProcess",
     "database_url",
+    "db",
     "free_port",
+    "fresh_database_url",
     "id_for",
+    "migrated_database",
     "postgres_database",
     "postgres_server_url",
     "serving",
