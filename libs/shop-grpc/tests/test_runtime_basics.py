@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
-import asyncpg
 import pytest
-import structlog
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select
-from sqlalchemy.engine import make_url
 
-from shop_grpc import storage
 from shop_grpc.config import (
     EXIT_MARGIN_SECONDS,
     ConfigError,
@@ -26,8 +19,6 @@ from shop_grpc.config import (
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.money import CurrencyMismatch, Money
 from shop_grpc.pagination import PageTokens
-from shop_grpc.storage import Database, UtcDateTime, async_url
-from shop_grpc.testing import free_port, postgres_server_url
 
 
 def test_settings_default_to_the_embedded_suite():
@@ -125,93 +116,6 @@ def test_any_token_this_list_did_not_issue_is_invalid_argument_on_page_token():
         assert [v.field for v in caught.value.violations] == ["page_token"], token
     with pytest.raises(InvalidArgument):
         tokens.read_id("products", _sealed(tokens, "products", b"[true]"))
-
-
-async def test_every_replica_of_a_database_shares_one_page_token_key(database_url):
-    first, second = Database(database_url), Database(database_url)
-    await first.migrate(MetaData())
-    keys = await asyncio.gather(first.secret("page-tokens"), second.secret("page-tokens"))
-    assert keys[0] == keys[1]
-    assert len(keys[0]) == 32
-    assert await first.secret("other") != keys[0]
-    token = (await PageTokens.load(first)).issue("users", ["u"])
-    assert (await PageTokens.load(second)).read_id("users", token) == "u"
-    await first.dispose()
-    await second.dispose()
-
-
-WAITING = "database not ready; trying again"
-
-
-async def test_a_database_not_there_yet_is_tried_again_saying_why_but_not_its_password(
-    monkeypatch,
-):
-    # Small waits, so that the doubling and its ceiling show within half a second.
-    monkeypatch.setattr(storage, "RETRY_INITIAL_SECONDS", 0.01)
-    monkeypatch.setattr(storage, "RETRY_MAX_SECONDS", 0.04)
-    port = free_port()  # nothing listens there
-    db = Database(f"postgresql://shop_order:Pa55-w0rd-x@127.0.0.1:{port}/shop_order")
-    with structlog.testing.capture_logs() as lines:
-        waiting = asyncio.create_task(db.migrate_when_reachable(MetaData()))
-        await asyncio.sleep(0.5)
-        assert not waiting.done()
-        waiting.cancel()  # as a SIGTERM during the start does
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-    await db.dispose()
-    tries = [line for line in lines if line["event"] == WAITING]
-    assert len(tries) >= 5
-    assert {line["database"] for line in tries} == {
-        f"postgresql+asyncpg://shop_order:***@127.0.0.1:{port}/shop_order"
-    }
-    assert all(line["reason"].startswith("ConnectionRefusedError: ") for line in tries)
-    waits = [line["retry_in_seconds"] for line in tries]
-    assert waits[0] <= 0.01 and max(waits) <= 0.04 and waits[-1] >= 0.02
-    assert "Pa55-w0rd-x" not in repr(lines)
-
-
-async def test_the_wait_ends_once_the_database_is_made_and_said_what_was_missing(monkeypatch):
-    server = make_url(postgres_server_url()).set(drivername="postgresql")
-    monkeypatch.setattr(storage, "RETRY_INITIAL_SECONDS", 0.01)
-    monkeypatch.setattr(storage, "RETRY_MAX_SECONDS", 0.04)
-    name = f"shop_test_{uuid.uuid4().hex[:12]}"  # made only once the service waits for it
-    db = Database(server.set(database=name).render_as_string(hide_password=False))
-    admin = await asyncpg.connect(server.render_as_string(hide_password=False))
-    try:
-        with structlog.testing.capture_logs() as lines:
-            waiting = asyncio.create_task(db.migrate_when_reachable(MetaData()))
-            async with asyncio.timeout(10):
-                while not any(line["event"] == WAITING for line in lines):
-                    await asyncio.sleep(0.01)
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            await asyncio.wait_for(waiting, 10)
-        await db.dispose()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-    reasons = {line["reason"] for line in lines if line["event"] == WAITING}
-    assert reasons == {f'InvalidCatalogNameError: database "{name}" does not exist'}
-    assert lines[-1]["event"] == "database ready"
-
-
-def test_plain_urls_get_the_async_drivers():
-    assert async_url("postgresql://postgres@db/shop").startswith("postgresql+asyncpg://")
-    assert async_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
-
-
-async def test_datetimes_come_back_as_the_same_utc_instant(database_url):
-    metadata = MetaData()
-    table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("at", UtcDateTime))
-    db = Database(database_url)
-    await db.migrate(metadata)
-    written = datetime(2026, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
-    async with db.session() as session:
-        await session.execute(insert(table).values(id=1, at=written))
-        await session.commit()
-        read = (await session.execute(select(table.c.at))).scalar_one()
-    await db.dispose()
-    assert read == written
-    assert read.tzinfo is UTC
 
 
 def test_replicas_on_one_host_get_instance_ids_of_their_own():

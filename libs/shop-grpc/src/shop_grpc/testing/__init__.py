@@ -5,6 +5,8 @@
     serving     in-process servers: ``serving`` (plaintext), ``serving_mtls``; ``test_settings``
     processes   ``ServiceProcess``: ``python -m <service>`` as an operator runs it
     grpcurl     ``Grpcurl``: the real grpcurl as one identity
+    fakes       ``FakeUnitOfWork`` on a ``FakeDatabase``: storage's unit of work in memory,
+                with its rollback and its ``DuplicateKey`` (``UniqueViolation``)
     ports, ids  ``free_port``; ``id_for``, the UUID a test's name stands for
 
 Import from here; fixtures are taken into a conftest.py by importing them:
@@ -22,6 +24,7 @@ from shop_grpc.testing.databases import (
     postgres_database,
     postgres_server_url,
 )
+from shop_grpc.testing.fakes import FakeDatabase, FakeUnitOfWork, UniqueViolation
 from shop_grpc.testing.grpcurl import Grpcurl, GrpcurlResult
 from shop_grpc.testing.ids import id_for
 from shop_grpc.testing.ports import free_port
@@ -32,10 +35,13 @@ __all__ = [
     "ENGINES",
     "POSTGRES_ENV",
     "SERVING",
+    "FakeDatabase",
+    "FakeUnitOfWork",
     "Grpcurl",
     "GrpcurlResult",
     "MtlsServing",
     "ServiceProcess",
+    "UniqueViolation",
     "database_url",
     "db",
     "free_port",
