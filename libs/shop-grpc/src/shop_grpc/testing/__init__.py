@@ -7,6 +7,7 @@
     grpcurl     ``Grpcurl``: the real grpcurl as one identity
     fakes       ``FakeUnitOfWork`` on a ``FakeDatabase``: storage's unit of work in memory,
                 with its rollback and its ``DuplicateKey`` (``UniqueViolation``)
+    rpc         ``rpc_fails``: a call failed with this status code, these fields, this reason
     ports, ids  ``free_port``; ``id_for``, the UUID a test's name stands for
 
 Import from here; fixtures are taken into a conftest.py by importing them:
@@ -29,6 +30,7 @@ from shop_grpc.testing.grpcurl import Grpcurl, GrpcurlResult
 from shop_grpc.testing.ids import id_for
 from shop_grpc.testing.ports import free_port
 from shop_grpc.testing.processes import SERVING, ServiceProcess
+from shop_grpc.testing.rpc import RpcFailure, rpc_fails
 from shop_grpc.testing.serving import MtlsServing, serving, serving_mtls, test_settings
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Grpcurl",
     "GrpcurlResult",
     "MtlsServing",
+    "RpcFailure",
     "ServiceProcess",
     "UniqueViolation",
     "database_url",
@@ -50,6 +53,7 @@ __all__ = [
     "migrated_database",
     "postgres_database",
     "postgres_server_url",
+    "rpc_fails",
     "serving",
     "serving_mtls",
     "test_settings",
