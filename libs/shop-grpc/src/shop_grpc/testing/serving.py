@@ -9,10 +9,10 @@ from pathlib import Path
 
 import grpc
 
-from shop_grpc import certs
 from shop_grpc.certs import Authority
-from shop_grpc.config import LogSettings, ServerSettings, ShutdownSettings, TlsSettings
+from shop_grpc.config import LogSettings, ServerSettings, ShutdownSettings
 from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.testing.certificates import issue_certificates
 
 
 def test_settings(service: str, database_url: str, **overrides: object) -> ServerSettings:
@@ -75,18 +75,17 @@ async def serving_mtls(
 ) -> AsyncIterator[MtlsServing]:
     """Serves `services` as `service`'s identity on free loopback ports, SERVING, with a new
     CA and certificates under ``tmp_path/certs``; stops the server afterwards."""
-    out = tmp_path / "certs"
-    authority = certs.init(out, namespace)
+    certificates = issue_certificates(tmp_path / "certs", namespace)
     settings = test_settings(
         service,
         f"sqlite:///{tmp_path / 'unused.db'}",
-        tls=TlsSettings(out / service),
+        tls=certificates.tls(service),
         probe_address="127.0.0.1:0",
     )
     server = GrpcServer(settings, services)
     await server.start()
     await server.set_serving(True)
     try:
-        yield MtlsServing(server, out, authority)
+        yield MtlsServing(server, certificates.directory, certificates.authority)
     finally:
         await server.stop(0)
