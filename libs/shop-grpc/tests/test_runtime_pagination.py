@@ -7,9 +7,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from google.protobuf.wrappers_pb2 import StringValue
 
 from shop_grpc.errors import InvalidArgument
-from shop_grpc.pagination import PageTokens
+from shop_grpc.pagination import MAX_PAGE_BYTES, Page, PageTokens, page_of, page_size
 
 
 def test_page_tokens_round_trip_with_their_types():
@@ -68,3 +69,43 @@ def test_any_token_this_list_did_not_issue_is_invalid_argument_on_page_token():
         assert [v.field for v in caught.value.violations] == ["page_token"], token
     with pytest.raises(InvalidArgument):
         tokens.read_id("products", _sealed(tokens, "products", b"[true]"))
+
+
+@pytest.mark.parametrize(
+    ("requested", "used"), [(0, 50), (-3, 50), (20, 20), (500, 500), (501, 500)]
+)
+def test_page_size_zero_means_the_default_and_no_page_passes_the_maximum(requested, used):
+    assert page_size(requested) == used
+
+
+async def test_a_page_fetches_one_item_more_than_it_holds_to_tell_whether_more_follow():
+    items = list(range(7))
+    limits: list[int] = []
+
+    async def fetch(limit: int) -> list[int]:
+        limits.append(limit)
+        return items[:limit]
+
+    more = await page_of(fetch, 3, lambda item: f"after-{item}")
+    last = await page_of(fetch, 7, lambda item: f"after-{item}")
+
+    assert (more.items, more.next_page_token) == ([0, 1, 2], "after-2")
+    assert (last.items, last.next_page_token) == (items, "")
+    assert limits == [4, 8]
+
+
+def big(item: int) -> StringValue:
+    return StringValue(value=str(item) * 1_000_000)
+
+
+def test_a_page_keeps_what_fits_in_its_byte_budget_and_resumes_at_the_first_left_out():
+    page = Page(list(range(5)), "after-4", lambda item: f"after-{item}")
+
+    messages, token = page.fitted(big)
+
+    assert len(messages) == MAX_PAGE_BYTES // 1_000_000  # 3 of about 1 MB each
+    assert token == f"after-{len(messages) - 1}"
+    assert Page([0, 1], "after-1", str).fitted(big)[1] == "after-1"  # all fit: as fetched
+    # An item over the budget on its own still makes a page, so a list always moves on.
+    alone = Page([7], "", str).fitted(lambda item: StringValue(value="x" * (MAX_PAGE_BYTES + 1)))
+    assert len(alone[0]) == 1
