@@ -4,6 +4,7 @@ rpc_fails lets through and what not, and the certificates it issues."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from functools import partial
 
@@ -67,6 +68,21 @@ async def test_a_writer_opened_inside_another_of_its_task_fails_at_once_instead_
         with pytest.raises(AssertionError, match="inside another"):
             await enter(uow)
     await enter(uow)  # the write lock was given back
+
+
+async def test_a_writer_whose_repositories_cannot_be_made_gives_the_write_lock_back():
+    failures = [LookupError("a repository that cannot be made")]
+
+    class BrokenOnce(FakeUnitOfWork[Counter]):
+        def bind(self, state: Counter) -> None:
+            if failures:
+                raise failures.pop()
+
+    uow = partial(BrokenOnce, FakeDatabase(Counter()))
+    with pytest.raises(LookupError):
+        await enter(uow)
+
+    await asyncio.wait_for(enter(uow), timeout=1)
 
 
 async def test_a_commit_elsewhere_is_unseen_by_an_open_unit_and_outlives_its_rollback():

@@ -93,7 +93,8 @@ class FakeDatabase(Generic[S]):
         self._writer = None
         self._writing.release()
 
-    def _publish(self, state: S, began_at: int) -> None:
+    def _publish(self, state: S, began_at: int) -> int:
+        """Makes a copy of `state` the committed one; the version it is."""
         if self._version != began_at:
             raise AssertionError(
                 "committing over a commit made elsewhere since this unit of work began: "
@@ -102,14 +103,15 @@ class FakeDatabase(Generic[S]):
         self.state = copy.deepcopy(state)
         self.commits += 1
         self._version += 1
+        return self._version
 
 
 class FakeUnitOfWork(Generic[S]):
     """One transaction over a ``FakeDatabase``: the fake of ``storage.UnitOfWork``.
 
-    async with FakeUnitOfWorkOfAService(db) as tx:
-        ...                       # repositories bound in bind(), over tx.state
-        await tx.commit()         # anything not committed is discarded on leaving
+    async with FakeUserUnitOfWork(db) as tx:   # a subclass, as in the module's example
+        ...                                     # its repositories work on tx.state
+        await tx.commit()                       # the rest is discarded on leaving
 
     Raises on leaving: ``storage.DuplicateKey`` when the block raised ``UniqueViolation``.
     """
@@ -125,8 +127,14 @@ class FakeUnitOfWork(Generic[S]):
     async def __aenter__(self) -> Self:
         if not self.readonly:
             self._began_at = await self.db._begin_write()
-        self.state = copy.deepcopy(self.db.state)
-        self.bind(self.state)
+        try:
+            self.state = copy.deepcopy(self.db.state)
+            self.bind(self.state)
+        except BaseException:
+            # Leaving is not called for a block never entered: give the write lock back here.
+            if not self.readonly:
+                self.db._end_write()
+            raise
         return self
 
     def bind(self, state: S) -> None:
@@ -137,8 +145,7 @@ class FakeUnitOfWork(Generic[S]):
         """Publishes the work; AssertionError in a read-only unit of work."""
         if self.readonly:
             raise AssertionError("a read-only unit of work never writes")
-        self.db._publish(self.state, self._began_at)
-        self._began_at = self.db._version
+        self._began_at = self.db._publish(self.state, self._began_at)
 
     async def __aexit__(
         self,
