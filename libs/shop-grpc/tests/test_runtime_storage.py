@@ -187,9 +187,9 @@ async def test_a_read_only_unit_of_work_reads_what_was_committed_beside_an_open_
     assert await committed(uow) == {"a", "b"}
 
 
-async def test_writers_of_one_process_take_turns_where_the_database_has_one_writer(engine, uow):
-    if engine == "postgresql":
-        pytest.skip("PostgreSQL's writers run side by side: its repositories lock rows instead")
+# Not PostgreSQL: its writers run side by side, and its repositories lock rows instead.
+@pytest.mark.parametrize("engine", ["sqlite", "fake"])
+async def test_writers_of_one_process_take_turns_where_the_database_has_one_writer(uow):
     seen_by_second: list[set[str]] = []
 
     async def second() -> None:
