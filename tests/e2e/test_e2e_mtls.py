@@ -20,10 +20,10 @@ from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shop_cli.suite import NAMESPACE
-from shop_grpc import certs, registry
+from shop_grpc import registry
 from shop_grpc.channels import open_channel
 from shop_grpc.config import TlsSettings
-from shop_grpc.testing import id_for
+from shop_grpc.testing import Certificates, id_for, issue_certificates
 
 
 def channel_as(suite, identity_dir: Path, service: str) -> grpc.aio.Channel:
@@ -52,10 +52,12 @@ async def test_a_call_without_a_client_certificate_is_refused(suite):
 
 
 async def test_a_certificate_from_another_ca_is_refused(suite, tmp_path):
-    certs.init(tmp_path, "local", identities=["client"])
+    foreign = issue_certificates(tmp_path, "local", identities=["client"])
     # Trusting the suite's CA for the server, presenting a client certificate it did not sign.
-    (tmp_path / "client" / "ca.crt").write_bytes((suite.certs_dir / "ca" / "ca.crt").read_bytes())
-    async with channel_as(suite, tmp_path / "client", "inventory") as channel:
+    (foreign.identity("client") / "ca.crt").write_bytes(
+        (suite.certs_dir / "ca" / "ca.crt").read_bytes()
+    )
+    async with channel_as(suite, foreign.identity("client"), "inventory") as channel:
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
         request = inventory_pb2.ListProductsRequest()
         assert await code_of(stub.ListProducts(request, timeout=5)) == grpc.StatusCode.UNAVAILABLE
@@ -143,16 +145,14 @@ def served_serial(address: str, client: Path) -> int:
 
 @pytest.mark.local_only  # reads the local suite's logs or certificates
 async def test_rewritten_certificates_are_used_without_a_restart(suite, shop):
-    authority = certs.load_authority(suite.certs_dir)
+    suite_certificates = Certificates.at(suite.certs_dir, NAMESPACE)
     client = suite.certs_dir / "client"
     inventory = suite.endpoints()["inventory"]
     # Server side: inventory shows new connections the certificate now in its files.
-    issued = certs.issue(authority, "inventory", NAMESPACE)
-    certs.write_identity(suite.certs_dir / "inventory", authority.cert_pem, issued)
+    issued = suite_certificates.reissue("inventory")
     assert served_serial(inventory, client) == issued.cert.serial_number
     # Client side: order's channels present its new certificate on fresh connections.
-    order_cert = certs.issue(authority, "order", NAMESPACE)
-    certs.write_identity(suite.certs_dir / "order", authority.cert_pem, order_cert)
+    suite_certificates.reissue("order")
     await asyncio.sleep(1.2)  # channels look at their files at most once a second
     user, product = await shop.user(), await shop.product(stock=3)
     placed = await shop.place(user, {product: 1})

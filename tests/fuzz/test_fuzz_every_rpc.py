@@ -59,7 +59,7 @@ from shop_grpc.errors import InvalidArgument
 from shop_grpc.server import GrpcServer
 from shop_grpc.service import Storage
 from shop_grpc.storage import Database
-from shop_grpc.testing import postgres_database, postgres_server_url, test_settings
+from shop_grpc.testing import ENGINES, fresh_database_url, test_settings
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module")]
 
@@ -352,13 +352,11 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def engine_urls(engine: str, root: Path) -> AsyncIterator[dict[str, str]]:
-    if engine == "sqlite":
-        yield {name: f"sqlite:///{root / name}.db" for name in SERVICES}
-        return
-    server = postgres_server_url()
+    """A fresh database of `engine` for every service."""
     async with contextlib.AsyncExitStack() as stack:
         yield {
-            name: await stack.enter_async_context(postgres_database(server)) for name in SERVICES
+            name: await stack.enter_async_context(fresh_database_url(engine, root / name))
+            for name in SERVICES
         }
 
 
@@ -374,7 +372,7 @@ async def start(server: GrpcServer, stack: contextlib.AsyncExitStack) -> str:
 SETTINGS_ENV = {"SHOP_ORDER_GIVE_UP_SECONDS": "5", "SHOP_ORDER_WAIT_SECONDS": "2"}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=ENGINES)
 async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:

@@ -1,1 +1,1 @@
-from shop_grpc.testing import database_url  # noqa: F401
+from shop_grpc.testing import database_url, db  # noqa: F401  (fixtures)

@@ -6,13 +6,14 @@ from datetime import timedelta
 from functools import partial
 
 import pytest
+from sqlalchemy import MetaData
 
 from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database
-from shop_grpc.testing import database_url, serving, test_settings  # noqa: F401
+from shop_grpc.testing import database_url, db, serving, test_settings  # noqa: F401
 from shop_inventory.adapters.orm import metadata
 from shop_inventory.adapters.unit_of_work import SqlUnitOfWork
 from shop_inventory.entrypoints.grpc import registration
@@ -69,22 +70,26 @@ class Inventory:
 
 
 @pytest.fixture
+def db_metadata() -> MetaData:
+    return metadata
+
+
+@pytest.fixture
 def reservation_ttl() -> timedelta:
     return timedelta(minutes=10)
 
 
 @pytest.fixture
-async def inventory(database_url: str, reservation_ttl: timedelta) -> AsyncIterator[Inventory]:  # noqa: F811
-    db = Database(database_url)
-    await db.migrate(metadata)
+async def inventory(
+    db: Database,  # noqa: F811
+    database_url: str,  # noqa: F811
+    reservation_ttl: timedelta,
+) -> AsyncIterator[Inventory]:
     changes = ChangeSignal(poll_seconds=0.2)
     uow = partial(SqlUnitOfWork, db, changes)
     settings = test_settings("inventory", database_url)
-    try:
-        async with serving(
-            settings, [registration(uow, changes, reservation_ttl, await PageTokens.load(db))]
-        ) as channel:
-            stub = inventory_pb2_grpc.InventoryServiceStub(channel)
-            yield Inventory(stub, uow, changes)
-    finally:
-        await db.dispose()
+    async with serving(
+        settings, [registration(uow, changes, reservation_ttl, await PageTokens.load(db))]
+    ) as channel:
+        stub = inventory_pb2_grpc.InventoryServiceStub(channel)
+        yield Inventory(stub, uow, changes)

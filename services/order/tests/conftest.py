@@ -6,12 +6,13 @@ import asyncio
 import functools
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import pytest
+from sqlalchemy import MetaData
 
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import (
@@ -24,7 +25,7 @@ from shop_grpc.errors import (
 )
 from shop_grpc.money import Money
 from shop_grpc.storage import Database
-from shop_grpc.testing import database_url  # noqa: F401
+from shop_grpc.testing import database_url, db  # noqa: F401
 from shop_order.adapters.orm import metadata
 from shop_order.adapters.unit_of_work import SqlUnitOfWork
 from shop_order.domain.model import Lease, OrderLine
@@ -233,11 +234,8 @@ def world() -> World:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:  # noqa: F811
-    database = Database(database_url)
-    await database.migrate(metadata)
-    yield database
-    await database.dispose()
+def db_metadata() -> MetaData:
+    return metadata
 
 
 FAST = SagaSettings(lease_seconds=30, recovery_interval_seconds=0.05, give_up_seconds=30)
@@ -247,7 +245,7 @@ RunnerFactory = Callable[..., SagaRunner]
 
 
 @pytest.fixture
-def new_runner(db: Database, world: World) -> RunnerFactory:
+def new_runner(db: Database, world: World) -> RunnerFactory:  # noqa: F811
     """Builds a saga runner; each call is a new boot of replica `owner`."""
 
     def build(owner: str = "order-a", settings: SagaSettings = FAST) -> SagaRunner:

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 import pytest
+from sqlalchemy import MetaData
 
 from shop.payment.v1 import payment_pb2_grpc
 from shop_grpc.money import Money
@@ -11,6 +12,7 @@ from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import Database
 from shop_grpc.testing import (
     database_url,  # noqa: F401  (a fixture)
+    db,  # noqa: F401  (a fixture)
     serving,
     test_settings,
 )
@@ -37,16 +39,13 @@ def processor() -> CountingProcessor:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:  # noqa: F811
-    database = Database(database_url)
-    await database.migrate(metadata)
-    yield database
-    await database.dispose()
+def db_metadata() -> MetaData:
+    return metadata
 
 
 @pytest.fixture
 async def stub(
-    db: Database,
+    db: Database,  # noqa: F811
     processor: CountingProcessor,
     database_url: str,  # noqa: F811
 ) -> AsyncIterator[payment_pb2_grpc.PaymentServiceAsyncStub]:

@@ -1,1 +1,10 @@
-from shop_grpc.testing import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
+import pytest
+from sqlalchemy import MetaData
+
+from shop_grpc.testing import database_url, db  # noqa: F401  (fixtures: SQLite and PostgreSQL)
+from shop_user.adapters.orm import metadata
+
+
+@pytest.fixture
+def db_metadata() -> MetaData:
+    return metadata

@@ -7,8 +7,7 @@ import grpc
 import pytest
 
 from shop.inventory.v1 import inventory_pb2
-from shop_grpc.status import from_rpc_error
-from shop_grpc.testing import id_for
+from shop_grpc.testing import id_for, rpc_fails
 from shop_inventory.entrypoints.sweeper import expiry_sweeper
 
 EXPIRED = inventory_pb2.Reservation.STATE_EXPIRED
@@ -25,13 +24,11 @@ async def test_commit_after_expiry_returns_stock_and_fails(inventory):
     await inventory.reserve(id_for(id_for("order-1")), ("a", 2))
     await asyncio.sleep(TTL + 0.1)
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="RESERVATION_EXPIRED"):
         await inventory.stub.CommitReservation(
             inventory_pb2.CommitReservationRequest(order_id=id_for(id_for("order-1")))
         )
 
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert from_rpc_error(caught.value).reason == "RESERVATION_EXPIRED"
     assert await inventory.stock("a") == (5, 0, 0)
     reservation = await inventory.stub.GetReservation(
         inventory_pb2.GetReservationRequest(order_id=id_for(id_for("order-1")))
@@ -80,9 +77,7 @@ async def test_an_expired_reservation_is_not_held_again(inventory):
         inventory_pb2.ReleaseReservationRequest(order_id=id_for("order-1"))
     )
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="RESERVATION_CLOSED"):
         await inventory.reserve(id_for("order-1"), ("a", 2))
 
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert from_rpc_error(caught.value).reason == "RESERVATION_CLOSED"
     assert await inventory.stock("a") == (5, 0, 0)

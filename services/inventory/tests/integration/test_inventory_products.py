@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import grpc
-import pytest
 
 from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2
-from shop_grpc import errors, pagination
-from shop_grpc.status import from_rpc_error
+from shop_grpc import pagination
+from shop_grpc.testing import rpc_fails
 
 
 def _create(
@@ -23,12 +22,6 @@ def _create(
         price=price or money_pb2.Money(currency_code="EUR", amount_minor=1250),
     )
     return inventory_pb2.CreateProductRequest(product=product, request_id=request_id)
-
-
-async def _fails(call):
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value.code(), from_rpc_error(caught.value)
 
 
 async def test_created_product_can_be_read_with_empty_stock(inventory):
@@ -50,11 +43,12 @@ async def test_taken_id_is_already_exists_unless_same_request_id(inventory):
     first = await inventory.stub.CreateProduct(_create("mug-1", request_id="req-1"))
 
     repeat = await inventory.stub.CreateProduct(_create("mug-1", request_id="req-1"))
-    code, _ = await _fails(inventory.stub.CreateProduct(_create("mug-1", request_id="req-2")))
-    code_no_key, _ = await _fails(inventory.stub.CreateProduct(_create("mug-1")))
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS):
+        await inventory.stub.CreateProduct(_create("mug-1", request_id="req-2"))
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS):
+        await inventory.stub.CreateProduct(_create("mug-1"))
 
     assert repeat == first
-    assert code == code_no_key == grpc.StatusCode.ALREADY_EXISTS
 
 
 async def test_invalid_product_names_every_bad_field(inventory):
@@ -65,32 +59,24 @@ async def test_invalid_product_names_every_bad_field(inventory):
         price=money_pb2.Money(currency_code="usd", amount_minor=0),
     )
 
-    code, error = await _fails(inventory.stub.CreateProduct(request))
-
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert isinstance(error, errors.InvalidArgument)
-    assert {v.field for v in error.violations} == {
+    bad_fields = {
         "product.product_id",
         "product.title",
         "product.description",
         "product.price.currency_code",
         "product.price",  # not positive
     }
-    code, _ = await _fails(
-        inventory.stub.GetProduct(inventory_pb2.GetProductRequest(product_id="bad_id"))
-    )
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, fields=bad_fields):
+        await inventory.stub.CreateProduct(request)
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT):
+        await inventory.stub.GetProduct(inventory_pb2.GetProductRequest(product_id="bad_id"))
 
 
 async def test_unknown_product_is_not_found(inventory):
-    code, _ = await _fails(
-        inventory.stub.GetProduct(inventory_pb2.GetProductRequest(product_id="nope"))
-    )
-    stock_code, _ = await _fails(
-        inventory.stub.GetStock(inventory_pb2.GetStockRequest(product_id="nope"))
-    )
-
-    assert code == stock_code == grpc.StatusCode.NOT_FOUND
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await inventory.stub.GetProduct(inventory_pb2.GetProductRequest(product_id="nope"))
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await inventory.stub.GetStock(inventory_pb2.GetStockRequest(product_id="nope"))
 
 
 async def test_list_pages_through_every_product_in_id_order(inventory):
@@ -114,11 +100,8 @@ async def test_list_pages_through_every_product_in_id_order(inventory):
 
 
 async def test_list_rejects_a_forged_token(inventory):
-    code, _ = await _fails(
-        inventory.stub.ListProducts(inventory_pb2.ListProductsRequest(page_token="garbage"))
-    )
-
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT):
+        await inventory.stub.ListProducts(inventory_pb2.ListProductsRequest(page_token="garbage"))
 
 
 async def test_a_page_of_large_products_stays_inside_what_a_client_can_receive(inventory):

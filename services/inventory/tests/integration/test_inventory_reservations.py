@@ -9,17 +9,11 @@ from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2
 from shop_grpc import errors
 from shop_grpc.status import from_rpc_error
-from shop_grpc.testing import id_for
+from shop_grpc.testing import id_for, rpc_fails
 
 PENDING = inventory_pb2.Reservation.STATE_PENDING
 COMMITTED = inventory_pb2.Reservation.STATE_COMMITTED
 RELEASED = inventory_pb2.Reservation.STATE_RELEASED
-
-
-async def _error(call):
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value.code(), from_rpc_error(caught.value)
 
 
 def _commit(order_id):
@@ -89,10 +83,9 @@ async def test_commit_after_release_is_failed_precondition(inventory):
     await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
     await inventory.stub.ReleaseReservation(_release(id_for(id_for("order-1"))))
 
-    code, error = await _error(inventory.stub.CommitReservation(_commit(id_for(id_for("order-1")))))
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="RESERVATION_RELEASED"):
+        await inventory.stub.CommitReservation(_commit(id_for(id_for("order-1"))))
 
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "RESERVATION_RELEASED"
     assert await inventory.stock("a") == (10, 0, 0)
 
 
@@ -101,24 +94,20 @@ async def test_short_stock_fails_every_short_line_and_holds_nothing(inventory):
     await inventory.add_product("b", stock=10)
     await inventory.add_product("c", stock=0)
 
-    code, error = await _error(
-        inventory.reserve(id_for(id_for("order-1")), ("a", 3), ("b", 2), ("c", 1))
-    )
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION) as failed:
+        await inventory.reserve(id_for(id_for("order-1")), ("a", 3), ("b", 2), ("c", 1))
 
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert isinstance(error, errors.FailedPrecondition)
-    assert [(v.type, v.subject, v.description) for v in error.violations] == [
+    assert isinstance(failed.error, errors.FailedPrecondition)
+    assert [(v.type, v.subject, v.description) for v in failed.error.violations] == [
         ("STOCK", "a", "requested 3, available 1"),
         ("STOCK", "c", "requested 1, available 0"),
     ]
     assert await inventory.stock("a") == (1, 0, 0)
     assert await inventory.stock("b") == (10, 0, 0)
-    code, _ = await _error(
-        inventory.stub.GetReservation(
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await inventory.stub.GetReservation(
             inventory_pb2.GetReservationRequest(order_id=id_for(id_for("order-1")))
         )
-    )
-    assert code == grpc.StatusCode.NOT_FOUND
 
 
 async def test_repeated_reserve_returns_the_first_reservation(inventory):
@@ -137,10 +126,9 @@ async def test_repeated_reserve_with_other_lines_is_failed_precondition(inventor
     await inventory.add_product("a", stock=10)
     await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
 
-    code, error = await _error(inventory.reserve(id_for(id_for("order-1")), ("a", 5)))
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="RESERVATION_MISMATCH"):
+        await inventory.reserve(id_for(id_for("order-1")), ("a", 5))
 
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "RESERVATION_MISMATCH"
     assert await inventory.stock("a") == (6, 4, 0)
 
 
@@ -158,11 +146,11 @@ async def test_concurrent_duplicate_reserves_hold_stock_once(inventory):
 async def test_unknown_product_is_not_found_and_holds_nothing(inventory):
     await inventory.add_product("a", stock=10)
 
-    code, error = await _error(inventory.reserve(id_for(id_for("order-1")), ("a", 1), ("ghost", 1)))
+    with rpc_fails(grpc.StatusCode.NOT_FOUND) as failed:
+        await inventory.reserve(id_for(id_for("order-1")), ("a", 1), ("ghost", 1))
 
-    assert code == grpc.StatusCode.NOT_FOUND
-    assert isinstance(error, errors.NotFound)
-    assert error.resource_name == "ghost"
+    assert isinstance(failed.error, errors.NotFound)
+    assert failed.error.resource_name == "ghost"
     assert await inventory.stock("a") == (10, 0, 0)
 
 
@@ -170,10 +158,9 @@ async def test_products_in_different_currencies_cannot_share_a_reservation(inven
     await inventory.add_product("a", currency="USD", stock=10)
     await inventory.add_product("b", currency="EUR", stock=10)
 
-    code, error = await _error(inventory.reserve(id_for(id_for("order-1")), ("a", 1), ("b", 1)))
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="MIXED_CURRENCIES"):
+        await inventory.reserve(id_for(id_for("order-1")), ("a", 1), ("b", 1))
 
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "MIXED_CURRENCIES"
     assert await inventory.stock("a") == (10, 0, 0)
 
 
@@ -187,29 +174,26 @@ async def test_invalid_reserve_names_each_bad_line(inventory):
         ]
     )
 
-    code, error = await _error(inventory.stub.ReserveItems(request))
-
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert {v.field for v in error.violations} == {
+    bad_fields = {
         "order_id",
         "lines",  # names product "a" twice
         "lines[2].quantity",
         "lines[3].product_id",
         "lines[3].quantity",
     }
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, fields=bad_fields):
+        await inventory.stub.ReserveItems(request)
 
 
 async def test_reserve_needs_between_one_and_a_hundred_lines(inventory):
     too_many = [money_pb2.LineItem(product_id=f"p{n}", quantity=1) for n in range(101)]
 
     for lines in ([], too_many):
-        code, error = await _error(
-            inventory.stub.ReserveItems(
+        with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+            await inventory.stub.ReserveItems(
                 inventory_pb2.ReserveItemsRequest(order_id=id_for(id_for("order-1")), lines=lines)
             )
-        )
-        assert code == grpc.StatusCode.INVALID_ARGUMENT
-        assert [v.field for v in error.violations] == ["lines"]
+        assert failed.fields == ["lines"]
 
 
 @pytest.mark.parametrize(
@@ -222,9 +206,8 @@ async def test_reserve_needs_between_one_and_a_hundred_lines(inventory):
     ],
 )
 async def test_unknown_reservation_is_not_found(inventory, call):
-    code, _ = await _error(call(inventory.stub))
-
-    assert code == grpc.StatusCode.NOT_FOUND
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await call(inventory.stub)
 
 
 async def test_concurrent_reserves_never_oversell(inventory):
@@ -250,20 +233,19 @@ async def test_a_release_before_the_reserve_leaves_a_tombstone_that_refuses_it(i
     await inventory.add_product("a", stock=10)
 
     released = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
-    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 3)))
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="RESERVATION_CLOSED"):
+        await inventory.reserve(id_for("order-1"), ("a", 3))
 
     assert (released.state, list(released.lines), released.HasField("total")) == (
         RELEASED,
         [],
         False,
     )
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "RESERVATION_CLOSED"
     assert await inventory.stock("a") == (10, 0, 0)
     again = await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
     assert again.state == RELEASED
-    code, error = await _error(inventory.stub.CommitReservation(_commit(id_for("order-1"))))
-    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_RELEASED")
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="RESERVATION_RELEASED"):
+        await inventory.stub.CommitReservation(_commit(id_for("order-1")))
 
 
 async def test_a_released_reservation_is_not_held_again_or_passed_off_as_held(inventory):
@@ -271,9 +253,9 @@ async def test_a_released_reservation_is_not_held_again_or_passed_off_as_held(in
     await inventory.reserve(id_for("order-1"), ("a", 4))
     await inventory.stub.ReleaseReservation(_release(id_for("order-1")))
 
-    code, error = await _error(inventory.reserve(id_for("order-1"), ("a", 4)))
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="RESERVATION_CLOSED"):
+        await inventory.reserve(id_for("order-1"), ("a", 4))
 
-    assert (code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RESERVATION_CLOSED")
     assert await inventory.stock("a") == (10, 0, 0)
 
 

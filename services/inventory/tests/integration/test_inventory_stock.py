@@ -7,9 +7,7 @@ import pytest
 import structlog
 
 from shop.inventory.v1 import inventory_pb2
-from shop_grpc import errors
-from shop_grpc.status import from_rpc_error
-from shop_grpc.testing import id_for
+from shop_grpc.testing import id_for, rpc_fails
 
 
 async def _stream(*messages: tuple[str, str, int]):
@@ -45,23 +43,20 @@ async def test_an_import_key_reused_for_other_lines_is_refused(inventory):
     await inventory.add_product("a")
     await inventory.import_stock([("a", 5)], request_id="imp-1")
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS, reason="REQUEST_ID_REUSED"):
         await inventory.import_stock([("a", 50)], request_id="imp-1")
 
-    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert from_rpc_error(caught.value).reason == "REQUEST_ID_REUSED"
     assert await inventory.stock("a") == (5, 0, 0)
 
 
 async def test_import_naming_an_unknown_product_applies_nothing(inventory):
     await inventory.add_product("a")
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.NOT_FOUND) as failed:
         await inventory.import_stock([("a", 5), ("ghost", 1)], request_id="imp-1")
 
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "requests[1]" in caught.value.details()
-    assert "ghost" in caught.value.details()
+    assert "requests[1]" in failed.details
+    assert "ghost" in failed.details
     assert await inventory.stock("a") == (0, 0, 0)
     # The failed attempt did not burn its request_id.
     retry = await inventory.import_stock([("a", 5)], request_id="imp-1")
@@ -80,12 +75,9 @@ async def test_import_naming_an_unknown_product_applies_nothing(inventory):
 async def test_invalid_import_is_rejected_before_anything_applies(inventory, messages, field):
     await inventory.add_product("a")
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, field=field):
         await inventory.stub.ImportStock(_stream(*messages))
 
-    error = from_rpc_error(caught.value)
-    assert isinstance(error, errors.InvalidArgument)
-    assert field in [v.field for v in error.violations]
     assert await inventory.stock("a") == (0, 0, 0)
 
 
@@ -134,16 +126,12 @@ async def test_a_watch_that_ends_early_is_logged_with_its_code(inventory, deadli
 async def test_watch_of_unknown_product_is_not_found(inventory):
     call = inventory.stub.WatchStock(inventory_pb2.WatchStockRequest(product_ids=["ghost"]))
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
         await call.read()
-
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_watch_needs_products(inventory):
     call = inventory.stub.WatchStock(inventory_pb2.WatchStockRequest())
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT):
         await call.read()
-
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

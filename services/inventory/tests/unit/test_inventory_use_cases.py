@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
 from shop_grpc.pagination import PageTokens
+from shop_grpc.testing import FakeDatabase, FakeUnitOfWork
 from shop_inventory.domain.errors import (
     ImportedProductNotFound,
     ProductAlreadyExists,
@@ -24,7 +26,7 @@ TTL = timedelta(minutes=10)
 
 
 class FakeStore:
-    """Committed state; each unit of work works on a copy and publishes it on commit."""
+    """What the inventory stores; units of work change a copy of it (shop_grpc.testing)."""
 
     def __init__(self):
         self.products = {}
@@ -115,33 +117,22 @@ class FakeImports:
         return self.state.imports.get(request_id)
 
 
-class FakeUnitOfWork:
-    def __init__(self, store):
-        self.store = store
-        self.commits = 0
-
-    def __call__(self, *, readonly=False):
-        return self
-
-    async def __aenter__(self):
-        self._work = copy.deepcopy(self.store)
-        self.products = FakeProducts(self._work)
-        self.stock = FakeStock(self._work)
-        self.reservations = FakeReservations(self._work)
-        self.imports = FakeImports(self._work)
-        return self
-
-    async def __aexit__(self, *exc):
-        self._work = None
-
-    async def commit(self):
-        self.store.__dict__.update(copy.deepcopy(self._work).__dict__)
-        self.commits += 1
+class FakeInventoryUnitOfWork(FakeUnitOfWork[FakeStore]):
+    def bind(self, state):
+        self.products = FakeProducts(state)
+        self.stock = FakeStock(state)
+        self.reservations = FakeReservations(state)
+        self.imports = FakeImports(state)
 
 
 @pytest.fixture
-def uow():
-    return FakeUnitOfWork(FakeStore())
+def db():
+    return FakeDatabase(FakeStore())
+
+
+@pytest.fixture
+def uow(db):
+    return partial(FakeInventoryUnitOfWork, db)
 
 
 async def _add(uow, product_id, available=0, price=100):
@@ -152,18 +143,18 @@ async def _add(uow, product_id, available=0, price=100):
     return product
 
 
-def _level(uow, product_id):
-    level = uow.store.levels[product_id]
+def _level(db, product_id):
+    level = db.state.levels[product_id]
     return level.available, level.reserved, level.sold
 
 
-async def test_create_product_starts_with_empty_stock(uow):
+async def test_create_product_starts_with_empty_stock(db, uow):
     await _add(uow, "a")
 
-    assert _level(uow, "a") == (0, 0, 0)
+    assert _level(db, "a") == (0, 0, 0)
 
 
-async def test_create_product_retry_returns_it_but_another_request_clashes(uow):
+async def test_create_product_retry_returns_it_but_another_request_clashes(db, uow):
     product = Product("a", "A", "", Money("USD", 100), NOW)
     await catalogue.create_product(uow, product, "req-1")
     other = Product("a", "Other", "", Money("USD", 5), NOW)
@@ -175,7 +166,7 @@ async def test_create_product_retry_returns_it_but_another_request_clashes(uow):
         await catalogue.create_product(uow, Product("b", "B", "", Money("USD", 5), NOW), "req-1")
     with pytest.raises(ProductAlreadyExists):
         await catalogue.create_product(uow, other, "req-2")
-    assert list(uow.store.products) == ["a"]
+    assert list(db.state.products) == ["a"]
 
 
 async def test_list_products_reports_whether_more_follow(uow):
@@ -192,46 +183,46 @@ async def test_list_products_reports_whether_more_follow(uow):
     assert ([p.product_id for p in rest], more_after) == (["c"], False)
 
 
-async def test_import_is_all_or_nothing_and_idempotent(uow):
+async def test_import_is_all_or_nothing_and_idempotent(db, uow):
     await _add(uow, "a")
 
     with pytest.raises(ImportedProductNotFound, match=r"requests\[1\]"):
         await stock.import_stock(uow, "r1", "a2x1", [ImportLine("a", 2), ImportLine("x", 1)], NOW)
-    assert _level(uow, "a") == (0, 0, 0)
+    assert _level(db, "a") == (0, 0, 0)
 
     applied = await stock.import_stock(uow, "r1", "a2", [ImportLine("a", 2)], NOW)
     replay = await stock.import_stock(uow, "r1", "a2", [ImportLine("a", 2)], NOW)
 
     assert (applied.lines_applied, replay.lines_applied) == (1, 0)
     assert replay.levels[0].available == 2
-    assert _level(uow, "a") == (2, 0, 0)
+    assert _level(db, "a") == (2, 0, 0)
     with pytest.raises(RequestIdReused):
         await stock.import_stock(uow, "r1", "a5", [ImportLine("a", 5)], NOW)
-    assert _level(uow, "a") == (2, 0, 0)
+    assert _level(db, "a") == (2, 0, 0)
 
 
-async def test_reserve_twice_for_one_order_holds_stock_once(uow):
+async def test_reserve_twice_for_one_order_holds_stock_once(db, uow):
     await _add(uow, "a", available=5)
 
     first = await reservations.reserve_items(uow, "o1", [("a", 2)], NOW, TTL)
     again = await reservations.reserve_items(uow, "o1", [("a", 2)], NOW, TTL)
 
     assert again == first
-    assert _level(uow, "a") == (3, 2, 0)
+    assert _level(db, "a") == (3, 2, 0)
 
 
-async def test_commit_of_overdue_reservation_expires_it_and_keeps_the_expiry(uow):
+async def test_commit_of_overdue_reservation_expires_it_and_keeps_the_expiry(db, uow):
     await _add(uow, "a", available=5)
     await reservations.reserve_items(uow, "o1", [("a", 2)], NOW, TTL)
 
     with pytest.raises(ReservationExpired):
         await reservations.commit_reservation(uow, "o1", NOW + TTL)
 
-    assert uow.store.reservations["o1"].state is ReservationState.EXPIRED
-    assert _level(uow, "a") == (5, 0, 0)
+    assert db.state.reservations["o1"].state is ReservationState.EXPIRED
+    assert _level(db, "a") == (5, 0, 0)
 
 
-async def test_expire_overdue_only_touches_pending_reservations_past_expiry(uow):
+async def test_expire_overdue_only_touches_pending_reservations_past_expiry(db, uow):
     await _add(uow, "a", available=10)
     await reservations.reserve_items(uow, "old", [("a", 2)], NOW, TTL)
     await reservations.reserve_items(uow, "sold", [("a", 3)], NOW, TTL)
@@ -241,11 +232,11 @@ async def test_expire_overdue_only_touches_pending_reservations_past_expiry(uow)
     expired = await reservations.expire_overdue(uow, NOW + TTL)
 
     assert expired == 1
-    states = {k: r.state for k, r in uow.store.reservations.items()}
+    states = {k: r.state for k, r in db.state.reservations.items()}
     assert states == {
         "old": ReservationState.EXPIRED,
         "sold": ReservationState.COMMITTED,
         "new": ReservationState.PENDING,
     }
-    assert _level(uow, "a") == (6, 1, 3)
+    assert _level(db, "a") == (6, 1, 3)
     assert await reservations.expire_overdue(uow, NOW + TTL) == 0

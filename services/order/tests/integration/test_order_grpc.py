@@ -11,12 +11,10 @@ import pytest
 from shop.common.v1 import money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
-from shop_grpc import status
 from shop_grpc.config import Env
-from shop_grpc.errors import InvalidArgument
 from shop_grpc.money import Money
 from shop_grpc.service import Storage
-from shop_grpc.testing import id_for, serving, test_settings
+from shop_grpc.testing import id_for, rpc_fails, serving, test_settings
 from shop_order import bootstrap, config
 from shop_order.adapters.orm import metadata
 from shop_order.entrypoints.grpc import registration
@@ -72,12 +70,7 @@ async def test_malformed_requests_get_invalid_argument_naming_every_bad_field(st
         card=payment_pb2.PaymentCard(number="", exp_month=13, exp_year=2040, cvc=""),
         request_id="x" * 65,
     )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateOrder(bad, timeout=5)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    error = status.from_rpc_error(caught.value)
-    assert isinstance(error, InvalidArgument)
-    assert {v.field for v in error.violations} == {
+    bad_fields = {
         "user_id",
         "lines[0].quantity",
         "lines[1].product_id",
@@ -87,6 +80,8 @@ async def test_malformed_requests_get_invalid_argument_naming_every_bad_field(st
         "card.cvc",
         "request_id",
     }
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, fields=bad_fields):
+        await stub.CreateOrder(bad, timeout=5)
     listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=ALICE), timeout=5)
     assert list(listed.orders) == []
     assert world.faults.calls == []
@@ -98,18 +93,16 @@ async def test_a_card_the_payment_service_rejects_is_invalid_argument_and_stores
         lines=[line("widget", 1)],
         card=payment_pb2.PaymentCard(number="4242x", exp_month=1, exp_year=2040, cvc="123"),
     )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
         await stub.CreateOrder(request, timeout=5)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "card.number" in caught.value.details()
+    assert "card.number" in failed.details
     listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=ALICE), timeout=5)
     assert list(listed.orders) == []
 
 
 async def test_unknown_orders_are_not_found(stub):
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
         await stub.GetOrder(order_pb2.GetOrderRequest(order_id=id_for("nope")), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_cancelling_a_failed_order_is_a_failed_precondition(stub):
@@ -118,9 +111,8 @@ async def test_cancelling_a_failed_order_is_a_failed_precondition(stub):
         timeout=5,
     )
     assert failed.status == order_pb2.Order.STATUS_FAILED
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION):
         await stub.CancelOrder(order_pb2.CancelOrderRequest(order_id=failed.order_id), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 async def test_cancel_returns_the_cancelled_order(stub, world):
@@ -175,10 +167,9 @@ async def test_checkout_rejects_placing_an_empty_cart(stub):
     requests = [
         order_pb2.CheckoutRequest(place_order=order_pb2.PlaceOrder(user_id=ALICE, card=CARD))
     ]
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
         _ = [r async for r in stub.Checkout(iter(requests), timeout=5)]
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "cart is empty" in caught.value.details()
+    assert "cart is empty" in failed.details
 
 
 async def test_create_order_not_final_within_the_deadline_is_deadline_exceeded(stub, world):
@@ -186,9 +177,8 @@ async def test_create_order_not_final_within_the_deadline_is_deadline_exceeded(s
     request = order_pb2.CreateOrderRequest(
         user_id=ALICE, lines=[line("widget", 1)], card=CARD, request_id="slow-1"
     )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.DEADLINE_EXCEEDED):
         await stub.CreateOrder(request, timeout=0.5)
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
     released.set()
     listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=ALICE), timeout=5)
@@ -233,13 +223,10 @@ async def test_a_retry_returns_the_first_order_but_a_reused_request_id_is_refuse
         stub.CreateOrder(other, timeout=5),
         _checkout_reply(stub, other),
     ):
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with rpc_fails(grpc.StatusCode.ALREADY_EXISTS, reason="REQUEST_ID_REUSED") as failed:
             await attempt
-        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
-        error = status.from_rpc_error(caught.value)
-        assert error.reason == "REQUEST_ID_REUSED"
-        assert first.order_id not in caught.value.details()
-        assert first.payment_id not in caught.value.details()
+        assert first.order_id not in failed.details
+        assert first.payment_id not in failed.details
     # Nothing was written for the refused requests: no card exchanged, no order for bob.
     assert len(world.payments.methods) == methods
     listed = await stub.ListOrders(order_pb2.ListOrdersRequest(user_id=bob), timeout=5)
@@ -276,10 +263,8 @@ async def test_a_cart_prices_each_line_once_and_refuses_a_second_currency(stub, 
         carts.append((await call.read()).cart)
     euro = order_pb2.SetCartLine(product_id="croissant", quantity=1)
     await call.write(order_pb2.CheckoutRequest(set_line=euro))
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="MIXED_CURRENCIES"):
         await call.read()
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert status.from_rpc_error(caught.value).reason == "MIXED_CURRENCIES"
     assert [[(line.product_id, line.quantity) for line in c.lines] for c in carts] == [
         [("widget", 1)],
         [("widget", 1), ("gadget", 2)],

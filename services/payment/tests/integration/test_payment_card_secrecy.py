@@ -15,8 +15,7 @@ from shop.common.v1 import money_pb2
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shop_grpc import testing
 from shop_grpc.pagination import PageTokens
-from shop_grpc.storage import Database
-from shop_grpc.testing import id_for
+from shop_grpc.testing import id_for, rpc_fails
 from shop_payment.adapters.orm import metadata
 from shop_payment.adapters.unit_of_work import SqlUnitOfWork
 from shop_payment.domain.processor import DeterministicProcessor
@@ -68,18 +67,19 @@ async def test_card_number_and_cvc_are_never_stored_or_logged(
 ):
     caplog.set_level(logging.DEBUG)
     url = f"sqlite:///{tmp_path / 'payment.db'}"
-    db = Database(url)
-    await db.migrate(metadata)
     # Imported through the module: a bare test_settings would be collected as a test.
     settings = testing.test_settings("payment", url)
-    async with testing.serving(
-        settings,
-        [
-            registration(
-                partial(SqlUnitOfWork, db), DeterministicProcessor(), await PageTokens.load(db)
-            )
-        ],
-    ) as channel:
+    async with (
+        testing.migrated_database(url, metadata) as db,
+        testing.serving(
+            settings,
+            [
+                registration(
+                    partial(SqlUnitOfWork, db), DeterministicProcessor(), await PageTokens.load(db)
+                )
+            ],
+        ) as channel,
+    ):
         stub = payment_pb2_grpc.PaymentServiceStub(channel)
         card = payment_pb2.PaymentCard(number=NUMBER, exp_month=12, exp_year=2099, cvc=CVC)
         method = await stub.CreatePaymentMethod(payment_pb2.CreatePaymentMethodRequest(card=card))
@@ -98,12 +98,11 @@ async def test_card_number_and_cvc_are_never_stored_or_logged(
             )
         )
         expired = payment_pb2.PaymentCard(number=NUMBER, exp_month=1, exp_year=2001, cvc=CVC)
-        with pytest.raises(grpc.aio.AioRpcError) as rejected:
+        with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, field="card.exp_year") as rejected:
             await stub.CreatePaymentMethod(payment_pb2.CreatePaymentMethodRequest(card=expired))
-    await db.dispose()
 
     assert payment.status == payment_pb2.Payment.STATUS_SUCCEEDED
-    assert secrets_in((rejected.value.details() or "").encode()) == []
+    assert secrets_in(rejected.details.encode()) == []
     files, stored = database_files(tmp_path)
     # The scan looks where the payment really is.
     assert payment.payment_id.encode() in stored

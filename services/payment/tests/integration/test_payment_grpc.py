@@ -4,13 +4,12 @@ import asyncio
 import uuid
 
 import grpc
-import pytest
 from sqlalchemy import func, select
 
 from shop.common.v1 import money_pb2
 from shop.payment.v1 import payment_pb2
 from shop_grpc import errors
-from shop_grpc.status import from_rpc_error
+from shop_grpc.testing import rpc_fails
 from shop_payment.adapters.orm import payment_methods, payments, refunds
 
 Status = payment_pb2.Payment
@@ -51,12 +50,6 @@ async def refund(stub, payment_id, amount=None, request_id=None, currency="USD")
     return await stub.Refund(request)
 
 
-async def failure(call) -> tuple[grpc.StatusCode, errors.ShopError]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value.code(), from_rpc_error(caught.value)
-
-
 async def row_counts(db) -> dict[str, int]:
     async with db.session() as session:
         return {
@@ -93,10 +86,9 @@ async def test_payment_method_request_id_is_idempotent(stub, db):
     other_card = payment_pb2.CreatePaymentMethodRequest(
         card=card("4000 0000 0000 0002"), request_id="pm-req-1"
     )
-    code, error = await failure(stub.CreatePaymentMethod(other_card))
-    assert code == grpc.StatusCode.ALREADY_EXISTS
-    assert error.reason == "REQUEST_ID_REUSED"
-    assert first.payment_method_id not in str(error)
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS, reason="REQUEST_ID_REUSED") as failed:
+        await stub.CreatePaymentMethod(other_card)
+    assert first.payment_method_id not in str(failed.error)
     assert (await row_counts(db))["payment_methods"] == 1
 
 
@@ -126,12 +118,11 @@ BAD_CARDS = [
 async def test_bad_cards_are_invalid_argument_and_nothing_is_written(stub, db, subtests):
     for request_card, fields in BAD_CARDS:
         with subtests.test(fields=sorted(fields)):
-            code, error = await failure(
-                stub.CreatePaymentMethod(payment_pb2.CreatePaymentMethodRequest(card=request_card))
-            )
-            assert code == grpc.StatusCode.INVALID_ARGUMENT
-            assert isinstance(error, errors.InvalidArgument)
-            assert {v.field: v.description for v in error.violations} == fields
+            with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+                await stub.CreatePaymentMethod(
+                    payment_pb2.CreatePaymentMethodRequest(card=request_card)
+                )
+            assert {v.field: v.description for v in failed.error.violations} == fields
     assert (await row_counts(db))["payment_methods"] == 0
 
 
@@ -164,10 +155,10 @@ async def test_charge_outcome_follows_the_card(stub, subtests):
 
 
 async def test_unknown_payment_method_is_not_found(stub, db):
-    code, error = await failure(charge(stub, str(uuid.uuid4())))
-    assert code == grpc.StatusCode.NOT_FOUND
-    assert isinstance(error, errors.NotFound)
-    assert error.resource_type == "payment method"
+    with rpc_fails(grpc.StatusCode.NOT_FOUND) as failed:
+        await charge(stub, str(uuid.uuid4()))
+    assert isinstance(failed.error, errors.NotFound)
+    assert failed.error.resource_type == "payment method"
     assert (await row_counts(db))["payments"] == 0
 
 
@@ -185,11 +176,10 @@ async def test_second_charge_of_an_order_returns_the_first(stub, processor, subt
 async def test_second_charge_with_another_amount_is_failed_precondition(stub, processor):
     method_id = await new_method(stub)
     first = await charge(stub, method_id, 1000)
-    code, error = await failure(charge(stub, method_id, 999, order_id=first.order_id))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "ORDER_CHARGED_DIFFERENT_AMOUNT"
-    code, _ = await failure(charge(stub, method_id, 1000, order_id=first.order_id, currency="EUR"))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="ORDER_CHARGED_DIFFERENT_AMOUNT"):
+        await charge(stub, method_id, 999, order_id=first.order_id)
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION):
+        await charge(stub, method_id, 1000, order_id=first.order_id, currency="EUR")
     assert processor.charges == 1
 
 
@@ -230,11 +220,11 @@ BAD_CHARGES = [
 
 async def test_bad_charges_are_invalid_argument_and_nothing_is_written(stub, db, subtests):
     for bad, fields in BAD_CHARGES:
-        with subtests.test(fields=sorted(fields)):
-            code, error = await failure(stub.Charge(bad))
-            assert code == grpc.StatusCode.INVALID_ARGUMENT
-            assert isinstance(error, errors.InvalidArgument)
-            assert {v.field for v in error.violations} == fields
+        with (
+            subtests.test(fields=sorted(fields)),
+            rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, fields=fields),
+        ):
+            await stub.Charge(bad)
     assert (await row_counts(db))["payments"] == 0
 
 
@@ -255,9 +245,8 @@ async def test_partial_then_full_refund(stub):
 async def test_over_refund_is_refused_and_nothing_written(stub, db):
     payment = await charge(stub, await new_method(stub), 1000)
     await refund(stub, payment.payment_id, 600)
-    code, error = await failure(refund(stub, payment.payment_id, 401))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "REFUND_EXCEEDS_BALANCE"
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="REFUND_EXCEEDS_BALANCE"):
+        await refund(stub, payment.payment_id, 401)
     got = await stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id=payment.payment_id))
     assert got.refunded == usd(600)
     assert (await row_counts(db))["refunds"] == 1
@@ -266,26 +255,23 @@ async def test_over_refund_is_refused_and_nothing_written(stub, db):
 async def test_fully_refunded_payment_refuses_more(stub):
     payment = await charge(stub, await new_method(stub), 1000)
     await refund(stub, payment.payment_id)
-    code, error = await failure(refund(stub, payment.payment_id, 1))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "PAYMENT_NOT_REFUNDABLE"
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="PAYMENT_NOT_REFUNDABLE"):
+        await refund(stub, payment.payment_id, 1)
 
 
 async def test_unsuccessful_payment_cannot_be_refunded(stub, db, subtests):
     for number in ["4000 0000 0000 0002", "4000 0000 0000 0119"]:
         with subtests.test(card=number):
             payment = await charge(stub, await new_method(stub, number), 1000)
-            code, error = await failure(refund(stub, payment.payment_id))
-            assert code == grpc.StatusCode.FAILED_PRECONDITION
-            assert error.reason == "PAYMENT_NOT_REFUNDABLE"
+            with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="PAYMENT_NOT_REFUNDABLE"):
+                await refund(stub, payment.payment_id)
     assert (await row_counts(db))["refunds"] == 0
 
 
 async def test_refund_in_another_currency_is_refused(stub):
     payment = await charge(stub, await new_method(stub), 1000)
-    code, error = await failure(refund(stub, payment.payment_id, 100, currency="EUR"))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "REFUND_CURRENCY_MISMATCH"
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="REFUND_CURRENCY_MISMATCH"):
+        await refund(stub, payment.payment_id, 100, currency="EUR")
 
 
 async def test_refund_replay_changes_nothing(stub, db):
@@ -306,9 +292,8 @@ async def test_refund_request_id_of_another_payment_is_already_exists(stub):
         refund(stub, one.payment_id, 200, request_id="refund-1"),  # another amount
         refund(stub, one.payment_id, None, request_id="refund-1"),  # everything left
     ):
-        code, error = await failure(reused)
-        assert code == grpc.StatusCode.ALREADY_EXISTS
-        assert error.reason == "REQUEST_ID_REUSED"
+        with rpc_fails(grpc.StatusCode.ALREADY_EXISTS, reason="REQUEST_ID_REUSED"):
+            await reused
     assert (
         await stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id=one.payment_id))
     ).refunded == usd(100)
@@ -353,37 +338,35 @@ BAD_REFUNDS = [
 
 async def test_bad_refunds_are_invalid_argument(stub, subtests):
     for bad, fields in BAD_REFUNDS:
-        with subtests.test(fields=sorted(fields)):
-            code, error = await failure(stub.Refund(bad))
-            assert code == grpc.StatusCode.INVALID_ARGUMENT
-            assert isinstance(error, errors.InvalidArgument)
-            assert {v.field for v in error.violations} == fields
+        with (
+            subtests.test(fields=sorted(fields)),
+            rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, fields=fields),
+        ):
+            await stub.Refund(bad)
 
 
 async def test_refund_without_request_id_writes_nothing(stub, db):
     payment = await charge(stub, await new_method(stub), 1000)
     request = payment_pb2.RefundRequest(payment_id=payment.payment_id)
-    code, _ = await failure(stub.Refund(request))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT):
+        await stub.Refund(request)
     assert (await row_counts(db))["refunds"] == 0
 
 
 async def test_refund_of_unknown_payment_is_not_found(stub):
-    code, _ = await failure(refund(stub, str(uuid.uuid4())))
-    assert code == grpc.StatusCode.NOT_FOUND
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await refund(stub, str(uuid.uuid4()))
 
 
 # reads
 
 
 async def test_get_payment_not_found_and_invalid(stub):
-    code, error = await failure(
-        stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id=str(uuid.uuid4())))
-    )
-    assert code == grpc.StatusCode.NOT_FOUND
-    assert isinstance(error, errors.NotFound)
-    code, _ = await failure(stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id="x")))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    with rpc_fails(grpc.StatusCode.NOT_FOUND) as failed:
+        await stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id=str(uuid.uuid4())))
+    assert isinstance(failed.error, errors.NotFound)
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT):
+        await stub.GetPayment(payment_pb2.GetPaymentRequest(payment_id="x"))
 
 
 async def test_list_payments_newest_first_in_pages(stub):
@@ -412,10 +395,9 @@ async def test_list_payments_of_one_order(stub):
 
 
 async def test_list_payments_rejects_bad_tokens_and_sizes(stub):
-    code, error = await failure(
-        stub.ListPayments(payment_pb2.ListPaymentsRequest(page_token="garbage"))
-    )
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert [v.field for v in error.violations] == ["page_token"]
-    code, error = await failure(stub.ListPayments(payment_pb2.ListPaymentsRequest(page_size=501)))
-    assert [v.field for v in error.violations] == ["page_size"]
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+        await stub.ListPayments(payment_pb2.ListPaymentsRequest(page_token="garbage"))
+    assert failed.fields == ["page_token"]
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+        await stub.ListPayments(payment_pb2.ListPaymentsRequest(page_size=501))
+    assert failed.fields == ["page_size"]

@@ -1,7 +1,8 @@
 """The use cases over an in-memory unit of work: idempotency and its races."""
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -9,7 +10,7 @@ from shop_grpc.errors import FailedPrecondition, InvalidArgument, NotFound
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.money import Money
 from shop_grpc.pagination import PageTokens
-from shop_grpc.storage import DuplicateKey
+from shop_grpc.testing import FakeDatabase, FakeUnitOfWork, UniqueViolation
 from shop_payment.domain.cards import Card
 from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus, Refund, new_payment
 from shop_payment.domain.processor import DeterministicProcessor
@@ -21,73 +22,72 @@ USD10 = Money("USD", 1000)
 TOKENS = PageTokens(bytes(32))
 
 
-class FakeRepository:
+@dataclass
+class Tables:
+    methods: dict[str, PaymentMethod] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    refunds: dict[str, Refund] = field(default_factory=dict)
+
+
+class FakePaymentDatabase(FakeDatabase[Tables]):
     def __init__(self) -> None:
-        self.methods: dict[str, PaymentMethod] = {}
-        self.payments: dict[str, Payment] = {}
-        self.refunds: dict[str, Refund] = {}
+        super().__init__(Tables())
         # Rows "another replica" commits just before our insert, to simulate a race.
         self.racing_payment: Payment | None = None
         self.racing_refund: Refund | None = None
 
+
+class FakeRepository:
+    def __init__(self, state: Tables, db: FakePaymentDatabase) -> None:
+        self.state = state
+        self.db = db
+
     async def add_method(self, method):
-        self.methods[method.payment_method_id] = method
+        self.state.methods[method.payment_method_id] = method
 
     async def get_method(self, payment_method_id):
-        return self.methods.get(payment_method_id)
+        return self.state.methods.get(payment_method_id)
 
     async def method_for_request(self, request_id):
-        return next((m for m in self.methods.values() if m.request_id == request_id), None)
+        return next((m for m in self.state.methods.values() if m.request_id == request_id), None)
 
     async def lock_order(self, order_id):
         pass
 
     async def payment_for_order(self, order_id):
-        return next((p for p in self.payments.values() if p.order_id == order_id), None)
+        return next((p for p in self.state.payments.values() if p.order_id == order_id), None)
 
     async def get_payment(self, payment_id, *, for_update=False):
-        return self.payments.get(payment_id)
+        return self.state.payments.get(payment_id)
 
     async def add_payment(self, payment):
-        if self.racing_payment is not None:
-            self.payments[self.racing_payment.payment_id] = self.racing_payment
-            raise DuplicateKey("order_id")
-        self.payments[payment.payment_id] = payment
+        if (winner := self.db.racing_payment) is not None:
+            self.db.commit_elsewhere(lambda t: t.payments.update({winner.payment_id: winner}))
+            raise UniqueViolation("payments.order_id")
+        self.state.payments[payment.payment_id] = payment
 
     async def list_payments(self, order_id, after, limit):
-        found = sorted(self.payments.values(), key=lambda p: (p.create_time, p.payment_id))
+        found = sorted(self.state.payments.values(), key=lambda p: (p.create_time, p.payment_id))
         found.reverse()
         if after is not None:
             found = [p for p in found if (p.create_time, p.payment_id) < after]
         return found[:limit]
 
     async def refund_for_request(self, request_id):
-        return self.refunds.get(request_id)
+        return self.state.refunds.get(request_id)
 
     async def save_refund(self, before, after, refund):
-        if self.racing_refund is not None:
-            self.refunds[self.racing_refund.request_id] = self.racing_refund
-            raise DuplicateKey("request_id")
-        self.refunds[refund.request_id] = refund
-        self.payments[after.payment_id] = after
+        if (winner := self.db.racing_refund) is not None:
+            self.db.commit_elsewhere(lambda t: t.refunds.update({winner.request_id: winner}))
+            raise UniqueViolation("refunds.request_id")
+        self.state.refunds[refund.request_id] = refund
+        self.state.payments[after.payment_id] = after
 
 
-class FakeUnitOfWork:
-    def __init__(self) -> None:
-        self.payments = FakeRepository()
-        self.commits = 0
-
-    def __call__(self, *, readonly=False):
-        return self
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc_info):
-        pass
-
-    async def commit(self):
-        self.commits += 1
+class FakePaymentUnitOfWork(FakeUnitOfWork[Tables]):
+    def bind(self, state: Tables) -> None:
+        assert isinstance(self.db, FakePaymentDatabase)
+        self.payments = FakeRepository(state, self.db)
 
 
 class CountingProcessor(DeterministicProcessor):
@@ -100,8 +100,13 @@ class CountingProcessor(DeterministicProcessor):
 
 
 @pytest.fixture
-def uow():
-    return FakeUnitOfWork()
+def db():
+    return FakePaymentDatabase()
+
+
+@pytest.fixture
+def uow(db):
+    return partial(FakePaymentUnitOfWork, db)
 
 
 @pytest.fixture
@@ -125,13 +130,13 @@ async def test_payment_method_keeps_only_brand_last4_expiry_and_token(uow, proce
     assert created.processor_token == "decline:insufficient_funds"
 
 
-async def test_payment_method_request_id_is_idempotent(uow, processor):
+async def test_payment_method_request_id_is_idempotent(db, uow, processor):
     first = await method(uow, processor, request_id="req-1")
     again = await method(uow, processor, request_id="req-1")
     assert again == first
     with pytest.raises(RequestIdReused):
         await method(uow, processor, "5555555555554444", request_id="req-1")
-    assert len(uow.payments.methods) == 1
+    assert len(db.state.methods) == 1
 
 
 async def test_second_charge_returns_the_first_and_never_charges_again(uow, processor):
@@ -157,10 +162,10 @@ async def test_unknown_payment_method_is_not_found(uow, processor):
     assert processor.charges == 0
 
 
-async def test_charge_that_loses_a_race_returns_the_winner(uow, processor):
+async def test_charge_that_loses_a_race_returns_the_winner(db, uow, processor):
     pm = await method(uow, processor)
     winner = new_payment("o1", pm, USD10, PaymentStatus.SUCCEEDED, "", NOW)
-    uow.payments.racing_payment = winner
+    db.racing_payment = winner
     assert await payments.charge(uow, processor, "o1", pm.payment_method_id, USD10, NOW) == winner
 
 
@@ -169,26 +174,26 @@ async def charged(uow, processor, amount=USD10):
     return await payments.charge(uow, processor, "o1", pm.payment_method_id, amount, NOW)
 
 
-async def test_refund_replay_changes_nothing(uow, processor):
+async def test_refund_replay_changes_nothing(db, uow, processor):
     payment = await charged(uow, processor)
     first = await payments.refund(uow, payment.payment_id, Money("USD", 300), "r1", NOW)
     again = await payments.refund(uow, payment.payment_id, Money("USD", 300), "r1", NOW)
     assert again.refunded == first.refunded == Money("USD", 300)
-    assert len(uow.payments.refunds) == 1
+    assert len(db.state.refunds) == 1
 
 
-async def test_refund_that_loses_a_race_returns_the_payment(uow, processor):
+async def test_refund_that_loses_a_race_returns_the_payment(db, uow, processor):
     payment = await charged(uow, processor)
     other = Refund("x", payment.payment_id, "r1", Money("USD", 300), NOW, Money("USD", 300))
-    uow.payments.racing_refund = other
-    uow.payments.payments[payment.payment_id] = replace(payment, refunded=Money("USD", 300))
+    db.racing_refund = other
+    db.state.payments[payment.payment_id] = replace(payment, refunded=Money("USD", 300))
     result = await payments.refund(uow, payment.payment_id, Money("USD", 300), "r1", NOW)
     assert result.refunded == Money("USD", 300)
 
 
-async def test_refund_request_id_of_another_payment_is_refused(uow, processor):
+async def test_refund_request_id_of_another_payment_is_refused(db, uow, processor):
     payment = await charged(uow, processor)
-    uow.payments.refunds["r1"] = Refund("x", "another", "r1", Money("USD", 1), NOW)
+    db.state.refunds["r1"] = Refund("x", "another", "r1", Money("USD", 1), NOW)
     with pytest.raises(RequestIdReused):
         await payments.refund(uow, payment.payment_id, None, "r1", NOW)
 

@@ -15,7 +15,8 @@ from shop_grpc.changes import ChangeSignal
 from shop_grpc.pagination import PageTokens
 from shop_grpc.status import from_rpc_error
 from shop_grpc.storage import Database
-from shop_user.adapters.orm import metadata, user_events, users
+from shop_grpc.testing import rpc_fails
+from shop_user.adapters.orm import user_events, users
 from shop_user.adapters.unit_of_work import SqlUnitOfWork
 from shop_user.entrypoints.grpc import registration
 
@@ -54,31 +55,20 @@ class Api:
 
 
 @pytest.fixture
-async def api(database_url):
-    db = Database(database_url)
-    await db.migrate(metadata)
+async def api(db, database_url):
     settings = testing.test_settings("user", database_url)
-    try:
-        changes = ChangeSignal(poll_seconds=0.2)
-        uow = partial(SqlUnitOfWork, db, changes)
-        async with testing.serving(
-            settings, [registration(uow, changes, await PageTokens.load(db))]
-        ) as channel:
-            api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
-            yield api
-            # Nothing any test received may carry the password or its hash.
-            for response in api.responses:
-                raw = response.SerializeToString()
-                assert PASSWORD.encode() not in raw
-                assert b"scrypt$" not in raw
-    finally:
-        await db.dispose()
-
-
-async def failure(call) -> tuple[grpc.StatusCode, errors.ShopError]:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    return info.value.code(), from_rpc_error(info.value)
+    changes = ChangeSignal(poll_seconds=0.2)
+    uow = partial(SqlUnitOfWork, db, changes)
+    async with testing.serving(
+        settings, [registration(uow, changes, await PageTokens.load(db))]
+    ) as channel:
+        api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
+        yield api
+        # Nothing any test received may carry the password or its hash.
+        for response in api.responses:
+            raw = response.SerializeToString()
+            assert PASSWORD.encode() not in raw
+            assert b"scrypt$" not in raw
 
 
 async def test_create_then_get(api):
@@ -92,10 +82,10 @@ async def test_create_then_get(api):
 
 
 async def test_get_unknown_is_not_found(api):
-    code, error = await failure(api.stub.GetUser(user_pb2.GetUserRequest(user_id=UNKNOWN_ID)))
-    assert code == grpc.StatusCode.NOT_FOUND
-    assert isinstance(error, errors.NotFound)
-    assert (error.resource_type, error.resource_name) == ("user", UNKNOWN_ID)
+    with rpc_fails(grpc.StatusCode.NOT_FOUND) as failed:
+        await api.stub.GetUser(user_pb2.GetUserRequest(user_id=UNKNOWN_ID))
+    assert isinstance(failed.error, errors.NotFound)
+    assert (failed.error.resource_type, failed.error.resource_name) == ("user", UNKNOWN_ID)
 
 
 async def test_update_changes_only_masked_fields(api):
@@ -118,9 +108,9 @@ async def test_update_with_bad_mask_or_values_is_invalid_and_changes_nothing(api
         (["email"], user_pb2.User(user_id=alice.user_id, email="not-an-email"), "user.email"),
     ]:
         request = user_pb2.UpdateUserRequest(user=user, update_mask=FieldMask(paths=mask))
-        code, error = await failure(api.stub.UpdateUser(request))
-        assert code == grpc.StatusCode.INVALID_ARGUMENT
-        assert [v.field for v in error.violations] == [field]
+        with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+            await api.stub.UpdateUser(request)
+        assert failed.fields == [field]
     assert await api.call("GetUser", user_pb2.GetUserRequest(user_id=alice.user_id)) == alice
     assert await api.rows() == (1, 1)
 
@@ -132,9 +122,9 @@ async def test_update_to_a_taken_username_is_already_exists(api):
         user=user_pb2.User(user_id=bob.user_id, username="alice"),
         update_mask=FieldMask(paths=["username"]),
     )
-    code, error = await failure(api.stub.UpdateUser(request))
-    assert code == grpc.StatusCode.ALREADY_EXISTS
-    assert error.resource_name == "username=alice"
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS) as failed:
+        await api.stub.UpdateUser(request)
+    assert failed.error.resource_name == "username=alice"
 
 
 async def test_update_unknown_is_not_found(api):
@@ -142,19 +132,19 @@ async def test_update_unknown_is_not_found(api):
         user=user_pb2.User(user_id=UNKNOWN_ID, display_name="x"),
         update_mask=FieldMask(paths=["display_name"]),
     )
-    code, _ = await failure(api.stub.UpdateUser(request))
-    assert code == grpc.StatusCode.NOT_FOUND
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await api.stub.UpdateUser(request)
 
 
 async def test_delete_removes_the_user_and_a_repeated_request_succeeds_again(api):
     alice = await api.create("alice")
     delete = user_pb2.DeleteUserRequest(user_id=alice.user_id, request_id="del-1")
     await api.call("DeleteUser", delete)
-    code, _ = await failure(api.stub.GetUser(user_pb2.GetUserRequest(user_id=alice.user_id)))
-    assert code == grpc.StatusCode.NOT_FOUND
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await api.stub.GetUser(user_pb2.GetUserRequest(user_id=alice.user_id))
     await api.call("DeleteUser", delete)
-    code, _ = await failure(api.stub.DeleteUser(user_pb2.DeleteUserRequest(user_id=alice.user_id)))
-    assert code == grpc.StatusCode.NOT_FOUND
+    with rpc_fails(grpc.StatusCode.NOT_FOUND):
+        await api.stub.DeleteUser(user_pb2.DeleteUserRequest(user_id=alice.user_id))
     assert await api.rows() == (0, 2)
 
 
@@ -173,11 +163,12 @@ async def test_list_pages_in_creation_order(api):
 
 
 async def test_list_rejects_a_bad_page_token_and_size(api):
-    code, error = await failure(api.stub.ListUsers(user_pb2.ListUsersRequest(page_token="bogus")))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert [v.field for v in error.violations] == ["page_token"]
-    code, error = await failure(api.stub.ListUsers(user_pb2.ListUsersRequest(page_size=501)))
-    assert [v.field for v in error.violations] == ["page_size"]
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+        await api.stub.ListUsers(user_pb2.ListUsersRequest(page_token="bogus"))
+    assert failed.fields == ["page_token"]
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+        await api.stub.ListUsers(user_pb2.ListUsersRequest(page_size=501))
+    assert failed.fields == ["page_size"]
 
 
 async def test_invalid_create_names_every_field_and_writes_nothing(api):
@@ -185,15 +176,9 @@ async def test_invalid_create_names_every_field_and_writes_nothing(api):
         user=user_pb2.User(username="No Spaces", email="nope", display_name="x" * 101),
         password="short",
     )
-    code, error = await failure(api.stub.CreateUser(request))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert isinstance(error, errors.InvalidArgument)
-    assert {v.field for v in error.violations} == {
-        "user.username",
-        "user.email",
-        "user.display_name",
-        "password",
-    }
+    bad_fields = {"user.username", "user.email", "user.display_name", "password"}
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, fields=bad_fields):
+        await api.stub.CreateUser(request)
     assert await api.rows() == (0, 0)
 
 
@@ -206,9 +191,9 @@ async def test_invalid_create_names_every_field_and_writes_nothing(api):
 )
 async def test_duplicate_username_or_email_is_already_exists(api, username, email, resource_name):
     await api.create("alice")
-    code, error = await failure(api.create(username, email))
-    assert code == grpc.StatusCode.ALREADY_EXISTS
-    assert (error.resource_type, error.resource_name) == ("user", resource_name)
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS) as failed:
+        await api.create(username, email)
+    assert (failed.error.resource_type, failed.error.resource_name) == ("user", resource_name)
     assert await api.rows() == (1, 1)
 
 
@@ -234,12 +219,9 @@ async def test_concurrent_creates_with_one_request_id_create_one_user(api):
 
 async def test_a_request_id_reused_for_another_user_is_refused_and_writes_nothing(api):
     alice = await api.create("alice", request_id="req-1")
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS, reason="REQUEST_ID_REUSED") as failed:
         await api.create("mallory", request_id="req-1")
-    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    error = from_rpc_error(caught.value)
-    assert error.reason == "REQUEST_ID_REUSED"
-    assert alice.user_id not in caught.value.details()
+    assert alice.user_id not in failed.details
     assert await api.rows() == (1, 1)
 
 
@@ -273,9 +255,8 @@ async def test_watch_streams_changes_and_replays_after_a_sequence(api):
 
 async def test_watch_rejects_a_negative_sequence(api):
     watch = api.stub.WatchUsers(user_pb2.WatchUsersRequest(after_sequence=-1))
-    with pytest.raises(grpc.aio.AioRpcError) as info:
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT):
         await watch.read()
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def batch_entry(username: str, email: str = "", **fields) -> user_pb2.BatchCreateUsersRequest:
@@ -296,33 +277,33 @@ async def test_batch_creates_every_user_in_order(api):
 async def test_batch_with_an_invalid_entry_is_rejected_whole(api):
     entries = [batch_entry(f"user{i}") for i in range(5)]
     entries[3].request.user.email = "broken"
-    code, error = await failure(api.stub.BatchCreateUsers(iter(entries)))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert [v.field for v in error.violations] == ["requests[3].request.user.email"]
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+        await api.stub.BatchCreateUsers(iter(entries))
+    assert failed.fields == ["requests[3].request.user.email"]
     assert await api.rows() == (0, 0)
 
 
 async def test_batch_duplicates_in_itself_or_the_database_are_rejected_whole(api):
     await api.create("taken")
     inside = [batch_entry("a-1"), batch_entry("b-2"), batch_entry("c-3", "A-1@example.com")]
-    code, error = await failure(api.stub.BatchCreateUsers(iter(inside)))
-    assert code == grpc.StatusCode.ALREADY_EXISTS
-    assert "requests[2]" in error.message
-    assert error.resource_name == "email=a-1@example.com"
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS) as failed:
+        await api.stub.BatchCreateUsers(iter(inside))
+    assert "requests[2]" in failed.error.message
+    assert failed.error.resource_name == "email=a-1@example.com"
     against_db = [batch_entry("a-1"), batch_entry("taken", "new@example.com")]
-    code, error = await failure(api.stub.BatchCreateUsers(iter(against_db)))
-    assert code == grpc.StatusCode.ALREADY_EXISTS
-    assert "requests[1]" in error.message
-    assert error.resource_name == "username=taken"
+    with rpc_fails(grpc.StatusCode.ALREADY_EXISTS) as failed:
+        await api.stub.BatchCreateUsers(iter(against_db))
+    assert "requests[1]" in failed.error.message
+    assert failed.error.resource_name == "username=taken"
     assert await api.rows() == (1, 1)
 
 
 async def test_batch_over_1000_entries_is_rejected(api):
     # Invalid passwords would be reported too; the size limit must win before any hashing.
     entries = (batch_entry(f"user{i}") for i in range(1001))
-    code, error = await failure(api.stub.BatchCreateUsers(entries))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert [v.field for v in error.violations] == ["requests"]
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
+        await api.stub.BatchCreateUsers(entries)
+    assert failed.fields == ["requests"]
     assert await api.rows() == (0, 0)
 
 
@@ -342,10 +323,9 @@ async def test_a_mask_naming_part_of_a_field_is_refused_and_writes_nothing(api):
             user=user_pb2.User(user_id=alice.user_id, display_name="CHANGED"),
             update_mask=FieldMask(paths=[path]),
         )
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as failed:
             await api.call("UpdateUser", request)
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert [v.field for v in from_rpc_error(caught.value).violations] == ["update_mask"]
+        assert failed.fields == ["update_mask"]
     assert await api.rows() == before
 
 
@@ -364,8 +344,6 @@ async def test_a_key_used_to_update_one_user_cannot_delete_another(api):
     )
     delete_bob = user_pb2.DeleteUserRequest(user_id=bob.user_id, request_id="key-1")
     for reused in (("UpdateUser", other_mask), ("DeleteUser", delete_bob)):
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with rpc_fails(grpc.StatusCode.ALREADY_EXISTS, reason="REQUEST_ID_REUSED"):
             await api.call(*reused)
-        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
-        assert from_rpc_error(caught.value).reason == "REQUEST_ID_REUSED"
     assert (await api.call("GetUser", user_pb2.GetUserRequest(user_id=bob.user_id))) == bob

@@ -5,7 +5,6 @@ from functools import partial
 import pytest
 
 from shop_grpc.changes import ChangeSignal
-from shop_grpc.storage import Database
 from shop_user.adapters.orm import metadata
 from shop_user.adapters.repository import SqlUserRepository
 from shop_user.adapters.unit_of_work import SqlUnitOfWork
@@ -29,14 +28,6 @@ class BlindOnce(SqlUserRepository):
 class BlindUnitOfWork(SqlUnitOfWork):
     def bind(self, session):
         self.users = BlindOnce(session, is_postgres=self.is_postgres)
-
-
-@pytest.fixture
-async def db(database_url):
-    db = Database(database_url)
-    await db.migrate(metadata)
-    yield db
-    await db.dispose()
 
 
 async def test_a_unique_key_the_check_missed_is_already_exists(db):

@@ -1,16 +1,17 @@
 """Use cases over an in-memory unit of work."""
 
 import asyncio
-import copy
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import pytest
 
 from shop_grpc.errors import InvalidArgument
 from shop_grpc.idempotency import RequestIdReused
 from shop_grpc.pagination import PageTokens
-from shop_grpc.storage import DuplicateKey
+from shop_grpc.testing import FakeDatabase, FakeUnitOfWork, UniqueViolation
 from shop_user.domain import passwords
 from shop_user.domain.errors import UserNotFound, UserTaken
 from shop_user.domain.model import (
@@ -27,10 +28,16 @@ from shop_user.service_layer import services
 TOKENS = PageTokens(bytes(32))
 
 
+@dataclass
+class Tables:
+    rows: dict[str, tuple[User, str, str]] = field(default_factory=dict)
+    events: list[tuple[UserEvent, str, str]] = field(default_factory=list)
+
+
 class FakeUsers:
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[User, str, str]] = {}
-        self.events: list[tuple[UserEvent, str, str]] = []
+    def __init__(self, tables: Tables) -> None:
+        self.rows = tables.rows
+        self.events = tables.events
 
     async def get(self, user_id: str, *, for_update: bool = False) -> User | None:
         row = self.rows.get(user_id)
@@ -74,28 +81,9 @@ class FakeUsers:
         return [e for e, _, _ in self.events if e.sequence > sequence][:limit]
 
 
-class FakeUnitOfWork:
-    """Rolls back to the state at entry unless committed, like a transaction."""
-
-    def __init__(self, users: FakeUsers | None = None) -> None:
-        self.users = users or FakeUsers()
-        self.commits = 0
-
-    def __call__(self, *, readonly: bool = False) -> "FakeUnitOfWork":
-        return self
-
-    async def __aenter__(self):
-        self._saved = (copy.copy(self.users.rows), list(self.users.events))
-        self._committed = False
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        if not self._committed:
-            self.users.rows, self.users.events = self._saved
-
-    async def commit(self) -> None:
-        self._committed = True
-        self.commits += 1
+class FakeUserUnitOfWork(FakeUnitOfWork[Tables]):
+    def bind(self, state: Tables) -> None:
+        self.users = FakeUsers(state)
 
 
 def new(
@@ -107,16 +95,21 @@ def new(
 
 
 @pytest.fixture
-def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork()
+def db() -> FakeDatabase[Tables]:
+    return FakeDatabase(Tables())
 
 
-async def test_create_stores_a_verifiable_hash_and_logs_an_event(uow):
+@pytest.fixture
+def uow(db: FakeDatabase[Tables]) -> partial[FakeUserUnitOfWork]:
+    return partial(FakeUserUnitOfWork, db)
+
+
+async def test_create_stores_a_verifiable_hash_and_logs_an_event(db, uow):
     user = await services.create_user(uow, new("alice", "Alice@Example.com"))
     assert user.email == "alice@example.com"
-    _, password_hash, _ = uow.users.rows[user.user_id]
+    _, password_hash, _ = db.state.rows[user.user_id]
     assert passwords.verify_password("password1", password_hash)
-    assert [(e.kind, e.user) for e, _, _ in uow.users.events] == [(EventKind.CREATED, user)]
+    assert [(e.kind, e.user) for e, _, _ in db.state.events] == [(EventKind.CREATED, user)]
 
 
 @pytest.mark.parametrize(
@@ -126,29 +119,29 @@ async def test_create_stores_a_verifiable_hash_and_logs_an_event(uow):
         (new("bob", "ALICE@example.com"), "email=alice@example.com"),
     ],
 )
-async def test_a_taken_username_or_email_is_already_exists(uow, second, resource_name):
+async def test_a_taken_username_or_email_is_already_exists(db, uow, second, resource_name):
     await services.create_user(uow, new("alice"))
     with pytest.raises(UserTaken) as info:
         await services.create_user(uow, second)
     assert info.value.resource_name == resource_name
-    assert len(uow.users.rows) == 1
-    assert len(uow.users.events) == 1
+    assert len(db.state.rows) == 1
+    assert len(db.state.events) == 1
 
 
-async def test_repeating_a_request_returns_the_first_user_but_reusing_its_id_is_refused(uow):
+async def test_repeating_a_request_returns_the_first_user_but_reusing_its_id_is_refused(db, uow):
     first = await services.create_user(uow, new("alice", request_id="r1"))
     again = await services.create_user(uow, new("alice", request_id="r1"))
     assert again == first
     with pytest.raises(RequestIdReused):
         await services.create_user(uow, new("someone-else", request_id="r1"))
-    assert len(uow.users.rows) == 1
+    assert len(db.state.rows) == 1
 
 
-async def test_repeating_a_create_after_the_user_was_deleted_returns_what_it_created(uow):
+async def test_repeating_a_create_after_the_user_was_deleted_returns_what_it_created(db, uow):
     first = await services.create_user(uow, new("alice", request_id="r1"))
     await services.delete_user(uow, first.user_id)
     assert await services.create_user(uow, new("alice", request_id="r1")) == first
-    assert uow.users.rows == {}
+    assert db.state.rows == {}
 
 
 async def test_get_unknown_user_is_not_found(uow):
@@ -156,21 +149,21 @@ async def test_get_unknown_user_is_not_found(uow):
         await services.get_user(uow, "0b0e7c1e-2c4e-4c59-9a8a-0f6a7d1c2b3a")
 
 
-async def test_update_changes_named_fields_and_logs_an_event(uow):
+async def test_update_changes_named_fields_and_logs_an_event(db, uow):
     user = await services.create_user(uow, new("alice"))
     updated = await services.update_user(uow, user.user_id, Changes(display_name="Al"))
     assert (updated.username, updated.display_name) == ("alice", "Al")
     assert await services.get_user(uow, user.user_id) == updated
-    assert uow.users.events[-1][0].kind == EventKind.UPDATED
+    assert db.state.events[-1][0].kind == EventKind.UPDATED
 
 
-async def test_update_to_a_taken_email_is_already_exists_and_writes_nothing(uow):
+async def test_update_to_a_taken_email_is_already_exists_and_writes_nothing(db, uow):
     await services.create_user(uow, new("alice"))
     bob = await services.create_user(uow, new("bob"))
     with pytest.raises(UserTaken, match="email"):
         await services.update_user(uow, bob.user_id, Changes(email="Alice@example.com"))
     assert await services.get_user(uow, bob.user_id) == bob
-    assert len(uow.users.events) == 2
+    assert len(db.state.events) == 2
 
 
 async def test_update_keeping_its_own_username_is_fine(uow):
@@ -181,7 +174,7 @@ async def test_update_keeping_its_own_username_is_fine(uow):
     assert updated.email == "alice@example.com"
 
 
-async def test_repeated_update_request_applies_once(uow):
+async def test_repeated_update_request_applies_once(db, uow):
     def update(user_id: str, changes: Changes, key: str = "u1"):
         # The fingerprint stands in for the entrypoint's: same request, same text.
         return services.update_user(uow, user_id, changes, key, repr((user_id, changes)))
@@ -190,7 +183,7 @@ async def test_repeated_update_request_applies_once(uow):
     first = await update(alice.user_id, Changes(display_name="One"))
     again = await update(alice.user_id, Changes(display_name="One"))
     assert again == first
-    assert len(uow.users.events) == 2
+    assert len(db.state.events) == 2
     with pytest.raises(RequestIdReused):
         await update(alice.user_id, Changes(display_name="Two"))
     # The key of a change already made, even one the new request would repeat in effect.
@@ -205,14 +198,14 @@ async def test_repeated_update_request_applies_once(uow):
     assert await services.get_user(uow, bob.user_id) == bob
 
 
-async def test_delete_with_a_request_id_succeeds_again_but_plain_repeat_is_not_found(uow):
+async def test_delete_with_a_request_id_succeeds_again_but_plain_repeat_is_not_found(db, uow):
     alice = await services.create_user(uow, new("alice"))
     await services.delete_user(uow, alice.user_id, "d1")
     await services.delete_user(uow, alice.user_id, "d1")
     with pytest.raises(UserNotFound):
         await services.delete_user(uow, alice.user_id)
-    assert [e.kind for e, _, _ in uow.users.events] == [EventKind.CREATED, EventKind.DELETED]
-    assert uow.users.events[-1][0].user == alice
+    assert [e.kind for e, _, _ in db.state.events] == [EventKind.CREATED, EventKind.DELETED]
+    assert db.state.events[-1][0].user == alice
 
 
 async def test_list_pages_through_every_user_in_creation_order(uow):
@@ -235,58 +228,52 @@ async def test_a_foreign_page_token_is_invalid(uow):
     assert info.value.violations[0].field == "page_token"
 
 
-async def test_batch_creates_all_in_order(uow):
+async def test_batch_creates_all_in_order(db, uow):
     users = await services.batch_create_users(uow, [new("a-1"), new("b-2"), new("c-3")])
     assert [u.username for u in users] == ["a-1", "b-2", "c-3"]
-    assert [e.user for e, _, _ in uow.users.events] == users
-    assert uow.commits == 1
+    assert [e.user for e, _, _ in db.state.events] == users
+    assert db.commits == 1
 
 
-async def test_batch_duplicate_within_itself_names_both_entries_and_writes_nothing(uow):
+async def test_batch_duplicate_within_itself_names_both_entries_and_writes_nothing(db, uow):
     with pytest.raises(UserTaken) as info:
         await services.batch_create_users(
             uow, [new("a-1"), new("b-2"), new("a-1", "z@example.com")]
         )
     assert info.value.message.startswith("requests[2]:")
     assert "requests[0]" in info.value.message
-    assert uow.users.rows == {}
+    assert db.state.rows == {}
 
 
-async def test_batch_clash_with_an_existing_user_names_the_entry_and_writes_nothing(uow):
+async def test_batch_clash_with_an_existing_user_names_the_entry_and_writes_nothing(db, uow):
     await services.create_user(uow, new("taken"))
     with pytest.raises(UserTaken) as info:
         await services.batch_create_users(uow, [new("a-1"), new("b-2", "TAKEN@example.com")])
     assert info.value.message.startswith("requests[1]:")
     assert info.value.resource_name == "email=taken@example.com"
-    assert len(uow.users.rows) == 1
+    assert len(db.state.rows) == 1
 
 
 class RacingUsers(FakeUsers):
-    """The first insert loses to a concurrent one that committed the same username."""
+    """Its insert loses to a concurrent one that committed the same username first."""
+
+    def __init__(self, tables: Tables, db: FakeDatabase[Tables]) -> None:
+        super().__init__(tables)
+        self.db = db
 
     async def add(self, entries: Sequence[tuple[User, str, str]]) -> None:
-        if not hasattr(self, "raced"):
-            self.raced = True
-            self.rows["winner"] = (
-                User.create(Profile("alice", "w@example.com", ""), entries[0][0].create_time),
-                "h",
-                "",
-            )
-            self.saved_winner = self.rows["winner"]
-            raise DuplicateKey("users.username")
-        await super().add(entries)
+        winner = User.create(Profile("alice", "w@example.com", ""), entries[0][0].create_time)
+        self.db.commit_elsewhere(lambda t: t.rows.update({winner.user_id: (winner, "h", "")}))
+        raise UniqueViolation("users.username")
 
 
-class RacingUnitOfWork(FakeUnitOfWork):
-    async def __aexit__(self, *exc) -> None:
-        await super().__aexit__(*exc)
-        # The winner committed in its own transaction: our rollback does not remove it.
-        if hasattr(self.users, "saved_winner"):
-            self.users.rows["winner"] = self.users.saved_winner
+class RacingUnitOfWork(FakeUserUnitOfWork):
+    def bind(self, state: Tables) -> None:
+        self.users = RacingUsers(state, self.db)
 
 
-async def test_losing_a_race_on_a_unique_key_is_already_exists():
-    uow = RacingUnitOfWork(RacingUsers())
+async def test_losing_a_race_on_a_unique_key_is_already_exists(db):
+    uow = partial(RacingUnitOfWork, db)
     with pytest.raises(UserTaken) as info:
         await services.create_user(uow, new("alice"))
     assert info.value.resource_name == "username=alice"

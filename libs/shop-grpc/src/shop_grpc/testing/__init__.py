@@ -1,0 +1,64 @@
+"""The test kit every package reuses, one job per module:
+
+    databases     ``database_url``: a fixture running each test on SQLite, then on PostgreSQL;
+                  ``db``: that database with the package's tables made (``migrated_database``)
+    fakes         ``FakeUnitOfWork`` on a ``FakeDatabase``: storage's unit of work in memory,
+                  with its rollback and its ``DuplicateKey`` (``UniqueViolation``)
+    rpc           ``rpc_fails``: a call failed with this status code, these fields, this reason
+    serving       in-process servers: ``serving`` (plaintext), ``serving_mtls``; ``test_settings``
+    certificates  ``issue_certificates``: a CA and an identity per name in a directory
+    processes     ``ServiceProcess``: ``python -m <service>`` as an operator runs it
+    grpcurl       ``Grpcurl``: the real grpcurl as one identity
+    ports, ids    ``free_port``; ``id_for``, the UUID a test's name stands for
+
+Import from here; fixtures are taken into a conftest.py by importing them:
+
+    from shop_grpc.testing import database_url, db  # noqa: F401  (fixtures)
+"""
+
+from shop_grpc.testing.certificates import Certificates, issue_certificates
+from shop_grpc.testing.databases import (
+    ENGINES,
+    POSTGRES_ENV,
+    database_url,
+    db,
+    fresh_database_url,
+    migrated_database,
+    postgres_database,
+    postgres_server_url,
+)
+from shop_grpc.testing.fakes import FakeDatabase, FakeUnitOfWork, UniqueViolation
+from shop_grpc.testing.grpcurl import Grpcurl, GrpcurlResult
+from shop_grpc.testing.ids import id_for
+from shop_grpc.testing.ports import free_port
+from shop_grpc.testing.processes import SERVING, ServiceProcess
+from shop_grpc.testing.rpc import RpcFailure, rpc_fails
+from shop_grpc.testing.serving import MtlsServing, serving, serving_mtls, test_settings
+
+__all__ = [
+    "ENGINES",
+    "POSTGRES_ENV",
+    "SERVING",
+    "Certificates",
+    "FakeDatabase",
+    "FakeUnitOfWork",
+    "Grpcurl",
+    "GrpcurlResult",
+    "MtlsServing",
+    "RpcFailure",
+    "ServiceProcess",
+    "UniqueViolation",
+    "database_url",
+    "db",
+    "free_port",
+    "fresh_database_url",
+    "id_for",
+    "issue_certificates",
+    "migrated_database",
+    "postgres_database",
+    "postgres_server_url",
+    "rpc_fails",
+    "serving",
+    "serving_mtls",
+    "test_settings",
+]

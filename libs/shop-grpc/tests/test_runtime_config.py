@@ -1,0 +1,59 @@
+"""config: settings read once from the environment, their defaults, and the variable a bad
+value is reported by."""
+
+from __future__ import annotations
+
+import pytest
+
+from shop_grpc.config import (
+    EXIT_MARGIN_SECONDS,
+    ConfigError,
+    Env,
+    ShutdownSettings,
+    server_settings,
+    stop_timeout,
+)
+
+
+def test_settings_default_to_the_embedded_suite():
+    settings = server_settings("inventory", Env({}))
+    assert settings.listen_address == "[::]:50052"
+    assert settings.database_url == "sqlite:///.shop/inventory.db"
+
+
+def test_the_shutdown_budget_is_its_four_parts_and_a_supervisor_allows_a_margin_more():
+    assert server_settings("order", Env({})).shutdown.total_seconds == 18
+    variables = {
+        "SHOP_SHUTDOWN_DRAIN_SECONDS": "5",
+        "SHOP_SHUTDOWN_GRACE_SECONDS": "10",
+        "SHOP_SHUTDOWN_BACKGROUND_SECONDS": "4",
+        "SHOP_SHUTDOWN_FLUSH_SECONDS": "1.5",
+    }
+    budget = server_settings("order", Env(variables)).shutdown
+    assert budget == ShutdownSettings(
+        drain_seconds=5, grace_seconds=10, background_seconds=4, flush_seconds=1.5
+    )
+    assert budget.total_seconds == 20.5
+    assert stop_timeout(variables) == 20.5 + EXIT_MARGIN_SECONDS
+    with pytest.raises(ConfigError, match="SHOP_SHUTDOWN_FLUSH_SECONDS"):
+        server_settings("order", Env({"SHOP_SHUTDOWN_FLUSH_SECONDS": "-1"}))
+
+
+def test_a_bad_variable_is_reported_by_name():
+    with pytest.raises(ConfigError, match="SHOP_SHUTDOWN_GRACE_SECONDS"):
+        server_settings("order", Env({"SHOP_SHUTDOWN_GRACE_SECONDS": "soon"}))
+    with pytest.raises(ConfigError, match="SHOP_LOG_FORMAT"):
+        server_settings("order", Env({"SHOP_LOG_FORMAT": "xml"}))
+
+
+def test_replicas_on_one_host_get_instance_ids_of_their_own():
+    # Equal ids would make each replica take the other's saga leases for its own earlier boot's.
+    one = server_settings("order", Env({"SHOP_LISTEN_ADDRESS": "[::]:57051"}))
+    two = server_settings("order", Env({"SHOP_LISTEN_ADDRESS": "[::]:57061"}))
+    assert one.instance_id != two.instance_id
+    assert one.instance_id.endswith(":57051")
+
+
+def test_an_instance_id_that_cannot_be_stored_is_refused_at_start():
+    with pytest.raises(ConfigError, match="SHOP_INSTANCE_ID"):
+        server_settings("order", Env({"SHOP_INSTANCE_ID": "order-" + "x" * 230}))
