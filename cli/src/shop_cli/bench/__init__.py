@@ -8,7 +8,8 @@ check    stock and payments read back and held to the rules  (check.py)
 report   what load, CPU and check found, as text for stdout  (report.py)
 
 The rules themselves are `shop_cli.consistency`, the arithmetic `shop_cli.stats`: both free of
-I/O, so they are tested without a suite.
+I/O, so they are tested without a suite. `shop bench rpc`, which starts servers of its own
+instead of loading the suite, is the subpackage `rpc`.
 """
 
 from __future__ import annotations

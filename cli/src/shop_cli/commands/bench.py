@@ -21,11 +21,18 @@ from shop_cli.bench.load import LoadPlan, load
 from shop_cli.bench.report import consistency_report, cpu_report, load_report
 from shop_cli.bench.seed import seed
 from shop_cli.bench.settle import settle
+from shop_cli.commands import bench_rpc
 from shop_cli.targets import CLIENT_SERVICES, Clients, add_target_flags
 
 
 def register(subparsers: Any) -> None:
-    parser = command(subparsers, "bench", run_async(run), "load the suite, then check consistency")
+    parser = command(
+        subparsers,
+        "bench",
+        run_async(run),
+        "load the suite, then report its services' CPU per order and check consistency "
+        "(`shop bench rpc`: the cost of a call, measured on servers of its own)",
+    )
     parser.add_argument(
         "--clients", type=positive_int, default=8, help="concurrent workers (default 8)"
     )
@@ -56,6 +63,14 @@ def register(subparsers: Any) -> None:
     )
     add_target_flags(parser, *CLIENT_SERVICES)
     add_timeout_flag(parser)
+    # Optional, so that `shop bench` with flags alone loads the suite as it always has.
+    benchmarks = parser.add_subparsers(
+        dest="benchmark",
+        metavar="BENCHMARK",
+        required=False,
+        help="another benchmark instead of loading the suite",
+    )
+    bench_rpc.register(benchmarks)
 
 
 def load_plan(args: argparse.Namespace) -> LoadPlan:
