@@ -12,8 +12,14 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from shop_cli.arguments import CliError
 from shop_cli.bench.rpc import servers, sink
-from shop_cli.bench.rpc.accounting import Figures, Slice, figures, ratio
-from shop_cli.bench.rpc.drive import Target, round_order
+from shop_cli.bench.rpc.accounting import (
+    Slice,
+    figures,
+    middle_half,
+    ratio,
+    round_ratios,
+)
+from shop_cli.bench.rpc.drive import Measured, Target, round_order
 from shop_cli.bench.rpc.report import ratios_report
 from shop_cli.bench.rpc.variants import COMPARISONS, VARIANTS, make_certificates
 from shop_cli.suite import find_free_base_port
@@ -21,8 +27,8 @@ from shop_cli.suite import find_free_base_port
 
 def test_a_variant_has_its_slices_cpu_and_calls():
     slices = [
-        Slice("health", "bare", 1.0, 0.25, 1000, 0),
-        Slice("health", "bare", 1.0, 0.35, 1200, 2),
+        Slice(0, "health", "bare", 1.0, 0.25, 1000, 0),
+        Slice(1, "health", "bare", 1.0, 0.35, 1200, 2),
     ]
     [(key, measured)] = figures(slices, {"bare": 0.6}).items()
     assert key == "health"
@@ -34,9 +40,9 @@ def test_a_variant_has_its_slices_cpu_and_calls():
 
 def test_what_a_server_spent_between_its_slices_goes_to_its_variants_by_their_share():
     slices = [
-        Slice("health-user", "user", 1.0, 0.2, 1000, 0),
-        Slice("getuser", "user", 1.0, 0.6, 200, 0),
-        Slice("getuser-traced", "traced", 1.0, 0.7, 200, 0),
+        Slice(0, "health-user", "user", 1.0, 0.2, 1000, 0),
+        Slice(0, "getuser", "user", 1.0, 0.6, 200, 0),
+        Slice(0, "getuser-traced", "traced", 1.0, 0.7, 200, 0),
     ]
     # user: 0.2 s more than in its slices, shared 1:3; traced: 0.3 s of exports after its slice.
     measured = figures(slices, {"user": 1.0, "traced": 1.0})
@@ -44,6 +50,26 @@ def test_what_a_server_spent_between_its_slices_goes_to_its_variants_by_their_sh
     assert measured["getuser"].cpu_seconds == pytest.approx(0.75)
     assert measured["getuser-traced"].cpu_seconds == pytest.approx(1.0)
     assert list(measured) == ["health-user", "getuser", "getuser-traced"]
+
+
+def test_a_comparison_is_also_worked_out_round_by_round_with_deferred_work_spread():
+    slices = [
+        Slice(0, "off", "user", 1.0, 0.20, 100, 0),
+        Slice(0, "traced", "traced", 1.0, 0.20, 80, 0),
+        Slice(1, "traced", "traced", 1.0, 0.20, 100, 0),
+        Slice(1, "off", "user", 1.0, 0.25, 100, 0),
+        Slice(2, "traced", "traced", 1.0, 0.10, 0, 3),  # no call answered: no ratio
+        Slice(2, "off", "user", 1.0, 0.20, 100, 0),
+    ]
+    # The traced server did half as much again between its slices (span exports).
+    by_round = round_ratios(slices, {"user": 0.65, "traced": 0.75}, "traced", "off")
+    assert by_round == pytest.approx([(0.3 / 80) / (0.2 / 100), (0.3 / 100) / (0.25 / 100)])
+
+
+def test_the_middle_half_lies_within_the_values():
+    assert middle_half([1.0]) is None
+    assert middle_half([1.0, 2.0]) == pytest.approx((1.25, 1.75))
+    assert middle_half([5.0, 1.0, 3.0, 2.0, 4.0]) == pytest.approx((2.0, 4.0))
 
 
 def test_a_ratio_with_nothing_below_it_is_none():
@@ -62,17 +88,26 @@ def test_each_round_starts_one_variant_later():
 
 
 def test_the_report_shows_every_comparison_as_cpu_and_rate_ratios():
-    measured = {
-        v.key: Figures(calls=100 * (i + 1), failures=0, seconds=1.0, cpu_seconds=0.1)
+    # Two rounds alike, each variant answering 100 * (its place + 1) calls for 0.1 s of CPU.
+    slices = [
+        Slice(r, v.key, v.server, 0.5, 0.05, 50 * (i + 1), 0)
+        for r in range(2)
         for i, v in enumerate(VARIANTS)
-    }
-    lines = ratios_report(measured).splitlines()
+    ]
+    run_cpu = {v.server: 0.0 for v in VARIANTS}
+    for s in slices:
+        run_cpu[s.server] += s.cpu_seconds
+    measured = figures(slices, run_cpu)
+    lines = ratios_report(measured, Measured(slices, run_cpu)).splitlines()
     assert len(lines) == 1 + len(COMPARISONS)
     for comparison, line in zip(COMPARISONS, lines[1:], strict=True):
         top, bottom = measured[comparison.numerator], measured[comparison.denominator]
         cpu = top.cpu_per_call / bottom.cpu_per_call
         assert line.strip().startswith(comparison.title)
-        assert f" {cpu:.2f}x server CPU per call" in line
+        assert (
+            f" {cpu:.2f}x server CPU per call (rounds' middle half {cpu:.2f}x to {cpu:.2f}x)"
+            in line
+        )
         rate = top.calls_per_second / bottom.calls_per_second
         assert (f", {rate:.2f}x calls/s" in line) == comparison.with_rate
 

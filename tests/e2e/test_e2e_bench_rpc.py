@@ -17,7 +17,7 @@ NUMBER = r"\d+(?:\.\d+)?"
 
 
 def test_bench_rpc_prints_the_machine_memory_rates_cpu_ratios_and_spans():
-    brief = ["--duration=0.6", "--rounds=1", "--concurrency=2", "--export-wait=0"]
+    brief = ["--duration=0.6", "--rounds=2", "--concurrency=2", "--export-wait=0"]
     bench = subprocess.run(
         [sys.executable, "-m", "shop_cli", "bench", "rpc", *brief],
         capture_output=True,
@@ -39,6 +39,7 @@ def test_bench_rpc_prints_the_machine_memory_rates_cpu_ratios_and_spans():
         line(rf"^{re.escape(v.method)}\s+{title}\s+\d+\s+\d+\s+{NUMBER}\s+0$")
     for c in COMPARISONS:
         rate = rf", {NUMBER}x calls/s" if c.with_rate else ""
-        line(rf"^  {re.escape(c.title)}\s+{NUMBER}x server CPU per call{rate}$")
+        spread = rf" \(rounds' middle half {NUMBER}x to {NUMBER}x\)"
+        line(rf"^  {re.escape(c.title)}\s+{NUMBER}x server CPU per call{spread}{rate}$")
     for server in TRACED_SERVERS:
         line(rf"^  {re.escape(TITLES[server])}\s+\d+ \({NUMBER} per call\)$")

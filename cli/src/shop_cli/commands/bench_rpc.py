@@ -51,8 +51,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--rounds",
         type=positive_int,
-        default=5,
-        help="times every variant takes its turn (default 5)",
+        default=20,
+        # Short turns, many times over: a burst of other work on the machine lands on every
+        # variant's turns alike rather than on one variant's long one.
+        help="times every variant takes its turn (default 20)",
     )
     parser.add_argument(
         "--export-wait",
@@ -81,6 +83,8 @@ class Outcome:
 
     resident: dict[str, int]
     """Server name -> bytes of VmRSS once SERVING, before any call."""
+    measured: drive.Measured
+    """The slices and each server's CPU over the run."""
     results: dict[str, Figures]
     """Variant key -> its figures."""
     spans: dict[str, int]
@@ -105,7 +109,8 @@ async def measure(plan: drive.LoadPlan, call_timeout: float) -> Outcome:
                 await drive.warm_up(targets, plan)
                 spans.spans.clear()
                 measured = await drive.measure(targets, plan)
-    return Outcome(resident, figures(measured.slices, measured.run_cpu), dict(spans.spans))
+    results = figures(measured.slices, measured.run_cpu)
+    return Outcome(resident, measured, results, dict(spans.spans))
 
 
 def print_report(plan: drive.LoadPlan, outcome: Outcome) -> None:
@@ -113,7 +118,7 @@ def print_report(plan: drive.LoadPlan, outcome: Outcome) -> None:
         report.method_report(plan),
         report.memory_report(outcome.resident),
         report.figures_report(outcome.results),
-        report.ratios_report(outcome.results),
+        report.ratios_report(outcome.results, outcome.measured),
         report.spans_report(outcome.spans, outcome.results),
     ]
     print("\n\n".join(parts), flush=True)

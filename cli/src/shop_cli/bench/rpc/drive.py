@@ -72,12 +72,13 @@ async def closed_loop(call: Call, concurrency: int, seconds: float) -> tuple[int
     return answered, failed
 
 
-async def load_slice(target: Target, concurrency: int, seconds: float) -> Slice:
+async def load_slice(target: Target, concurrency: int, seconds: float, index: int) -> Slice:
+    """Round `index`'s slice of load on `target`."""
     cpu_before, started = cpu_seconds(target.pid), time.monotonic()
     answered, failed = await closed_loop(target.call, concurrency, seconds)
     elapsed, cpu_after = time.monotonic() - started, cpu_seconds(target.pid)
     v = target.variant
-    return Slice(v.key, v.server, elapsed, cpu_after - cpu_before, answered, failed)
+    return Slice(index, v.key, v.server, elapsed, cpu_after - cpu_before, answered, failed)
 
 
 def round_order(targets: Sequence[Target], index: int) -> list[Target]:
@@ -106,7 +107,7 @@ async def measure(targets: Sequence[Target], plan: LoadPlan) -> Measured:
     for index in range(plan.rounds):
         say(f"round {index + 1} of {plan.rounds}")
         for target in round_order(targets, index):
-            slices.append(await load_slice(target, plan.concurrency, plan.slice_seconds))
+            slices.append(await load_slice(target, plan.concurrency, plan.slice_seconds, index))
     await asyncio.sleep(plan.export_wait)
     end = _server_cpu(pids)
     return Measured(slices, {server: end[server] - start[server] for server in pids})

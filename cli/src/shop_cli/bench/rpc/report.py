@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shop_cli import output
-from shop_cli.bench.rpc.accounting import Figures, ratio
-from shop_cli.bench.rpc.drive import LoadPlan
+from shop_cli.bench.rpc.accounting import Figures, middle_half, ratio, round_ratios
+from shop_cli.bench.rpc.drive import LoadPlan, Measured
 from shop_cli.bench.rpc.variants import COMPARISONS, TITLES, TRACED_SERVERS, VARIANTS
 from shop_cli.procfs import Machine
 
@@ -55,13 +55,18 @@ def figures_report(measured: Mapping[str, Figures]) -> str:
     return output.table(headers, rows)
 
 
-def ratios_report(measured: Mapping[str, Figures]) -> str:
-    """The comparisons of variants.COMPARISONS: server CPU per call, and calls per second
-    where the comparison asks for it, as "1.23x"."""
+def ratios_report(results: Mapping[str, Figures], measured: Measured) -> str:
+    """The comparisons of variants.COMPARISONS, as "1.23x": server CPU per call over the whole
+    run, with the middle half of the same ratio taken round by round (how much the machine's
+    noise moved it), and calls per second where the comparison asks for it."""
     rows = []
     for c in COMPARISONS:
-        top, bottom = measured[c.numerator], measured[c.denominator]
+        top, bottom = results[c.numerator], results[c.denominator]
         shown = f"{_times(ratio(top.cpu_per_call, bottom.cpu_per_call))} server CPU per call"
+        by_round = round_ratios(measured.slices, measured.run_cpu, c.numerator, c.denominator)
+        spread = middle_half(by_round)
+        if spread is not None:
+            shown += f" (rounds' middle half {_times(spread[0])} to {_times(spread[1])})"
         if c.with_rate:
             rate = ratio(top.calls_per_second, bottom.calls_per_second)
             shown += f", {_times(rate)} calls/s"
