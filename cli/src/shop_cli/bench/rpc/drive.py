@@ -26,14 +26,17 @@ or one slice when slices are shorter."""
 
 @dataclass(frozen=True)
 class LoadPlan:
+    """How hard, how long and in what turns the variants are loaded."""
+
     concurrency: int
     """Calls in flight at once, each worker sending its next call once answered."""
     rounds: int
     slice_seconds: float
     """Each variant's share of a round."""
     export_wait: float
-    """Seconds to wait after the last round for work that outlives the calls (span
-    exports), before the servers' CPU time is read the last time."""
+    """Seconds to wait for work that outlives the calls (span exports): after the warm-up,
+    so that its share is not counted, and after the last round, before the servers' CPU
+    time is read the last time."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Measured:
+    """What the rounds measured, for shop_cli.bench.rpc.accounting."""
+
     slices: list[Slice]
     run_cpu: dict[str, float]
     """Each server's CPU seconds from before the first round to after the export wait."""
