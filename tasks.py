@@ -69,6 +69,10 @@ ALTERED_FILES = (
     "uv.lock holds the pinned versions, but the sha256 of their files differ from "
     "requirements.lock: the package index serves other bytes than those tested"
 )
+STALE_HASHED_LOCK = (
+    "requirements.lock is out of date (a workspace member's dependencies changed how uv "
+    "exports the same files): run `python3 tasks.py lock`, then commit it"
+)
 UNPINNED_HASHES = (
     "requirements.lock does not hold the versions pinned in pyproject.toml: run "
     "`python3 tasks.py lock`, then commit both files"
@@ -146,12 +150,13 @@ def exported_lock() -> str:
 def lock_is_pinned() -> bool:
     """uv.lock matches the pyproject ranges and holds exactly the pinned versions.
 
-    uv.lock is this machine's: when missing, or made before the pins changed, it is made again
-    from the pins, which leave the resolution one choice.
+    uv.lock is this machine's: when missing, or made before the pins or a workspace member's
+    dependencies changed, it is made again from the pins, which leave the resolution one
+    choice; if they no longer satisfy the ranges, the lock made differs from them.
     """
     if LOCK.exists() and locked() != pins():
         LOCK.unlink()
-    if not LOCK.exists():
+    if not LOCK.exists() or not lock_is_current():
         subprocess.run([UV, "lock", "--quiet"], cwd=ROOT, check=False)
     return LOCK.exists() and lock_is_current() and locked() == pins()
 
@@ -163,14 +168,32 @@ def check_lock() -> None:
     committed = HASHED_LOCK.read_text() if HASHED_LOCK.exists() else ""
     if versions_in(committed) != pins():
         sys.exit(UNPINNED_HASHES)
-    if exported_lock() != committed:
+    exported = exported_lock()
+    if hashes_in(exported) != hashes_in(committed):
         sys.exit(ALTERED_FILES)
+    if exported != committed:
+        sys.exit(STALE_HASHED_LOCK)
+
+
+def requirements_in(text: str) -> list[tuple[str, str, str]]:
+    """A requirements file's entries as (name, version, the rest of the entry: its marker and
+    hashes), its comments left out."""
+    joined = text.replace("\\\n", " ")
+    found = (re.match(r"([A-Za-z0-9._-]+)==([^ ;\\]+)(.*)", line) for line in joined.splitlines())
+    return [(match[1], match[2], match[3]) for match in found if match]
 
 
 def versions_in(requirements: str) -> dict[str, str]:
-    """The `name==version` lines of a requirements file: name -> version."""
-    found = (re.match(r"([A-Za-z0-9._-]+)==([^ ;\\]+)", line) for line in requirements.splitlines())
-    return {match[1]: match[2] for match in found if match}
+    """The `name==version` entries of a requirements file: name -> version."""
+    return {name: version for name, version, _ in requirements_in(requirements)}
+
+
+def hashes_in(requirements: str) -> dict[str, set[str]]:
+    """Each entry's `--hash` values: name -> hashes."""
+    return {
+        name: set(re.findall(r"--hash=(\S+)", rest))
+        for name, _, rest in requirements_in(requirements)
+    }
 
 
 def sync() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import re
 from pathlib import Path
 from types import ModuleType
 
@@ -29,18 +28,15 @@ def load_tasks() -> ModuleType:
     return module
 
 
-def entries() -> list[tuple[str, str, str | None, list[str]]]:
+def entries() -> list[tuple[str, str, str | None, set[str]]]:
     """requirements.lock as (name, version, marker or None, sha256 hashes), one per package."""
-    found: list[tuple[str, str, str | None, list[str]]] = []
-    text = HASHED_LOCK.read_text().replace("\\\n", " ")
-    for line in text.splitlines():
-        requirement = re.match(r"([A-Za-z0-9._-]+)==(\S+)(?: ; ([^\\-]+?))?\s+(--hash.*)?$", line)
-        if requirement:
-            name, version, marker, hashes = requirement.groups()
-            found.append(
-                (name, version, marker, re.findall(r"--hash=sha256:([0-9a-f]{64})", hashes or ""))
-            )
-    return found
+    tasks = load_tasks()
+    text = HASHED_LOCK.read_text()
+    hashes = tasks.hashes_in(text)
+    return [
+        (name, version, rest.split("--hash")[0].strip(" ;") or None, hashes[name])
+        for name, version, rest in tasks.requirements_in(text)
+    ]
 
 
 def test_the_committed_lock_holds_exactly_the_pinned_versions() -> None:
@@ -51,7 +47,9 @@ def test_the_committed_lock_holds_exactly_the_pinned_versions() -> None:
 
 
 def test_every_locked_package_has_the_hashes_of_its_files_and_no_address() -> None:
-    unhashed = [name for name, _, _, hashes in entries() if not hashes]
+    unhashed = [
+        name for name, _, _, hashes in entries() if not any(h.startswith("sha256:") for h in hashes)
+    ]
     assert entries() and not unhashed, f"packages without sha256 hashes: {unhashed}"
     assert "://" not in HASHED_LOCK.read_text()
 
