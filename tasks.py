@@ -53,12 +53,13 @@ STALE_LOCK = (
 PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "uv.lock"
 # The committed lock: uv.lock exported without addresses (`uv export`, requirements format),
-# every third-party package at its pinned version with the sha256 of each of its files. A
+# every third-party package at its pinned version with the sha256 of each of its files, and
+# nothing about the workspace's own packages (a new member leaves it as it is). A
 # machine's uv.lock must export to exactly this, so a file the index serves under a pinned
 # version but with other bytes stops every task; uv then checks each download against it.
 HASHED_LOCK = ROOT / "requirements.lock"
 EXPORT = (
-    "export", "--frozen", "--all-packages", "--no-emit-workspace", "--no-header",
+    "export", "--frozen", "--all-packages", "--no-emit-workspace", "--no-header", "--no-annotate",
     "--format", "requirements.txt", "--quiet",
 )  # fmt: skip
 HASHED_LOCK_HEADER = (
@@ -70,8 +71,8 @@ ALTERED_FILES = (
     "requirements.lock: the package index serves other bytes than those tested"
 )
 STALE_HASHED_LOCK = (
-    "requirements.lock is out of date (a workspace member's dependencies changed how uv "
-    "exports the same files): run `python3 tasks.py lock`, then commit it"
+    "requirements.lock is out of date (the same files, written differently): run "
+    "`python3 tasks.py lock`, then commit it"
 )
 UNPINNED_HASHES = (
     "requirements.lock does not hold the versions pinned in pyproject.toml: run "

@@ -23,6 +23,7 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_cli.suite import Suite, find_free_base_port
+from shop_cli.targets import CLIENT_SERVICES
 from shop_grpc.credentials import channel_credentials, read_material
 
 APPROVED = payment_pb2.PaymentCard(
@@ -167,6 +168,16 @@ class Shop:
             order_pb2.ListOrdersRequest(user_id=user_id, page_size=500), timeout=10
         )
         return list(reply.orders)
+
+
+@pytest.fixture
+def target_flags(suite: Suite) -> list[str]:
+    """`--<service>=<address>` for each service `shop demo` and `shop bench` talk to."""
+    return [
+        f"--{name}={address}"
+        for name, address in suite.endpoints().items()
+        if name in CLIENT_SERVICES
+    ]
 
 
 def client_channel(suite: Suite, service: str) -> grpc.aio.Channel:

@@ -67,8 +67,8 @@ def test_probe_checks_the_mtls_port_with_grpc_health_probes_tls_options(suite):
     assert shop("probe", order, *files).returncode == 1  # -tls-* without -tls
 
 
-def test_demo_places_a_confirmed_order_and_can_run_again(suite):
-    targets = [f"--{name}={address}" for name, address in suite.endpoints().items()]
+def test_demo_places_a_confirmed_order_and_can_run_again(suite, target_flags):
+    targets = list(target_flags)
     targets.append(f"--tls-dir={suite.certs_dir / 'client'}")
     for _ in range(2):
         demo = shop("demo", *targets)
@@ -77,8 +77,10 @@ def test_demo_places_a_confirmed_order_and_can_run_again(suite):
 
 
 @pytest.mark.local_only
-def test_bench_prints_each_services_cpu_per_confirmed_order_from_the_published_pids(suite):
-    targets = [f"--{name}={address}" for name, address in suite.endpoints().items()]
+def test_bench_prints_each_services_cpu_per_confirmed_order_from_the_published_pids(
+    suite, target_flags
+):
+    targets = list(target_flags)
     targets.append(f"--tls-dir={suite.certs_dir / 'client'}")
     window = ["--clients=2", "--duration=1", f"--data-dir={suite.data_dir}"]
     bench = shop("bench", *targets, *window)

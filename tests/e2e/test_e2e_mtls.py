@@ -111,8 +111,8 @@ async def test_the_probe_port_serves_health_in_plaintext_and_nothing_else(suite,
 
 
 @pytest.mark.local_only  # reads the local suite's logs or certificates
-def test_shop_demo_finds_the_client_identity_in_the_data_dir(suite):
-    targets = [f"--{name}={address}" for name, address in suite.endpoints().items()]
+def test_shop_demo_finds_the_client_identity_in_the_data_dir(suite, target_flags):
+    targets = list(target_flags)
     env = {**os.environ, "SHOP_DATA_DIR": str(suite.data_dir)}
     env.pop("SHOP_TLS_DIR", None)
     demo = subprocess.run(
