@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.money import Money
-from shop_grpc.storage import insert_once
+from shop_grpc.storage import Session, insert_once
 from shop_inventory.adapters.orm import (
     import_batches,
     products,
@@ -33,7 +32,7 @@ from shop_inventory.domain.model import (
 
 
 class ProductRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(self, product: Product, request_id: str) -> bool:
@@ -86,7 +85,7 @@ def _product(row: Row[Any]) -> Product:
 
 
 class StockRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.changed = False
         """Whether this transaction wrote stock, so watchers get woken after commit."""
@@ -145,7 +144,7 @@ def _level_row(level: StockLevel) -> dict[str, Any]:
 
 
 class ReservationRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(self, reservation: Reservation) -> bool:
@@ -239,7 +238,7 @@ class ReservationRepository:
 
 
 class ImportBatchRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(

@@ -8,16 +8,16 @@ from typing import Any
 
 from sqlalchemy import and_, case, delete, insert, null, or_, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.money import Money
+from shop_grpc.storage import Session
 from shop_order.adapters.orm import order_lines, orders
 from shop_order.domain.errors import LeaseLost
 from shop_order.domain.model import Lease, Order, OrderLine, Status, Step
 
 
 class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(self, order: Order, lease: Lease, now: datetime) -> None:

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, insert, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_grpc.errors import Aborted
 from shop_grpc.money import Money
+from shop_grpc.storage import Session
 from shop_payment.adapters.orm import payment_methods, payments, refunds
 from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus, Refund
 
@@ -17,7 +17,7 @@ PageKey = tuple[datetime, str]
 
 
 class SqlPaymentRepository:
-    def __init__(self, session: AsyncSession, *, is_postgres: bool) -> None:
+    def __init__(self, session: Session, *, is_postgres: bool) -> None:
         self.session = session
         self.is_postgres = is_postgres
 

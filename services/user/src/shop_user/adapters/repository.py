@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from shop_grpc.storage import Session
 from shop_user.adapters.orm import user_events, users
 from shop_user.domain.model import EventKind, RecordedRequest, User, UserEvent
 
@@ -71,7 +71,7 @@ def _event(row: RowMapping) -> UserEvent:
 
 
 class SqlUserRepository:
-    def __init__(self, session: AsyncSession, *, is_postgres: bool) -> None:
+    def __init__(self, session: Session, *, is_postgres: bool) -> None:
         self.session = session
         self.is_postgres = is_postgres
 
