@@ -56,7 +56,7 @@ async def recovering(runner: SagaRunner) -> AsyncIterator[None]:
 
 
 async def final(runner: SagaRunner, order_id: str, wait: float = 5.0) -> Order:
-    order = await orders.wait_until_final(runner.uow, runner.signal, order_id, wait)
+    order = await orders.wait_until_final(runner.uow, runner, order_id, wait)
     assert order.is_final, f"order stuck at {order.step}"
     return order
 

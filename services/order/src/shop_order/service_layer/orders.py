@@ -70,7 +70,7 @@ async def place_order(
         existing = await _replayed(uow, request_id, fingerprint)
         assert existing is not None
         return existing
-    runner.start(order.order_id, claimed=True)
+    runner.start(order.order_id, claimed=True, placed=order)
     return order
 
 
@@ -137,14 +137,19 @@ async def cancel_order(uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str
 
 
 async def wait_until_final(
-    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str, wait_seconds: float
+    uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str, wait_seconds: float
 ) -> Order:
-    """The order once final, or as it stands when `wait_seconds` run out."""
+    """The order once final, or as it stands when `wait_seconds` run out.
+
+    While this replica drives the order, its state comes from the drive, which committed it
+    (`SagaRunner.committed`); otherwise from the database.
+    """
+    signal = runner.signal
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
         seen = signal.version(order_id)
-        order = await get_order(uow, order_id)
+        order = runner.committed(order_id) or await get_order(uow, order_id)
         if order.is_final or loop.time() >= deadline or signal.closed:
             return order
         with contextlib.suppress(TimeoutError, Unavailable):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,14 +100,32 @@ class SagaRunner:
         self.settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent)
+        self._committed: dict[str, Order] = {}
 
-    def start(self, order_id: str, *, claimed: bool = False) -> None:
-        """Drives the order in the background unless this replica already is."""
+    def start(self, order_id: str, *, claimed: bool = False, placed: Order | None = None) -> None:
+        """Drives the order in the background unless this replica already is.
+
+        `placed` is the order as this replica has just stored it, under its lease: the drive
+        starts from it instead of reading it back.
+        """
         if order_id in self._tasks:
             return
-        task = asyncio.create_task(self._drive(order_id, claimed), name=f"saga-{order_id}")
+        task = asyncio.create_task(
+            self._drive(order_id, claimed, _snapshot(placed) if placed else None),
+            name=f"saga-{order_id}",
+        )
         self._tasks[order_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(order_id, None))
+
+    def committed(self, order_id: str) -> Order | None:
+        """The order as this replica last committed it, while this replica drives it; None
+        otherwise (read it from the database then).
+
+        Only the replica holding an order's lease moves it forward or makes it final, so while
+        it drives the order no other write changes its status or step; a cancel asked for
+        meanwhile shows once the drive picks it up, at its next write.
+        """
+        return self._committed.get(order_id)
 
     async def recover_forever(self) -> None:
         while True:
@@ -135,15 +154,13 @@ class SagaRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _drive(self, order_id: str, claimed: bool) -> None:
+    async def _drive(self, order_id: str, claimed: bool, order: Order | None) -> None:
         async with self._slots:
-            async with self.uow() as uow:
-                if not claimed and not await uow.orders.claim(order_id, self.lease, utcnow()):
-                    return
-                order = await uow.orders.get(order_id)
-                await uow.commit()
+            if order is None:
+                order = await self._take(order_id, claimed)
             if order is None:
                 return
+            self._committed[order_id] = _snapshot(order)
             with structlog.contextvars.bound_contextvars(order_id=order_id):
                 try:
                     await self._run(order)
@@ -155,6 +172,18 @@ class SagaRunner:
                     # If even this fails (the database is out of reach), the lease lapses.
                     with contextlib.suppress(Exception):
                         await self._release(order, retry_after=self._backoff(order))
+                finally:
+                    self._committed.pop(order_id, None)
+
+    async def _take(self, order_id: str, claimed: bool) -> Order | None:
+        """The order, once this replica holds its lease (`claimed`: it already does); None if
+        another live replica holds it, or it is gone."""
+        async with self.uow() as uow:
+            if not claimed and not await uow.orders.claim(order_id, self.lease, utcnow()):
+                return None
+            order = await uow.orders.get(order_id)
+            await uow.commit()
+        return order
 
     async def _run(self, order: Order) -> None:
         while True:
@@ -278,6 +307,7 @@ class SagaRunner:
         async with self.uow() as uow:
             await uow.orders.save(order, self.lease, utcnow(), lines=lines)
             await uow.commit()
+        self._committed[order.order_id] = _snapshot(order)
         self.signal.notify(order.order_id)
         return order
 
@@ -286,3 +316,8 @@ class SagaRunner:
         async with self.uow() as uow:
             await uow.orders.release(order, self.lease, retry_at)
             await uow.commit()
+
+
+def _snapshot(order: Order) -> Order:
+    """A copy the drive's later changes do not reach (lines are replaced, never edited)."""
+    return dataclasses.replace(order, lines=list(order.lines))
