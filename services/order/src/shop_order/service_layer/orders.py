@@ -141,15 +141,22 @@ async def wait_until_final(
 ) -> Order:
     """The order once final, or as it stands when `wait_seconds` run out.
 
-    While this replica drives the order, its state comes from the drive, which committed it
-    (`SagaRunner.committed`); otherwise from the database.
+    While this replica drives the order, the drive hands over the final state it committed
+    (`SagaRunner.drive_of`); otherwise each change is read from the database.
     """
     signal = runner.signal
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
+        drive = runner.drive_of(order_id)
+        if drive is not None:
+            await asyncio.wait({drive}, timeout=max(deadline - loop.time(), 0.0))
+            if drive.done() and not drive.cancelled() and drive.exception() is None:
+                final = drive.result()
+                if final is not None:
+                    return final
         seen = signal.version(order_id)
-        order = runner.committed(order_id) or await get_order(uow, order_id)
+        order = await get_order(uow, order_id)
         if order.is_final or loop.time() >= deadline or signal.closed:
             return order
         with contextlib.suppress(TimeoutError, Unavailable):

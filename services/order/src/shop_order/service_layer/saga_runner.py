@@ -98,9 +98,8 @@ class SagaRunner:
         self.lease = lease
         self.signal = signal
         self.settings = settings
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[Order | None]] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent)
-        self._committed: dict[str, Order] = {}
 
     def start(self, order_id: str, *, claimed: bool = False, placed: Order | None = None) -> None:
         """Drives the order in the background unless this replica already is.
@@ -111,21 +110,17 @@ class SagaRunner:
         if order_id in self._tasks:
             return
         task = asyncio.create_task(
-            self._drive(order_id, claimed, _snapshot(placed) if placed else None),
+            self._drive(order_id, claimed, _copy(placed) if placed else None),
             name=f"saga-{order_id}",
         )
         self._tasks[order_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(order_id, None))
 
-    def committed(self, order_id: str) -> Order | None:
-        """The order as this replica last committed it, while this replica drives it; None
-        otherwise (read it from the database then).
-
-        Only the replica holding an order's lease moves it forward or makes it final, so while
-        it drives the order no other write changes its status or step; a cancel asked for
-        meanwhile shows once the drive picks it up, at its next write.
-        """
-        return self._committed.get(order_id)
+    def drive_of(self, order_id: str) -> asyncio.Task[Order | None] | None:
+        """This replica's drive of the order, if it is driving it. The task ends with the
+        order as committed final, or None when the drive stopped short of that (the order
+        handed back to wait for a retry, the lease lost, the runner stopped)."""
+        return self._tasks.get(order_id)
 
     async def recover_forever(self) -> None:
         while True:
@@ -154,16 +149,15 @@ class SagaRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _drive(self, order_id: str, claimed: bool, order: Order | None) -> None:
+    async def _drive(self, order_id: str, claimed: bool, order: Order | None) -> Order | None:
         async with self._slots:
             if order is None:
                 order = await self._take(order_id, claimed)
             if order is None:
-                return
-            self._committed[order_id] = _snapshot(order)
+                return None
             with structlog.contextvars.bound_contextvars(order_id=order_id):
                 try:
-                    await self._run(order)
+                    return await self._run(order)
                 except LeaseLost:
                     log.warning("lease lost; another replica drives the order")
                 except Exception:
@@ -172,8 +166,7 @@ class SagaRunner:
                     # If even this fails (the database is out of reach), the lease lapses.
                     with contextlib.suppress(Exception):
                         await self._release(order, retry_after=self._backoff(order))
-                finally:
-                    self._committed.pop(order_id, None)
+                return None
 
     async def _take(self, order_id: str, claimed: bool) -> Order | None:
         """The order, once this replica holds its lease (`claimed`: it already does); None if
@@ -185,14 +178,16 @@ class SagaRunner:
             await uow.commit()
         return order
 
-    async def _run(self, order: Order) -> None:
+    async def _run(self, order: Order) -> Order | None:
+        """Drives the order until it is final (returns it, as committed) or handed back to be
+        tried again later (None)."""
         while True:
             if saga.apply_pending_cancel(order):
                 order.attempts = 0
                 order = await self._save(order)
                 continue
             if order.is_final:
-                return  # the write that made it final gave the lease up
+                return order  # the write that made it final gave the lease up
             step = order.step
             try:
                 with telemetry.span(f"saga {step.value}", _span_attributes(order)) as span:
@@ -210,7 +205,7 @@ class SagaRunner:
                 if not self._ends_step(order, step, error):
                     if await self._wait_to_retry(order):
                         continue
-                    return
+                    return None
             order.attempts = 0
             if order.step is not step:
                 log.info("saga step", step=step.value, next=order.step.value)
@@ -307,7 +302,6 @@ class SagaRunner:
         async with self.uow() as uow:
             await uow.orders.save(order, self.lease, utcnow(), lines=lines)
             await uow.commit()
-        self._committed[order.order_id] = _snapshot(order)
         self.signal.notify(order.order_id)
         return order
 
@@ -318,6 +312,6 @@ class SagaRunner:
             await uow.commit()
 
 
-def _snapshot(order: Order) -> Order:
-    """A copy the drive's later changes do not reach (lines are replaced, never edited)."""
+def _copy(order: Order) -> Order:
+    """A copy the drive's changes do not reach (lines are replaced, never edited)."""
     return dataclasses.replace(order, lines=list(order.lines))
