@@ -391,7 +391,9 @@ class DuplicateKey(Exception):
     """
 
 
-async def insert_once(session: Session, statement: Executable) -> bool:
+async def insert_once(
+    session: Session, statement: Executable, parameters: Parameters = None
+) -> bool:
     """Runs an INSERT; False, and nothing written, if a row with its unique key exists.
 
     The insert runs in a savepoint: on PostgreSQL a failed statement would otherwise abort
@@ -399,7 +401,7 @@ async def insert_once(session: Session, statement: Executable) -> bool:
     """
     try:
         async with session.begin_nested():
-            await session.execute(statement)
+            await session.execute(statement, parameters)
     except IntegrityError:
         return False
     return True
