@@ -23,6 +23,7 @@ but Python has to be on the machine.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,31 @@ STALE_LOCK = (
 # lock made on any machine resolves to the same versions; the images install from it.
 PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "uv.lock"
+# The committed lock: uv.lock exported without addresses (`uv export`, requirements format),
+# every third-party package at its pinned version with the sha256 of each of its files. A
+# machine's uv.lock must export to exactly this, so a file the index serves under a pinned
+# version but with other bytes stops every task; uv then checks each download against it.
+HASHED_LOCK = ROOT / "requirements.lock"
+EXPORT = (
+    "export", "--frozen", "--all-packages", "--no-emit-workspace", "--no-header",
+    "--format", "requirements.txt", "--quiet",
+)  # fmt: skip
+HASHED_LOCK_HEADER = (
+    "# Written by `python3 tasks.py lock`: every third-party package, its pinned version and the\n"
+    "# sha256 of each of its files. Checked against uv.lock by every task; do not edit by hand.\n"
+)
+ALTERED_FILES = (
+    "uv.lock holds the pinned versions, but the sha256 of their files differ from "
+    "requirements.lock: the package index serves other bytes than those tested"
+)
+STALE_HASHED_LOCK = (
+    "requirements.lock is out of date (a workspace member's dependencies changed how uv "
+    "exports the same files): run `python3 tasks.py lock`, then commit it"
+)
+UNPINNED_HASHES = (
+    "requirements.lock does not hold the versions pinned in pyproject.toml: run "
+    "`python3 tasks.py lock`, then commit both files"
+)
 PINS_BEGIN = "# Pins: written by `python3 tasks.py lock` from the resolution; do not edit by hand."
 PINS_END = "# End of pins."
 PROTO_ROOT = ROOT / "protos"
@@ -115,24 +141,65 @@ def write_pins(versions: dict[str, str]) -> None:
     PYPROJECT.write_text(text[:start] + block + text[end:])
 
 
+def exported_lock() -> str:
+    """uv.lock as requirements.lock holds it: versions and file hashes, no addresses."""
+    export = subprocess.run([UV, *EXPORT], cwd=ROOT, check=True, capture_output=True, text=True)
+    return HASHED_LOCK_HEADER + export.stdout
+
+
 def lock_is_pinned() -> bool:
     """uv.lock matches the pyproject ranges and holds exactly the pinned versions.
 
-    uv.lock is this machine's: when missing, or made before the pins changed, it is made again
-    from the pins, which leave the resolution one choice.
+    uv.lock is this machine's: when missing, or made before the pins or a workspace member's
+    dependencies changed, it is made again from the pins, which leave the resolution one
+    choice; if they no longer satisfy the ranges, the lock made differs from them.
     """
     if LOCK.exists() and locked() != pins():
         LOCK.unlink()
-    if not LOCK.exists():
+    if not LOCK.exists() or not lock_is_current():
         subprocess.run([UV, "lock", "--quiet"], cwd=ROOT, check=False)
     return LOCK.exists() and lock_is_current() and locked() == pins()
+
+
+def check_lock() -> None:
+    """Stops the task unless uv.lock holds exactly the pins and the committed file hashes."""
+    if not lock_is_pinned():
+        sys.exit(STALE_LOCK)
+    committed = HASHED_LOCK.read_text() if HASHED_LOCK.exists() else ""
+    if versions_in(committed) != pins():
+        sys.exit(UNPINNED_HASHES)
+    exported = exported_lock()
+    if hashes_in(exported) != hashes_in(committed):
+        sys.exit(ALTERED_FILES)
+    if exported != committed:
+        sys.exit(STALE_HASHED_LOCK)
+
+
+def requirements_in(text: str) -> list[tuple[str, str, str]]:
+    """A requirements file's entries as (name, version, the rest of the entry: its marker and
+    hashes), its comments left out."""
+    joined = text.replace("\\\n", " ")
+    found = (re.match(r"([A-Za-z0-9._-]+)==([^ ;\\]+)(.*)", line) for line in joined.splitlines())
+    return [(match[1], match[2], match[3]) for match in found if match]
+
+
+def versions_in(requirements: str) -> dict[str, str]:
+    """The `name==version` entries of a requirements file: name -> version."""
+    return {name: version for name, version, _ in requirements_in(requirements)}
+
+
+def hashes_in(requirements: str) -> dict[str, set[str]]:
+    """Each entry's `--hash` values: name -> hashes."""
+    return {
+        name: set(re.findall(r"--hash=(\S+)", rest))
+        for name, _, rest in requirements_in(requirements)
+    }
 
 
 def sync() -> None:
     """.venv becomes exactly the pinned versions; never a fresh resolution."""
     ensure_uv()
-    if not lock_is_pinned():
-        sys.exit(STALE_LOCK)
+    check_lock()
     run(UV, "sync", "--all-packages", "--locked", "--quiet")
 
 
@@ -222,14 +289,14 @@ def task_lock(args: list[str]) -> None:
     run(UV, "lock", *args)
     write_pins(locked())
     run(UV, "lock", "--quiet")
-    print(f"pinned {len(pins())} packages in pyproject.toml")
+    HASHED_LOCK.write_text(exported_lock())
+    print(f"pinned {len(pins())} packages in pyproject.toml and requirements.lock")
 
 
 def task_lock_check(_: list[str]) -> None:
     ensure_uv()
-    if not lock_is_pinned():
-        sys.exit(STALE_LOCK)
-    print(f"the {len(pins())} pins in pyproject.toml are current")
+    check_lock()
+    print(f"the {len(pins())} pins in pyproject.toml and their files' hashes are current")
 
 
 def task_ci(_: list[str]) -> None:

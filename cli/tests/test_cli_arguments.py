@@ -96,6 +96,19 @@ def test_demo_and_bench_take_every_address_where_one_service_is_installed(monkey
     assert "user" in addresses  # a service not installed here
 
 
+def test_bench_alone_loads_the_suite_and_bench_rpc_runs_the_rpc_benchmark():
+    suite = parse("bench", "--clients", "2", "--duration", "5", "--data-dir", "elsewhere")
+    assert suite.benchmark is None
+    assert suite.parser.prog == "shop bench"
+    assert (suite.clients, suite.duration, str(suite.data_dir)) == (2, 5.0, "elsewhere")
+    assert str(parse("bench").data_dir) == ".shop"
+    rpc = parse("bench", "rpc", "--concurrency", "3", "--duration", "4", "--rounds", "2")
+    assert rpc.benchmark == "rpc"
+    assert rpc.parser.prog == "shop bench rpc"
+    assert (rpc.concurrency, rpc.duration, rpc.rounds) == (3, 4.0, 2)
+    assert rpc.handler is not suite.handler
+
+
 def test_orders_user_flag_is_the_user_id_not_a_target():
     args = parse("orders", "list", "--user", "u1", "--order", "orders:1")
     assert args.user_id == "u1"

@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from shop_cli import pidfiles
 from shop_cli.suite import Suite, SuiteError, find_free_base_port
 from shop_grpc import registry
 from shop_grpc.config import EXIT_MARGIN_SECONDS
@@ -156,3 +157,31 @@ def test_context_manager_stops_everything(tmp_path, fake_program):
     with Suite(tmp_path, base_port=find_free_base_port(), program=fake_program) as suite:
         assert suite.exited() == {}
     assert set(suite.exited()) == set(registry.names())
+
+
+def _command_line(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return cmdline.read().split(b"\0")[:-1]
+
+
+def test_each_running_service_process_has_a_pid_file_until_it_is_reaped(tmp_path, fake_program):
+    suite = Suite(tmp_path, base_port=find_free_base_port(), program=fake_program)
+    suite.start()
+    try:
+        suite.wait_ready(timeout=30)
+        running = pidfiles.published(tmp_path)
+        assert set(running) == {suite.instance(name) for name in registry.names()}
+        for instance, pid in running.items():
+            # The process the file names is the one running that service.
+            assert _command_line(pid)[-1] == pidfiles.service_of(instance).encode()
+        payment = suite.instance("payment")
+        suite.kill("payment")
+        assert payment not in pidfiles.published(tmp_path)
+        suite.restart("payment")
+        restarted = pidfiles.published(tmp_path)[payment]
+        assert restarted != running[payment]
+        assert _command_line(restarted)[-1] == b"payment"
+    finally:
+        suite.stop(timeout=10)
+    assert pidfiles.published(tmp_path) == {}
+    assert list(pidfiles.directory(tmp_path).iterdir()) == []

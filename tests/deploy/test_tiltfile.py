@@ -362,7 +362,7 @@ def test_each_service_image_is_built_from_the_one_dockerfile_with_all_it_copies(
         assert release["build_args"]["SERVICE"] == svc
         assert release["context"] == "."
         copied = copied_from_context(svc)
-        assert {"uv.lock", f"services/{svc}"} <= set(copied)
+        assert {"uv.lock", "requirements.lock", f"services/{svc}"} <= set(copied)
         # Tilt sends only these paths: copying anything else fails the build.
         outside = [
             path

@@ -1,7 +1,8 @@
-"""What an operator does against a running suite: list services, probe, run the demo."""
+"""What an operator does against a running suite: list services, probe, run the demo, load it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -73,3 +74,19 @@ def test_demo_places_a_confirmed_order_and_can_run_again(suite):
         demo = shop("demo", *targets)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "CONFIRMED" in demo.stdout
+
+
+@pytest.mark.local_only
+def test_bench_prints_each_services_cpu_per_confirmed_order_from_the_published_pids(suite):
+    targets = [f"--{name}={address}" for name, address in suite.endpoints().items()]
+    targets.append(f"--tls-dir={suite.certs_dir / 'client'}")
+    window = ["--clients=2", "--duration=1", f"--data-dir={suite.data_dir}"]
+    bench = shop("bench", *targets, *window)
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    confirmed = re.search(r"^order status .*CONFIRMED (\d+)", bench.stdout, re.M)
+    assert confirmed, bench.stdout
+    assert f"the {confirmed.group(1)} orders that became CONFIRMED" in bench.stdout
+    for service in [*suite.endpoints(), "total"]:
+        line = rf"^cpu {service}\s+\d+\.\d ms per order"
+        assert re.search(line, bench.stdout, re.M), bench.stdout
+    assert "consistency violations: 0" in bench.stdout

@@ -11,7 +11,8 @@ variables, exactly as a deployment would configure it: mTLS with its own
 identity from ``<data_dir>/certs/<service>`` (made on first start; ``client`` is
 the `shop` commands' identity), and a plaintext health-only probe port. Its stdout and stderr
 go to ``<data_dir>/logs/<service>.log`` and, when ``echo`` is given, to that
-stream prefixed with the service name.
+stream prefixed with the service name. Its pid is published under ``<data_dir>/pids``
+(shop_cli.pidfiles) while it runs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import IO, TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shop_cli import pidfiles
 from shop_grpc import certs, registry
 from shop_grpc.config import stop_timeout
 
@@ -170,6 +172,10 @@ class Suite:
         ports = {name: self.probe_base_port + port_offset(name) for name in registry.names()}
         return {name: address(self.host, port) for name, port in ports.items()}
 
+    def instance(self, service: str) -> str:
+        """The name of `service`'s process here: its SHOP_INSTANCE_ID and pid file name."""
+        return pidfiles.instance_name(service, self.endpoints()[service])
+
     @property
     def certs_dir(self) -> Path:
         return self.data_dir / "certs"
@@ -188,7 +194,7 @@ class Suite:
         env.update(
             SHOP_LISTEN_ADDRESS=endpoints[service],
             SHOP_DATA_DIR=str(self.data_dir),
-            SHOP_INSTANCE_ID=f"{service}@{endpoints[service]}",
+            SHOP_INSTANCE_ID=self.instance(service),
             SHOP_LOG_FORMAT=self.log_format,
             SHOP_PROBE_ADDRESS=self.probe_endpoints()[service],
             **self._transport_env(service),
@@ -230,6 +236,7 @@ class Suite:
         )
         pump.start()
         self._children[service] = _Child(process, pump)
+        pidfiles.publish(self.data_dir, self.instance(service), process.pid)
 
     def _pump(self, service: str, stream: IO[bytes]) -> None:
         with stream, self.log_path(service).open("ab") as log:
@@ -353,6 +360,7 @@ class Suite:
     def _reap(self, service: str) -> int:
         child = self._children[service]
         code = child.process.wait()
+        pidfiles.withdraw(self.data_dir, self.instance(service))
         child.pump.join(timeout=5)
         return code
 

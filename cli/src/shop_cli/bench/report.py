@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from shop.order.v1 import order_pb2
 from shop_cli import output, views
 from shop_cli.bench.check import Findings
+from shop_cli.bench.cpu import CpuUsage, Unavailable
 from shop_cli.bench.load import Call
 from shop_cli.stats import percentile, throughput
 
@@ -34,6 +36,39 @@ def load_report(calls: list[Call], seconds: float) -> str:
 
 def _counts(counter: Counter[str]) -> str:
     return "  ".join(f"{name} {count}" for name, count in sorted(counter.items())) or "-"
+
+
+def cpu_report(measured: CpuUsage | Unavailable, orders: list[order_pb2.Order]) -> str:
+    """Each service's CPU milliseconds per CONFIRMED order, and their total, or why there are
+    none; `orders` are the run's orders as the settle phase last saw them."""
+    if isinstance(measured, Unavailable):
+        return output.fields([("cpu per order", f"unavailable: {measured.reason}")])
+    confirmed = sum(1 for order in orders if views.order_status(order) == "CONFIRMED")
+    rows: list[tuple[str, object]] = [
+        ("cpu counted", "user + system time of each service's processes (/proc/<pid>/stat)"),
+        (
+            "cpu window",
+            f"start of the load to end of the settle phase, {measured.window_seconds:.1f} s; "
+            f"divided by the {confirmed} orders that became CONFIRMED",
+        ),
+    ]
+    rows += [
+        (
+            f"cpu {used.service}",
+            f"{_per_order(used.seconds, confirmed)}  "
+            f"({used.seconds:.2f} s, {used.processes} process{'es' * (used.processes > 1)})",
+        )
+        for used in measured.services
+    ]
+    total = sum(used.seconds for used in measured.services)
+    rows.append(("cpu total", _per_order(total, confirmed)))
+    if measured.lost:
+        rows.append(("not counted", f"ended during the run: {', '.join(measured.lost)}"))
+    return output.fields(rows)
+
+
+def _per_order(seconds: float, orders: int) -> str:
+    return f"{seconds * 1000 / orders:.1f} ms per order" if orders else "- (no order CONFIRMED)"
 
 
 def consistency_report(findings: Findings) -> str:

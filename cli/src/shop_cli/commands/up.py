@@ -28,7 +28,10 @@ class StopRequested(Exception):
 def register(subparsers: Any) -> None:
     parser = command(subparsers, "up", run, "run the four services here until Ctrl-C")
     parser.add_argument(
-        "--data-dir", type=Path, default=Path(".shop"), help="databases and logs (default .shop)"
+        "--data-dir",
+        type=Path,
+        default=Path(".shop"),
+        help="databases, logs and the services' pid files (default .shop)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(

@@ -1,0 +1,71 @@
+"""The committed lock (requirements.lock) is what the workspace runs on.
+
+`tasks.py lock` writes the pins into the root pyproject.toml and, from the lock they make, the
+file hashes into requirements.lock; every task refuses a uv.lock that exports to anything else.
+These tests keep the three in step: a pin moved by hand, a package missing its hashes, or an
+environment that holds another version fails here.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from packaging.markers import Marker
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+HASHED_LOCK = ROOT / "requirements.lock"
+
+
+def load_tasks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def entries() -> list[tuple[str, str, str | None, set[str]]]:
+    """requirements.lock as (name, version, marker or None, sha256 hashes), one per package."""
+    tasks = load_tasks()
+    text = HASHED_LOCK.read_text()
+    hashes = tasks.hashes_in(text)
+    return [
+        (name, version, rest.split("--hash")[0].strip(" ;") or None, hashes[name])
+        for name, version, rest in tasks.requirements_in(text)
+    ]
+
+
+def test_the_committed_lock_holds_exactly_the_pinned_versions() -> None:
+    tasks = load_tasks()
+    locked = {name: version for name, version, _, _ in entries()}
+    assert locked == tasks.pins()
+    assert locked == tasks.versions_in(HASHED_LOCK.read_text())
+
+
+def test_every_locked_package_has_the_hashes_of_its_files_and_no_address() -> None:
+    unhashed = [
+        name for name, _, _, hashes in entries() if not any(h.startswith("sha256:") for h in hashes)
+    ]
+    assert entries() and not unhashed, f"packages without sha256 hashes: {unhashed}"
+    assert "://" not in HASHED_LOCK.read_text()
+
+
+def test_the_environment_the_tests_run_in_holds_the_locked_versions() -> None:
+    applicable = [
+        (name, version) for name, version, marker, _ in entries()
+        if marker is None or Marker(marker).evaluate()
+    ]  # fmt: skip
+    installed = {
+        canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()
+    }
+    differing = {
+        name: installed.get(canonicalize_name(name))
+        for name, version in applicable
+        if installed.get(canonicalize_name(name)) != version
+    }
+    assert len(applicable) > 50
+    assert not differing, f"installed here, not as requirements.lock pins them: {differing}"
