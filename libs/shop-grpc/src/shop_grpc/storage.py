@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import random
 import secrets
+import sqlite3
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -348,15 +349,21 @@ def _sqlite_engine(url: str, *, writer: bool, in_memory: bool = False) -> Engine
         cursor.execute(f"PRAGMA busy_timeout={0 if writer else SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+    def _on_begin(conn: Connection) -> None:
+        # Straight to the driver: through SQLAlchemy's execution path, the BEGIN cost as much
+        # as the statement it was for.
+        conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
     return engine
 
 
-def _is_busy(error: OperationalError) -> bool:
-    return "database is locked" in str(error.orig) or "database is busy" in str(error.orig)
+def _is_busy(error: Exception) -> bool:
+    """SQLITE_BUSY, from the driver or wrapped by SQLAlchemy."""
+    message = str(getattr(error, "orig", None) or error)
+    return "database is locked" in message or "database is busy" in message
 
 
 async def _begin_sqlite(engine: Engine) -> Connection:
@@ -370,10 +377,13 @@ async def _begin_sqlite(engine: Engine) -> Connection:
         connection = engine.connect()
         try:
             connection.begin()
-        except OperationalError as error:
+        # The BEGIN goes straight to the driver (see _on_begin): its error comes unwrapped.
+        except (OperationalError, sqlite3.OperationalError) as error:
             connection.close()
             if not _is_busy(error) or loop.time() >= give_up_at:
-                raise
+                if isinstance(error, OperationalError):
+                    raise
+                raise OperationalError("BEGIN", None, error) from error
         except BaseException:
             connection.close()
             raise
