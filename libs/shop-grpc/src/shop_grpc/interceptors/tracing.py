@@ -56,9 +56,11 @@ class ServerSpans(AroundEachCall):
     @asynccontextmanager
     async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         parent = propagate.extract(dict(context.invocation_metadata()))
-        span = self.tracer.start_span(
-            method, parent, SpanKind.SERVER, attributes=_attributes(method, context)
-        )
+        span = self.tracer.start_span(method, parent, SpanKind.SERVER)
+        # The sampler (parent-based ratio) decides on the trace alone; an unsampled call's
+        # span records nothing, so nothing is worked out for it.
+        if span.is_recording():
+            span.set_attributes(_attributes(method, context))
         # Each call runs in a task of its own, with its own copy of the context: the span
         # stays current for the rest of the call, with nothing to detach.
         otel_context.attach(trace.set_span_in_context(span, parent))
@@ -67,7 +69,8 @@ class ServerSpans(AroundEachCall):
             with outcome:
                 yield
         finally:
-            record_status(span, outcome.code, error=outcome.code in SERVER_ERRORS)
+            if span.is_recording():
+                record_status(span, outcome.code, error=outcome.code in SERVER_ERRORS)
             span.end()
 
 
