@@ -5,6 +5,7 @@ database that is not there yet)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,7 +24,7 @@ from shop_grpc.storage import (
     DuplicateKey,
     UnitOfWork,
     UtcDateTime,
-    async_url,
+    driver_url,
     insert_once,
 )
 from shop_grpc.testing import (
@@ -207,6 +208,35 @@ async def test_writers_of_one_process_take_turns_where_the_database_has_one_writ
     assert seen_by_second == [{"a"}]
 
 
+# SQLite only: its writers run in the event loop, and must not stop it while they wait.
+@pytest.mark.parametrize("engine", ["sqlite"])
+async def test_a_writer_waits_for_another_processs_write_lock_while_the_event_loop_runs(uow):
+    async with uow() as tx:
+        database = make_url(tx.db.url).database
+    other_process = sqlite3.connect(database, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    other_process.execute("INSERT INTO keys (key) VALUES ('theirs')")
+    seen_by_writer: list[set[str]] = []
+
+    async def writer() -> None:
+        async with uow() as tx:
+            seen_by_writer.append(await tx.keys.all())
+            await tx.keys.add("ours")
+            await tx.commit()
+
+    waiting = asyncio.create_task(writer())
+    await asyncio.sleep(0.2)
+    # Meanwhile the loop serves other work: a reader, beside the waiting writer.
+    assert await committed(uow) == set()
+    assert seen_by_writer == []
+    other_process.execute("COMMIT")
+    await asyncio.wait_for(waiting, 5)
+    other_process.close()
+
+    assert seen_by_writer == [{"theirs"}]
+    assert await committed(uow) == {"theirs", "ours"}
+
+
 # --- the SQL side --------------------------------------------------------------------------
 
 
@@ -319,9 +349,9 @@ async def test_the_wait_ends_once_the_database_is_made_and_said_what_was_missing
     assert lines[-1]["event"] == "database ready"
 
 
-def test_plain_urls_get_the_async_drivers():
-    assert async_url("postgresql://postgres@db/shop").startswith("postgresql+asyncpg://")
-    assert async_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+def test_plain_urls_get_their_drivers():
+    assert driver_url("postgresql://postgres@db/shop").startswith("postgresql+asyncpg://")
+    assert driver_url("sqlite:///x.db") == "sqlite+pysqlite:///x.db"
 
 
 async def test_datetimes_come_back_as_the_same_utc_instant(database_url):

@@ -224,8 +224,9 @@ async def test_sql_spans_show_statements_not_values_and_only_inside_traced_work(
 ) -> None:
     db = Database(database_url)
     try:
-        async with db.engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE people (email TEXT)"))
+        async with db.session() as session:
+            await session.execute(text("CREATE TABLE people (email TEXT)"))
+            await session.commit()
         with telemetry.span("work", {"shop.items": 2}):
             async with db.session() as session:
                 await session.execute(

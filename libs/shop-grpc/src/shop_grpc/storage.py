@@ -8,6 +8,15 @@ SQLite's busy handler. Read-only work takes neither: in WAL mode a reader sees
 a consistent snapshot while a writer commits. PostgreSQL gets row locks and
 conditional updates from the repositories instead.
 
+SQLite runs in the event loop's own thread, through the standard library's
+driver. A statement on a local WAL database takes tens of microseconds and
+never waits for a lock once ``BEGIN IMMEDIATE`` holds the write lock (a commit
+in WAL mode with ``synchronous=NORMAL`` does not sync the disk), which is less
+than handing it to a worker thread and back costs. The one wait left, another
+process's writer holding the lock, is never spent in the loop: writers' BEGIN
+fails at once when the lock is taken and is tried again after an asyncio sleep.
+PostgreSQL goes through asyncpg, natively asynchronous.
+
 Idempotency keys are unique constraints. When two transactions race on one key, the
 loser's write fails; ``UnitOfWork`` reports that as ``DuplicateKey`` (and
 ``insert_once`` as ``False``, keeping the transaction usable), so use cases read the
@@ -24,24 +33,32 @@ import asyncio
 import contextlib
 import random
 import secrets
+import sqlite3
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
 import structlog
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, event, select, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    select,
+    text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine, Result, ScalarResult, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
@@ -50,6 +67,12 @@ from shop_grpc import telemetry
 log = structlog.get_logger("shop_grpc.storage")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a transaction waits for another process's writer before giving up."""
+SQLITE_BUSY_RETRY_SECONDS = (0.001, 0.05)
+"""The first and the longest wait between tries to take SQLite's write lock."""
+SQLITE_IDLE_CONNECTIONS = 8
+"""SQLite connections kept open per engine; more are opened when needed, never waited for
+(a wait for a connection would block the event loop that is to give one back)."""
 CONNECT_TIMEOUT_SECONDS = 10.0
 """How long one attempt to connect to PostgreSQL may take (the driver's own default is 60 s),
 so that an unreachable server is retried, and reported, every few seconds."""
@@ -69,10 +92,11 @@ _secrets = Table(
 )
 
 
-def async_url(url: str) -> str:
-    """Accepts plain postgresql:// and sqlite:// URLs and picks the async driver."""
+def driver_url(url: str) -> str:
+    """Accepts plain postgresql:// and sqlite:// URLs and picks the driver: asyncpg for
+    PostgreSQL, the standard library's sqlite3 for SQLite."""
     parsed = make_url(url)
-    driver = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}.get(
+    driver = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+pysqlite"}.get(
         parsed.drivername
     )
     return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
@@ -100,51 +124,127 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+"""A statement's bound values: one set, or one per row (an executemany)."""
+
+
+class Session(Protocol):
+    """One transaction on one connection: what repositories run statements on.
+
+    Results come back whole (rows are read before the next await). Nothing is written until
+    ``commit()``; the unit of work rolls back whatever was not committed.
+    """
+
+    async def execute(
+        self, statement: Executable, parameters: Parameters = None
+    ) -> Result[Any]: ...
+
+    async def scalar(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Any: ...
+
+    async def scalars(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> ScalarResult[Any]: ...
+
+    def begin_nested(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class _SqliteSession:
+    """A ``Session`` on a synchronous SQLite connection, run in the event loop's thread."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
+        return self.connection.execute(statement, parameters)
+
+    async def scalar(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        return self.connection.scalar(statement, parameters)
+
+    async def scalars(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> ScalarResult[Any]:
+        return self.connection.scalars(statement, parameters)
+
+    @contextlib.asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        with self.connection.begin_nested():
+            yield
+
+    async def commit(self) -> None:
+        self.connection.commit()
+
+    async def rollback(self) -> None:
+        self.connection.rollback()
+
+
 class Database:
-    """An engine, its session factory and, on SQLite, the in-process write lock."""
+    """The engines (on SQLite a writer's and a readers'), and on SQLite the in-process write
+    lock."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.url = async_url(url)
+        self.url = driver_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self._sqlite_lock = asyncio.Lock()
         if self.is_sqlite:
-            self.engine = _sqlite_engine(self.url, writer=True)
             in_memory = make_url(self.url).database in (None, "", ":memory:")
-            # Each connection to an in-memory database is a database of its own.
-            self._read_engine = self.engine if in_memory else _sqlite_engine(self.url, writer=False)
+            self._writer = _sqlite_engine(self.url, writer=True, in_memory=in_memory)
+            # Each connection to an in-memory database is a database of its own: readers and
+            # writers share the one connection, and so the lock.
+            self._reader = self._writer if in_memory else _sqlite_engine(self.url, writer=False)
+            self._readers_lock = in_memory
+            telemetry.trace_engine(self._writer)
+            if self._reader is not self._writer:
+                telemetry.trace_engine(self._reader)
         else:
-            self.engine = self._read_engine = create_async_engine(
+            self.engine: AsyncEngine = create_async_engine(
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
                 connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
             )
-        telemetry.trace_engine(self.engine)
-        if self._read_engine is not self.engine:
-            telemetry.trace_engine(self._read_engine)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
-        self._sqlite_lock = asyncio.Lock()
+            telemetry.trace_engine(self.engine.sync_engine)
 
     @contextlib.asynccontextmanager
-    async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
-        """A session; on SQLite, writing ones are serialized and read-only ones are not."""
-        if readonly:
-            async with self._read_sessions() as session:
-                yield session
+    async def session(self, *, readonly: bool = False) -> AsyncIterator[Session]:
+        """A transaction, rolled back on leaving unless committed; on SQLite, writing ones
+        are serialized and read-only ones are not."""
+        if not self.is_sqlite:
+            async with self.engine.connect() as connection:
+                await connection.begin()
+                yield connection
             return
-        lock = self._sqlite_lock if self.is_sqlite else contextlib.nullcontext()
-        async with lock, self.sessions() as session:
-            yield session
+        locked = not readonly or self._readers_lock
+        async with self._sqlite_lock if locked else contextlib.nullcontext():
+            engine = self._reader if readonly else self._writer
+            with await _begin_sqlite(engine) as connection:
+                try:
+                    yield _SqliteSession(connection)
+                finally:
+                    connection.rollback()
 
     async def migrate(self, metadata: MetaData) -> None:
         """Creates missing tables (the service's and the runtime's); safe when several
         replicas start at once."""
+        if self.is_sqlite:
+            async with self.session() as session:
+                assert isinstance(session, _SqliteSession)
+                _runtime.create_all(session.connection)
+                metadata.create_all(session.connection)
+                await session.commit()
+            return
         async with self.engine.begin() as conn:
-            if not self.is_sqlite:
-                # Serialize concurrent start-ups: CREATE TABLE IF NOT EXISTS still races.
-                key = zlib.crc32(",".join(sorted(metadata.tables)).encode())
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            # Serialize concurrent start-ups: CREATE TABLE IF NOT EXISTS still races.
+            key = zlib.crc32(",".join(sorted(metadata.tables)).encode())
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             await conn.run_sync(_runtime.create_all)
             await conn.run_sync(metadata.create_all)
 
@@ -209,18 +309,34 @@ class Database:
         return bytes(value)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
-        if self._read_engine is not self.engine:
-            await self._read_engine.dispose()
+        if not self.is_sqlite:
+            await self.engine.dispose()
+            return
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
+def _sqlite_engine(url: str, *, writer: bool, in_memory: bool = False) -> Engine:
     database = make_url(url).database
-    if database and database != ":memory:":
+    if not in_memory and database:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(
+        url,
+        # One thread uses them all (the event loop's), but the pool may close one elsewhere.
+        connect_args={"check_same_thread": False},
+        **(
+            {"poolclass": StaticPool}
+            if in_memory
+            else {
+                "poolclass": QueuePool,
+                "pool_size": SQLITE_IDLE_CONNECTIONS,
+                "max_overflow": -1,
+            }
+        ),
+    )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
@@ -228,14 +344,53 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # A writer never waits for the lock inside SQLite, which would stop the event loop:
+        # _begin_sqlite waits between tries instead. Readers do not wait in WAL mode.
+        cursor.execute(f"PRAGMA busy_timeout={0 if writer else SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Straight to the driver: through SQLAlchemy's execution path, the BEGIN cost as much
+        # as the statement it was for.
+        conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
     return engine
+
+
+def _is_busy(error: Exception) -> bool:
+    """SQLITE_BUSY, from the driver or wrapped by SQLAlchemy."""
+    message = str(getattr(error, "orig", None) or error)
+    return "database is locked" in message or "database is busy" in message
+
+
+async def _begin_sqlite(engine: Engine) -> Connection:
+    """A connection in a new transaction. While another process's writer holds the write lock,
+    waits in asyncio between tries (doubling, capped), up to SQLITE_BUSY_TIMEOUT_MS; then the
+    driver's OperationalError."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    wait, longest = SQLITE_BUSY_RETRY_SECONDS
+    while True:
+        connection = engine.connect()
+        try:
+            connection.begin()
+        # The BEGIN goes straight to the driver (see _on_begin): its error comes unwrapped.
+        except (OperationalError, sqlite3.OperationalError) as error:
+            connection.close()
+            if not _is_busy(error) or loop.time() >= give_up_at:
+                if isinstance(error, OperationalError):
+                    raise
+                raise OperationalError("BEGIN", None, error) from error
+        except BaseException:
+            connection.close()
+            raise
+        else:
+            return connection
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, longest)
 
 
 class DuplicateKey(Exception):
@@ -246,7 +401,9 @@ class DuplicateKey(Exception):
     """
 
 
-async def insert_once(session: AsyncSession, statement: Executable) -> bool:
+async def insert_once(
+    session: Session, statement: Executable, parameters: Parameters = None
+) -> bool:
     """Runs an INSERT; False, and nothing written, if a row with its unique key exists.
 
     The insert runs in a savepoint: on PostgreSQL a failed statement would otherwise abort
@@ -254,7 +411,7 @@ async def insert_once(session: AsyncSession, statement: Executable) -> bool:
     """
     try:
         async with session.begin_nested():
-            await session.execute(statement)
+            await session.execute(statement, parameters)
     except IntegrityError:
         return False
     return True
@@ -300,12 +457,12 @@ class UnitOfWork:
         await uow.commit()      # anything not committed is rolled back
     """
 
-    session: AsyncSession
+    session: Session
 
     def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self.db = db
         self.readonly = readonly
-        self._scope: contextlib.AbstractAsyncContextManager[AsyncSession] | None = None
+        self._scope: contextlib.AbstractAsyncContextManager[Session] | None = None
 
     async def __aenter__(self) -> Self:
         self._scope = self.db.session(readonly=self.readonly)
@@ -313,7 +470,7 @@ class UnitOfWork:
         self.bind(self.session)
         return self
 
-    def bind(self, session: AsyncSession) -> None:
+    def bind(self, session: Session) -> None:
         """Subclasses create their repositories on `session` here."""
 
     async def __aexit__(

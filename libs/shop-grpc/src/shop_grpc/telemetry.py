@@ -38,7 +38,7 @@ from shop_grpc.config import ServerSettings
 if TYPE_CHECKING:
     import grpc
     from opentelemetry.sdk.trace import TracerProvider
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.engine import Engine
 
 log = structlog.get_logger("shop_grpc.telemetry")
 
@@ -119,10 +119,10 @@ def span(
     return _tracer.start_as_current_span(name, attributes=attributes)
 
 
-def trace_engine(engine: AsyncEngine) -> None:
+def trace_engine(engine: Engine) -> None:
     """Spans for the SQL statements `engine` runs inside traced work (no-op when off)."""
     if _tracer is None:
         return
     from shop_grpc import telemetry_sdk
 
-    telemetry_sdk.SqlSpans(_tracer, engine.sync_engine)
+    telemetry_sdk.SqlSpans(_tracer, engine)

@@ -56,7 +56,7 @@ async def recovering(runner: SagaRunner) -> AsyncIterator[None]:
 
 
 async def final(runner: SagaRunner, order_id: str, wait: float = 5.0) -> Order:
-    order = await orders.wait_until_final(runner.uow, runner.signal, order_id, wait)
+    order = await orders.wait_until_final(runner.uow, runner, order_id, wait)
     assert order.is_final, f"order stuck at {order.step}"
     return order
 
@@ -68,6 +68,26 @@ async def test_a_placed_order_is_confirmed_charged_and_its_stock_sold(new_runner
     assert order.total is not None and order.total.amount_minor == 2500
     assert world.payments.net_charged(order.order_id) == 2500
     assert (world.inventory.available["widget"], world.inventory.sold["widget"]) == (8, 2)
+
+
+async def test_a_wait_on_the_driving_replica_gets_the_order_as_stored_without_reading_it(
+    new_runner, world
+):
+    runner = new_runner()
+    stored = runner.uow
+    reads = 0
+
+    def counting_reads(*, readonly: bool = False) -> SqlUnitOfWork:
+        nonlocal reads
+        reads += readonly
+        return stored(readonly=readonly)
+
+    placed = await place(runner, world)
+    order = await orders.wait_until_final(counting_reads, runner, placed.order_id, 5.0)
+
+    assert order.status is Status.CONFIRMED
+    assert reads == 0
+    assert order == await orders.get_order(stored, placed.order_id)
 
 
 async def test_out_of_stock_fails_with_a_reason_and_changes_nothing(new_runner, world):

@@ -76,12 +76,49 @@ def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.Rp
     return with_behavior(handler, wrapped)
 
 
-async def intercept(
-    continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-    details: grpc.HandlerCallDetails,
-    around: Around,
-) -> grpc.RpcMethodHandler | None:
-    handler = await continuation(details)
-    if handler is None:
-        return None
-    return wrap(handler, details.method, around)
+class HandlerWrapping(grpc.aio.ServerInterceptor):
+    """A server interceptor that replaces a method's handler with one built around it.
+
+    grpc asks every interceptor for the method's handler on every call. The handler the chain
+    below returns for a method is the same object each time (each interceptor keeps what it
+    built), so what is built around it is kept too, per method, and reused instead of made
+    anew for each call. Only methods with a handler are kept: as many as the services have.
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def applies_to(self, method: str) -> bool:
+        """Whether calls of `method` get the built handler (the others pass through)."""
+        return True
+
+    def build(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not self.applies_to(method):
+            return handler
+        kept = self._built.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        built = self.build(method, handler)
+        self._built[method] = (handler, built)
+        return built
+
+
+class AroundEachCall(HandlerWrapping):
+    """Runs `around(method, context)`, an async context manager, around every call."""
+
+    def around(
+        self, method: str, context: grpc.aio.ServicerContext
+    ) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    def build(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return wrap(handler, method, self.around)

@@ -9,13 +9,13 @@ until the caller's deadline, so it is answered with a status instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 
 from shop_grpc import deadlines
-from shop_grpc.interceptors._wrap import wrap
+from shop_grpc.interceptors._wrap import HandlerWrapping, wrap
 
 
 def _binding(
@@ -43,20 +43,14 @@ def _binding(
     return around
 
 
-class DeadlineBinding(grpc.aio.ServerInterceptor):
+class DeadlineBinding(HandlerWrapping):
     def __init__(self, default_seconds: float) -> None:
+        super().__init__()
         self.default_seconds = default_seconds
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    def build(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         # A stream may stay open for hours: without a caller deadline, each call it
         # makes gets the default budget of its own instead of sharing one.
         streaming = handler.request_streaming or handler.response_streaming
         budget = None if streaming else self.default_seconds
-        return wrap(handler, handler_call_details.method, _binding(budget))
+        return wrap(handler, method, _binding(budget))

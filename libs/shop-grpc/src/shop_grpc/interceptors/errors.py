@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 import structlog
 
 from shop_grpc import status
 from shop_grpc.errors import ShopError
-from shop_grpc.interceptors._wrap import intercept
+from shop_grpc.interceptors._wrap import AroundEachCall
 
 log = structlog.get_logger("shop_grpc.errors")
 
@@ -34,10 +34,8 @@ async def _map_errors(method: str, context: grpc.aio.ServicerContext) -> AsyncIt
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (id {error_id})")
 
 
-class ErrorMapping(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        return await intercept(continuation, handler_call_details, _map_errors)
+class ErrorMapping(AroundEachCall):
+    def around(
+        self, method: str, context: grpc.aio.ServicerContext
+    ) -> AbstractAsyncContextManager[None]:
+        return _map_errors(method, context)

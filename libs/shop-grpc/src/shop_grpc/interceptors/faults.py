@@ -4,37 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import grpc
 import structlog
 
 from shop_grpc.faults import Fault
-from shop_grpc.interceptors._wrap import intercept
+from shop_grpc.interceptors._wrap import AroundEachCall
 
 log = structlog.get_logger("shop_grpc.faults")
 
 
-class FaultInjection(grpc.aio.ServerInterceptor):
+class FaultInjection(AroundEachCall):
     def __init__(self, faults: Sequence[Fault]) -> None:
+        super().__init__()
         self.faults = tuple(faults)
         log.warning(
             "FAULT INJECTION IS ON: calls will be slowed or failed on purpose; tests only",
             faults=[f"{f.target}: delay {f.delay_seconds}s fail {f.fail_with}" for f in faults],
         )
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        if not any(f.applies_to(handler_call_details.method) for f in self.faults):
-            return await continuation(handler_call_details)
-        return await intercept(continuation, handler_call_details, self._inject)
+    def applies_to(self, method: str) -> bool:
+        return any(f.applies_to(method) for f in self.faults)
 
     @asynccontextmanager
-    async def _inject(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         left = context.time_remaining()
         for fault in self.faults:
             if not fault.applies_to(method):

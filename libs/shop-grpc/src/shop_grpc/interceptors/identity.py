@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
@@ -12,7 +12,7 @@ from shop_grpc import policy
 from shop_grpc.certs import parse_spiffe_id
 from shop_grpc.config import TlsSettings
 from shop_grpc.credentials import read_material
-from shop_grpc.interceptors._wrap import intercept
+from shop_grpc.interceptors._wrap import AroundEachCall
 
 log = structlog.get_logger("shop_grpc.identity")
 
@@ -26,7 +26,7 @@ def caller_of(context: grpc.aio.ServicerContext) -> tuple[str, str]:
     return parsed if parsed else (UNKNOWN, UNKNOWN)
 
 
-class IdentityCheck(grpc.aio.ServerInterceptor):
+class IdentityCheck(AroundEachCall):
     """PERMISSION_DENIED, and a log line naming caller and method, for what the policy refuses.
 
     `namespace`: callers must come from the server's own namespace as well.
@@ -37,11 +37,12 @@ class IdentityCheck(grpc.aio.ServerInterceptor):
         namespace: str,
         rules: policy.Policy | None = None,
     ) -> None:
+        super().__init__()
         self.namespace = namespace
         self.rules = rules
 
     @asynccontextmanager
-    async def _check(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         namespace, identity = caller_of(context)
         if not policy.is_open(method) and (
             namespace != self.namespace or not policy.allowed(identity, method, self.rules)
@@ -59,13 +60,6 @@ class IdentityCheck(grpc.aio.ServerInterceptor):
             )
         with structlog.contextvars.bound_contextvars(caller=identity):
             yield
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        return await intercept(continuation, handler_call_details, self._check)
 
 
 def identity_check(tls: TlsSettings) -> list[IdentityCheck]:

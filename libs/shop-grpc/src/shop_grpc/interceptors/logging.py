@@ -7,13 +7,13 @@ when the client cancelled, DEADLINE_EXCEEDED once the deadline passed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 import structlog
 
-from shop_grpc.interceptors._wrap import intercept
+from shop_grpc.interceptors._wrap import AroundEachCall
 from shop_grpc.outcome import Outcome
 
 log = structlog.get_logger("shop_grpc.rpc")
@@ -36,10 +36,8 @@ async def _log_call(method: str, context: grpc.aio.ServicerContext) -> AsyncIter
                 log.info("rpc", code=outcome.code.name, duration_ms=elapsed_ms)
 
 
-class RequestLogging(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        return await intercept(continuation, handler_call_details, _log_call)
+class RequestLogging(AroundEachCall):
+    def around(
+        self, method: str, context: grpc.aio.ServicerContext
+    ) -> AbstractAsyncContextManager[None]:
+        return _log_call(method, context)

@@ -11,7 +11,7 @@ peer's address.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
@@ -20,7 +20,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from shop_grpc.interceptors._wrap import intercept
+from shop_grpc.interceptors._wrap import AroundEachCall
 from shop_grpc.interceptors.logging import QUIET_PREFIXES
 from shop_grpc.outcome import Outcome
 
@@ -42,28 +42,25 @@ SERVER_ERRORS = frozenset(
 )
 
 
-class ServerSpans(grpc.aio.ServerInterceptor):
+class ServerSpans(AroundEachCall):
     """One SERVER span per call, child of the caller's ``traceparent``; health checks and
     reflection are not traced (noise)."""
 
     def __init__(self, tracer: trace.Tracer) -> None:
+        super().__init__()
         self.tracer = tracer
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        if handler_call_details.method.startswith(QUIET_PREFIXES):
-            return await continuation(handler_call_details)
-        return await intercept(continuation, handler_call_details, self._span)
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(QUIET_PREFIXES)
 
     @asynccontextmanager
-    async def _span(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         parent = propagate.extract(dict(context.invocation_metadata()))
-        span = self.tracer.start_span(
-            method, parent, SpanKind.SERVER, attributes=_attributes(method, context)
-        )
+        span = self.tracer.start_span(method, parent, SpanKind.SERVER)
+        # The sampler (parent-based ratio) decides on the trace alone; an unsampled call's
+        # span records nothing, so nothing is worked out for it.
+        if span.is_recording():
+            span.set_attributes(_attributes(method, context))
         # Each call runs in a task of its own, with its own copy of the context: the span
         # stays current for the rest of the call, with nothing to detach.
         otel_context.attach(trace.set_span_in_context(span, parent))
@@ -72,7 +69,8 @@ class ServerSpans(grpc.aio.ServerInterceptor):
             with outcome:
                 yield
         finally:
-            record_status(span, outcome.code, error=outcome.code in SERVER_ERRORS)
+            if span.is_recording():
+                record_status(span, outcome.code, error=outcome.code in SERVER_ERRORS)
             span.end()
 
 

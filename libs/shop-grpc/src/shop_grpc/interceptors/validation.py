@@ -26,7 +26,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from shop_grpc.errors import FieldViolation, InvalidArgument
-from shop_grpc.interceptors._wrap import behavior_of, with_behavior
+from shop_grpc.interceptors._wrap import HandlerWrapping, behavior_of, with_behavior
 from shop_grpc.validation import check_message, field_violations
 
 
@@ -119,11 +119,6 @@ def _validating(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     )
 
 
-class RequestValidation(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        return None if handler is None else _validating(handler)
+class RequestValidation(HandlerWrapping):
+    def build(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return _validating(handler)

@@ -3,6 +3,10 @@
 Inserts that may clash with a concurrent insert of the same key report the clash
 as ``False`` (``storage.insert_once``), leaving the transaction usable to read
 the winner's row.
+
+Every statement is built once, with bound parameters, so that SQLAlchemy finds it compiled
+in its cache from a key computed once instead of building it and its key again on every
+call, which cost more than running it.
 """
 
 from __future__ import annotations
@@ -11,11 +15,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BindParameter, Integer, Row, Select, Table, bindparam, insert, select, update
 
 from shop_grpc.money import Money
-from shop_grpc.storage import insert_once
+from shop_grpc.storage import Session, insert_once
 from shop_inventory.adapters.orm import (
     import_batches,
     products,
@@ -32,8 +35,71 @@ from shop_inventory.domain.model import (
 )
 
 
+def _bound(table: Table, *columns: str) -> dict[str, BindParameter[Any]]:
+    """SET clauses that take each column's value from a parameter of the same name."""
+    return {name: bindparam(name, type_=table.c[name].type) for name in columns}
+
+
+_INSERT_PRODUCT = insert(products)
+_PRODUCTS = select(products).where(
+    products.c.product_id.in_(bindparam("product_ids", expanding=True))
+)
+_REQUEST_ID_OF = select(products.c.request_id).where(
+    products.c.product_id == bindparam("product_id")
+)
+_CREATED_BY = select(products).where(products.c.request_id == bindparam("request_id")).limit(1)
+_FIRST_PRODUCTS = (
+    select(products).order_by(products.c.product_id).limit(bindparam("limit", type_=Integer))
+)
+_PRODUCTS_AFTER = _FIRST_PRODUCTS.where(products.c.product_id > bindparam("after"))
+
+_INSERT_LEVEL = insert(stock_levels)
+# In product_id order, the order in which every writer locks them.
+_LEVELS = (
+    select(stock_levels)
+    .where(stock_levels.c.product_id.in_(bindparam("product_ids", expanding=True)))
+    .order_by(stock_levels.c.product_id)
+)
+_LEVELS_FOR_UPDATE = _LEVELS.with_for_update()
+_SAVE_LEVEL = (
+    update(stock_levels)
+    .where(stock_levels.c.product_id == bindparam("where_product_id"))
+    .values(_bound(stock_levels, "available", "reserved", "sold", "update_time"))
+)
+
+_INSERT_RESERVATION = insert(reservations)
+_INSERT_RESERVATION_LINES = insert(reservation_lines)
+_RESERVATION = select(reservations).where(reservations.c.order_id == bindparam("order_id"))
+_RESERVATION_FOR_UPDATE = _RESERVATION.with_for_update()
+_OVERDUE = (
+    select(reservations)
+    .where(
+        reservations.c.state == ReservationState.PENDING.value,
+        reservations.c.expire_time <= bindparam("now", type_=reservations.c.expire_time.type),
+    )
+    .order_by(reservations.c.expire_time, reservations.c.order_id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+_SAVE_STATE = (
+    update(reservations)
+    .where(reservations.c.order_id == bindparam("where_order_id"))
+    .values(_bound(reservations, "state", "update_time"))
+)
+_RESERVATION_LINES = (
+    select(reservation_lines)
+    .where(reservation_lines.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(reservation_lines.c.order_id, reservation_lines.c.position)
+)
+
+_INSERT_IMPORT_BATCH = insert(import_batches)
+_FINGERPRINT_OF = select(import_batches.c.request_fingerprint).where(
+    import_batches.c.request_id == bindparam("request_id")
+)
+
+
 class ProductRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(self, product: Product, request_id: str) -> bool:
@@ -47,32 +113,31 @@ class ProductRepository:
             "create_time": product.create_time,
             "request_id": request_id,
         }
-        return await insert_once(self.session, insert(products).values(row))
+        return await insert_once(self.session, _INSERT_PRODUCT, row)
 
     async def get(self, product_id: str) -> Product | None:
         found = await self.get_many([product_id])
         return found.get(product_id)
 
     async def get_many(self, product_ids: Iterable[str]) -> dict[str, Product]:
-        query = select(products).where(products.c.product_id.in_(list(product_ids)))
-        rows = (await self.session.execute(query)).all()
-        return {row.product_id: _product(row) for row in rows}
+        result = await self.session.execute(_PRODUCTS, {"product_ids": list(product_ids)})
+        return {row.product_id: _product(row) for row in result.all()}
 
     async def request_id_of(self, product_id: str) -> str | None:
-        query = select(products.c.request_id).where(products.c.product_id == product_id)
-        return (await self.session.execute(query)).scalar_one_or_none()
+        result = await self.session.execute(_REQUEST_ID_OF, {"product_id": product_id})
+        return result.scalar_one_or_none()
 
     async def created_by(self, request_id: str) -> Product | None:
         """The product a create with `request_id` made, if any."""
-        query = select(products).where(products.c.request_id == request_id).limit(1)
-        row = (await self.session.execute(query)).first()
+        row = (await self.session.execute(_CREATED_BY, {"request_id": request_id})).first()
         return None if row is None else _product(row)
 
     async def list_after(self, after: str | None, limit: int) -> list[Product]:
-        query = select(products).order_by(products.c.product_id).limit(limit)
-        if after is not None:
-            query = query.where(products.c.product_id > after)
-        return [_product(row) for row in (await self.session.execute(query)).all()]
+        if after is None:
+            result = await self.session.execute(_FIRST_PRODUCTS, {"limit": limit})
+        else:
+            result = await self.session.execute(_PRODUCTS_AFTER, {"after": after, "limit": limit})
+        return [_product(row) for row in result.all()]
 
 
 def _product(row: Row[Any]) -> Product:
@@ -86,42 +151,36 @@ def _product(row: Row[Any]) -> Product:
 
 
 class StockRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.changed = False
         """Whether this transaction wrote stock, so watchers get woken after commit."""
 
     async def add(self, level: StockLevel) -> None:
-        await self.session.execute(insert(stock_levels).values(_level_row(level)))
+        row = {"product_id": level.product_id, **_counts(level)}
+        await self.session.execute(_INSERT_LEVEL, row)
         self.changed = True
 
     async def get_many(self, product_ids: Iterable[str]) -> dict[str, StockLevel]:
-        return await self._fetch(self._query(product_ids))
+        return await self._fetch(_LEVELS, product_ids)
 
     async def lock(self, product_ids: Iterable[str]) -> dict[str, StockLevel]:
         """Reads and row-locks the levels, always in product_id order so that two
         transactions locking overlapping products cannot deadlock."""
-        return await self._fetch(self._query(product_ids).with_for_update())
+        return await self._fetch(_LEVELS_FOR_UPDATE, product_ids)
 
     async def save(self, levels: Iterable[StockLevel]) -> None:
-        for level in levels:
-            row = _level_row(level)
-            await self.session.execute(
-                update(stock_levels)
-                .where(stock_levels.c.product_id == row.pop("product_id"))
-                .values(row)
-            )
+        """Writes each level's counts, one row after another in the order given."""
+        rows = [{"where_product_id": level.product_id, **_counts(level)} for level in levels]
+        if rows:
+            await self.session.execute(_SAVE_LEVEL, rows)
             self.changed = True
 
-    def _query(self, product_ids: Iterable[str]) -> Select[Any]:
-        return (
-            select(stock_levels)
-            .where(stock_levels.c.product_id.in_(sorted(set(product_ids))))
-            .order_by(stock_levels.c.product_id)
-        )
-
-    async def _fetch(self, query: Select[Any]) -> dict[str, StockLevel]:
-        rows = (await self.session.execute(query)).all()
+    async def _fetch(
+        self, statement: Select[Any], product_ids: Iterable[str]
+    ) -> dict[str, StockLevel]:
+        parameters = {"product_ids": sorted(set(product_ids))}
+        rows = (await self.session.execute(statement, parameters)).all()
         return {
             row.product_id: StockLevel(
                 product_id=row.product_id,
@@ -134,9 +193,9 @@ class StockRepository:
         }
 
 
-def _level_row(level: StockLevel) -> dict[str, Any]:
+def _counts(level: StockLevel) -> dict[str, Any]:
+    """The columns of a stock level that change: all but its product_id."""
     return {
-        "product_id": level.product_id,
         "available": level.available,
         "reserved": level.reserved,
         "sold": level.sold,
@@ -145,7 +204,7 @@ def _level_row(level: StockLevel) -> dict[str, Any]:
 
 
 class ReservationRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(self, reservation: Reservation) -> bool:
@@ -161,7 +220,7 @@ class ReservationRepository:
             "create_time": reservation.create_time,
             "update_time": reservation.create_time,
         }
-        if not await insert_once(self.session, insert(reservations).values(row)):
+        if not await insert_once(self.session, _INSERT_RESERVATION, row):
             return False
         lines = [
             {
@@ -175,40 +234,29 @@ class ReservationRepository:
             for position, line in enumerate(reservation.lines)
         ]
         if lines:
-            await self.session.execute(insert(reservation_lines), lines)
+            await self.session.execute(_INSERT_RESERVATION_LINES, lines)
         return True
 
     async def get(self, order_id: str, *, lock: bool = False) -> Reservation | None:
-        query = select(reservations).where(reservations.c.order_id == order_id)
-        if lock:
-            query = query.with_for_update()
-        found = await self._fetch(query)
+        statement = _RESERVATION_FOR_UPDATE if lock else _RESERVATION
+        found = await self._fetch(statement, {"order_id": order_id})
         return found[0] if found else None
 
     async def lock_overdue(self, now: datetime, limit: int) -> list[Reservation]:
         """Locks up to `limit` pending reservations past their expiry, skipping rows
         another replica is already working on."""
-        query = (
-            select(reservations)
-            .where(
-                reservations.c.state == ReservationState.PENDING.value,
-                reservations.c.expire_time <= now,
-            )
-            .order_by(reservations.c.expire_time, reservations.c.order_id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return await self._fetch(query)
+        return await self._fetch(_OVERDUE, {"now": now, "limit": limit})
 
     async def save_state(self, reservation: Reservation, now: datetime) -> None:
-        await self.session.execute(
-            update(reservations)
-            .where(reservations.c.order_id == reservation.order_id)
-            .values(state=reservation.state.value, update_time=now)
-        )
+        parameters = {
+            "where_order_id": reservation.order_id,
+            "state": reservation.state.value,
+            "update_time": now,
+        }
+        await self.session.execute(_SAVE_STATE, parameters)
 
-    async def _fetch(self, query: Select[Any]) -> list[Reservation]:
-        heads = (await self.session.execute(query)).all()
+    async def _fetch(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Reservation]:
+        heads = (await self.session.execute(statement, parameters)).all()
         if not heads:
             return []
         lines = await self._lines([head.order_id for head in heads])
@@ -224,13 +272,9 @@ class ReservationRepository:
         ]
 
     async def _lines(self, order_ids: Sequence[str]) -> dict[str, list[ReservedLine]]:
-        query = (
-            select(reservation_lines)
-            .where(reservation_lines.c.order_id.in_(order_ids))
-            .order_by(reservation_lines.c.order_id, reservation_lines.c.position)
-        )
+        result = await self.session.execute(_RESERVATION_LINES, {"order_ids": order_ids})
         lines: dict[str, list[ReservedLine]] = {}
-        for row in (await self.session.execute(query)).all():
+        for row in result.all():
             line = ReservedLine(
                 row.product_id, row.quantity, Money(row.currency, row.unit_price_minor)
             )
@@ -239,7 +283,7 @@ class ReservationRepository:
 
 
 class ImportBatchRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(
@@ -252,10 +296,8 @@ class ImportBatchRepository:
             "lines_applied": lines_applied,
             "create_time": now,
         }
-        return await insert_once(self.session, insert(import_batches).values(row))
+        return await insert_once(self.session, _INSERT_IMPORT_BATCH, row)
 
     async def fingerprint_of(self, request_id: str) -> str | None:
-        query = select(import_batches.c.request_fingerprint).where(
-            import_batches.c.request_id == request_id
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
+        result = await self.session.execute(_FINGERPRINT_OF, {"request_id": request_id})
+        return result.scalar_one_or_none()

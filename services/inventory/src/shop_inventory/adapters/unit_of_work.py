@@ -3,8 +3,6 @@ a commit that wrote stock wakes the watchers."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from shop_grpc import storage
 from shop_grpc.changes import ChangeSignal
 from shop_inventory.adapters.repository import (
@@ -27,7 +25,7 @@ class SqlUnitOfWork(storage.UnitOfWork):
         super().__init__(db, readonly=readonly)
         self.changes = changes
 
-    def bind(self, session: AsyncSession) -> None:
+    def bind(self, session: storage.Session) -> None:
         self.products = ProductRepository(session)
         self.stock = StockRepository(session)
         self.reservations = ReservationRepository(session)

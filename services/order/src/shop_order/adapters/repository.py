@@ -1,4 +1,10 @@
-"""Orders on SQLAlchemy Core, with the leases that let several replicas share the saga work."""
+"""Orders on SQLAlchemy Core, with the leases that let several replicas share the saga work.
+
+The statements of the order path (place, save each step, read) are built once, with bound
+parameters: SQLAlchemy then finds each compiled statement in its cache from a key computed
+once, instead of building the statement and its key again for every call, which cost more
+than running it.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,76 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, insert, null, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, insert, null, or_, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Update
 
 from shop_grpc.money import Money
+from shop_grpc.storage import Session
 from shop_order.adapters.orm import order_lines, orders
 from shop_order.domain.errors import LeaseLost
 from shop_order.domain.model import Lease, Order, OrderLine, Status, Step
 
 
+def _bound(*columns: str) -> dict[str, Any]:
+    """SET clauses that take each column's value from a parameter of the same name."""
+    return {name: bindparam(name, type_=orders.c[name].type) for name in columns}
+
+
+def _leased(values: dict[str, Any]) -> Update:
+    """An UPDATE of the order `where_order_id` that writes only while `where_lease_token`
+    holds it, returning whether a cancel was asked for meanwhile."""
+    return (
+        update(orders)
+        .where(
+            orders.c.order_id == bindparam("where_order_id"),
+            orders.c.lease_token == bindparam("where_lease_token"),
+        )
+        .values(values)
+        .returning(orders.c.cancel_requested)
+    )
+
+
+# What a saga step writes: the order's progress, and the lease renewed.
+_PROGRESS = (
+    "status",
+    "step",
+    "undo_outcome",
+    "failure_reason",
+    "payment_id",
+    "currency",
+    "total_minor",
+    "charge_attempted",
+    "attempts",
+    "update_time",
+)
+_KEEP_LEASE = orders.c.cancel_requested.is_(True)
+_SAVE = _leased(_bound(*_PROGRESS, "lease_expires_at"))
+# A final order's lease is given up in the same write, unless a cancel request still needs it.
+_SAVE_FINAL = _leased(
+    {
+        **_bound(*_PROGRESS),
+        "lease_owner": case((_KEEP_LEASE, orders.c.lease_owner), else_=null()),
+        "lease_token": case((_KEEP_LEASE, orders.c.lease_token), else_=null()),
+        "lease_expires_at": case((_KEEP_LEASE, orders.c.lease_expires_at), else_=null()),
+    }
+)
+_RENEW = _leased(_bound("lease_expires_at"))
+_INSERT_ORDER = insert(orders)
+_INSERT_LINES = insert(order_lines)
+_DELETE_LINES = delete(order_lines).where(order_lines.c.order_id == bindparam("where_order_id"))
+_BY_ID = select(orders).where(orders.c.order_id == bindparam("order_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+_BY_REQUEST_ID = select(orders).where(orders.c.request_id == bindparam("request_id"))
+_LINES_OF = (
+    select(order_lines)
+    .where(order_lines.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(order_lines.c.order_id, order_lines.c.position)
+)
+
+
 class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
 
     async def add(self, order: Order, lease: Lease, now: datetime) -> None:
@@ -29,20 +93,18 @@ class OrderRepository:
             create_time=now,
             update_time=now,
         )
-        await self.session.execute(insert(orders).values(**values))
-        await self._write_lines(order)
+        await self.session.execute(_INSERT_ORDER, values)
+        await self._insert_lines(order)
         order.create_time = order.update_time = now
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
-        query = select(orders).where(orders.c.order_id == order_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.session.execute(query)).mappings().first()
+        query = _BY_ID_FOR_UPDATE if for_update else _BY_ID
+        row = (await self.session.execute(query, {"order_id": order_id})).mappings().first()
         return None if row is None else (await self._load([row]))[0]
 
     async def get_by_request_id(self, request_id: str) -> Order | None:
-        query = select(orders).where(orders.c.request_id == request_id)
-        row = (await self.session.execute(query)).mappings().first()
+        result = await self.session.execute(_BY_REQUEST_ID, {"request_id": request_id})
+        row = result.mappings().first()
         return None if row is None else (await self._load([row]))[0]
 
     async def list_for_user(
@@ -64,39 +126,40 @@ class OrderRepository:
     async def save(self, order: Order, lease: Lease, now: datetime, *, lines: bool) -> None:
         """Writes the saga's progress (and, with `lines`, its lines) if `lease` still holds.
 
+        Only the columns a step changes are written (the parameters of an UPDATE that name
+        other columns would be written too): never `cancel_requested`, which another call
+        may have set meanwhile.
+
         Picks up into `order` a cancel request made meanwhile by another call. A final
         order's lease is given up in the same write, unless a cancel request still needs it.
         """
-        values: dict[str, Any] = _order_values(order)
-        del values["cancel_requested"]
-        values.update(update_time=now, lease_expires_at=lease.until(now))
+        row = _order_values(order)
+        values = {name: row[name] for name in _PROGRESS if name != "update_time"}
+        values["update_time"] = now
         if order.is_final:
-            keep = orders.c.cancel_requested.is_(True)
-            values.update(
-                lease_owner=case((keep, orders.c.lease_owner), else_=null()),
-                lease_token=case((keep, orders.c.lease_token), else_=null()),
-                lease_expires_at=case((keep, orders.c.lease_expires_at), else_=null()),
-            )
-        order.cancel_requested = await self._update_leased(order.order_id, lease, values)
+            statement = _SAVE_FINAL
+        else:
+            statement = _SAVE
+            values["lease_expires_at"] = lease.until(now)
+        order.cancel_requested = await self._update_leased(statement, order.order_id, lease, values)
         order.update_time = now
         if lines:
-            await self._write_lines(order)
+            await self.session.execute(_DELETE_LINES, {"where_order_id": order.order_id})
+            await self._insert_lines(order)
 
     async def renew(self, order_id: str, lease: Lease, now: datetime) -> bool:
         """Extends `lease` on the order from `now`; LeaseLost if another replica holds it.
         Returns whether a cancel was asked for meanwhile."""
-        return await self._update_leased(order_id, lease, {"lease_expires_at": lease.until(now)})
+        values = {"lease_expires_at": lease.until(now)}
+        return await self._update_leased(_RENEW, order_id, lease, values)
 
-    async def _update_leased(self, order_id: str, lease: Lease, values: dict[str, Any]) -> bool:
-        """Writes `values` if `lease` still holds the order, else LeaseLost; returns whether
-        a cancel was asked for meanwhile."""
-        result = await self.session.execute(
-            update(orders)
-            .where(orders.c.order_id == order_id, orders.c.lease_token == lease.token)
-            .values(**values)
-            .returning(orders.c.cancel_requested)
-        )
-        cancel_requested = result.scalar_one_or_none()
+    async def _update_leased(
+        self, statement: Update, order_id: str, lease: Lease, values: dict[str, Any]
+    ) -> bool:
+        """Runs `statement` (made by `_leased`) with `values` if `lease` still holds the
+        order, else LeaseLost; returns whether a cancel was asked for meanwhile."""
+        values.update(where_order_id=order_id, where_lease_token=lease.token)
+        cancel_requested = (await self.session.execute(statement, values)).scalar_one_or_none()
         if cancel_requested is None:
             raise LeaseLost(order_id)
         return bool(cancel_requested)
@@ -173,12 +236,9 @@ class OrderRepository:
             )
         )
 
-    async def _write_lines(self, order: Order) -> None:
+    async def _insert_lines(self, order: Order) -> None:
         await self.session.execute(
-            delete(order_lines).where(order_lines.c.order_id == order.order_id)
-        )
-        await self.session.execute(
-            insert(order_lines),
+            _INSERT_LINES,
             [
                 {
                     "order_id": order.order_id,
@@ -197,13 +257,7 @@ class OrderRepository:
         if not rows:
             return []
         ids = [row["order_id"] for row in rows]
-        line_rows = (
-            await self.session.execute(
-                select(order_lines)
-                .where(order_lines.c.order_id.in_(ids))
-                .order_by(order_lines.c.order_id, order_lines.c.position)
-            )
-        ).mappings()
+        line_rows = (await self.session.execute(_LINES_OF, {"order_ids": ids})).mappings()
         lines: dict[str, list[RowMapping]] = {}
         for line in line_rows:
             lines.setdefault(line["order_id"], []).append(line)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from shop_grpc import storage
 from shop_order.adapters.repository import OrderRepository
 
@@ -11,5 +9,5 @@ from shop_order.adapters.repository import OrderRepository
 class SqlUnitOfWork(storage.UnitOfWork):
     orders: OrderRepository
 
-    def bind(self, session: AsyncSession) -> None:
+    def bind(self, session: storage.Session) -> None:
         self.orders = OrderRepository(session)

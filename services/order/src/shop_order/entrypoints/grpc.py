@@ -159,7 +159,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         remaining = context.time_remaining()
         budget = self.waits.default_wait_seconds if remaining is None else remaining
         budget = max(budget - REPLY_MARGIN_SECONDS, 0.0)
-        order = await orders.wait_until_final(self.uow, self.signal, order.order_id, budget)
+        order = await orders.wait_until_final(self.uow, self.runner, order.order_id, budget)
         if remaining is not None and not order.is_final:
             raise DeadlineExceeded(
                 f"order {order.order_id} was not final within the deadline; it is still being "

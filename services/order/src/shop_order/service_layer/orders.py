@@ -70,7 +70,7 @@ async def place_order(
         existing = await _replayed(uow, request_id, fingerprint)
         assert existing is not None
         return existing
-    runner.start(order.order_id, claimed=True)
+    runner.start(order.order_id, claimed=True, placed=order)
     return order
 
 
@@ -137,12 +137,24 @@ async def cancel_order(uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str
 
 
 async def wait_until_final(
-    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str, wait_seconds: float
+    uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str, wait_seconds: float
 ) -> Order:
-    """The order once final, or as it stands when `wait_seconds` run out."""
+    """The order once final, or as it stands when `wait_seconds` run out.
+
+    While this replica drives the order, the drive hands over the final state it committed
+    (`SagaRunner.drive_of`); otherwise each change is read from the database.
+    """
+    signal = runner.signal
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
+        drive = runner.drive_of(order_id)
+        if drive is not None:
+            await asyncio.wait({drive}, timeout=max(deadline - loop.time(), 0.0))
+            if drive.done() and not drive.cancelled() and drive.exception() is None:
+                final = drive.result()
+                if final is not None:
+                    return final
         seen = signal.version(order_id)
         order = await get_order(uow, order_id)
         if order.is_final or loop.time() >= deadline or signal.closed:

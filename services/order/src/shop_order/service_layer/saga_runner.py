@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,16 +98,29 @@ class SagaRunner:
         self.lease = lease
         self.signal = signal
         self.settings = settings
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[Order | None]] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent)
 
-    def start(self, order_id: str, *, claimed: bool = False) -> None:
-        """Drives the order in the background unless this replica already is."""
+    def start(self, order_id: str, *, claimed: bool = False, placed: Order | None = None) -> None:
+        """Drives the order in the background unless this replica already is.
+
+        `placed` is the order as this replica has just stored it, under its lease: the drive
+        starts from it instead of reading it back.
+        """
         if order_id in self._tasks:
             return
-        task = asyncio.create_task(self._drive(order_id, claimed), name=f"saga-{order_id}")
+        task = asyncio.create_task(
+            self._drive(order_id, claimed, _copy(placed) if placed else None),
+            name=f"saga-{order_id}",
+        )
         self._tasks[order_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(order_id, None))
+
+    def drive_of(self, order_id: str) -> asyncio.Task[Order | None] | None:
+        """This replica's drive of the order, if it is driving it. The task ends with the
+        order as committed final, or None when the drive stopped short of that (the order
+        handed back to wait for a retry, the lease lost, the runner stopped)."""
+        return self._tasks.get(order_id)
 
     async def recover_forever(self) -> None:
         while True:
@@ -135,18 +149,15 @@ class SagaRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _drive(self, order_id: str, claimed: bool) -> None:
+    async def _drive(self, order_id: str, claimed: bool, order: Order | None) -> Order | None:
         async with self._slots:
-            async with self.uow() as uow:
-                if not claimed and not await uow.orders.claim(order_id, self.lease, utcnow()):
-                    return
-                order = await uow.orders.get(order_id)
-                await uow.commit()
             if order is None:
-                return
+                order = await self._take(order_id, claimed)
+            if order is None:
+                return None
             with structlog.contextvars.bound_contextvars(order_id=order_id):
                 try:
-                    await self._run(order)
+                    return await self._run(order)
                 except LeaseLost:
                     log.warning("lease lost; another replica drives the order")
                 except Exception:
@@ -155,15 +166,28 @@ class SagaRunner:
                     # If even this fails (the database is out of reach), the lease lapses.
                     with contextlib.suppress(Exception):
                         await self._release(order, retry_after=self._backoff(order))
+                return None
 
-    async def _run(self, order: Order) -> None:
+    async def _take(self, order_id: str, claimed: bool) -> Order | None:
+        """The order, once this replica holds its lease (`claimed`: it already does); None if
+        another live replica holds it, or it is gone."""
+        async with self.uow() as uow:
+            if not claimed and not await uow.orders.claim(order_id, self.lease, utcnow()):
+                return None
+            order = await uow.orders.get(order_id)
+            await uow.commit()
+        return order
+
+    async def _run(self, order: Order) -> Order | None:
+        """Drives the order until it is final (returns it, as committed) or handed back to be
+        tried again later (None)."""
         while True:
             if saga.apply_pending_cancel(order):
                 order.attempts = 0
                 order = await self._save(order)
                 continue
             if order.is_final:
-                return  # the write that made it final gave the lease up
+                return order  # the write that made it final gave the lease up
             step = order.step
             try:
                 with telemetry.span(f"saga {step.value}", _span_attributes(order)) as span:
@@ -181,7 +205,7 @@ class SagaRunner:
                 if not self._ends_step(order, step, error):
                     if await self._wait_to_retry(order):
                         continue
-                    return
+                    return None
             order.attempts = 0
             if order.step is not step:
                 log.info("saga step", step=step.value, next=order.step.value)
@@ -286,3 +310,8 @@ class SagaRunner:
         async with self.uow() as uow:
             await uow.orders.release(order, self.lease, retry_at)
             await uow.commit()
+
+
+def _copy(order: Order) -> Order:
+    """A copy the drive's changes do not reach (lines are replaced, never edited)."""
+    return dataclasses.replace(order, lines=list(order.lines))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from shop_grpc import storage
 from shop_payment.adapters.repository import SqlPaymentRepository
 
@@ -11,5 +9,5 @@ from shop_payment.adapters.repository import SqlPaymentRepository
 class SqlUnitOfWork(storage.UnitOfWork):
     payments: SqlPaymentRepository
 
-    def bind(self, session: AsyncSession) -> None:
+    def bind(self, session: storage.Session) -> None:
         self.payments = SqlPaymentRepository(session, is_postgres=self.is_postgres)

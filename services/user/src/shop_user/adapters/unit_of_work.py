@@ -3,8 +3,6 @@ commit wakes the watchers of the change log."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from shop_grpc import storage
 from shop_grpc.changes import ChangeSignal
 from shop_user.adapters.repository import SqlUserRepository
@@ -19,7 +17,7 @@ class SqlUnitOfWork(storage.UnitOfWork):
         super().__init__(db, readonly=readonly)
         self.changes = changes
 
-    def bind(self, session: AsyncSession) -> None:
+    def bind(self, session: storage.Session) -> None:
         self.users = SqlUserRepository(session, is_postgres=self.is_postgres)
 
     async def commit(self) -> None:
