@@ -9,6 +9,7 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -490,6 +491,36 @@ async def test_a_cancel_does_not_wait_out_the_backoff_of_a_failing_order(new_run
         await orders.cancel_order(runner.uow, runner, order.order_id)
         order = await final(runner, order.order_id, wait=2.0)
     assert order.status is Status.CANCELLED
+
+
+async def test_a_cancel_that_lands_while_a_failing_order_is_handed_back_is_acted_on_at_once(
+    new_runner, world
+):
+    # The cancel commits after the step failed and before the drive hands the order back
+    # with its backoff: the hand-back must not make the cancel wait that backoff out.
+    settings = SagaSettings(lease_seconds=30, recovery_interval_seconds=0.05, give_up_seconds=600)
+    runner = new_runner(settings=settings)
+    order = Order(str(uuid.uuid4()), "alice", [OrderLine("widget", 1)], "pm", "handed-back")
+    order.step = Step.CHECKING_USER
+    async with runner.uow() as tx:
+        await tx.orders.add(order, runner.lease, utcnow())
+        await tx.commit()
+    async with runner.uow() as tx:  # CancelOrder on an order a drive holds
+        cancelling = await tx.orders.get(order.order_id)
+        assert cancelling is not None
+        cancelling.cancel_requested = True
+        await tx.orders.save_unleased(cancelling, utcnow())
+        await tx.commit()
+    order.attempts = 1
+    async with runner.uow() as tx:  # the drive hands the order back, due again in 30 s
+        await tx.orders.release(order, runner.lease, utcnow() + timedelta(seconds=30))
+        await tx.commit()
+
+    async with recovering(runner):
+        order = await final(runner, order.order_id, wait=2.0)
+
+    assert order.status is Status.CANCELLED
+    assert "get_user" not in world.faults.calls
 
 
 LEASE = SagaSettings(lease_seconds=0.6, recovery_interval_seconds=0.05, give_up_seconds=30)

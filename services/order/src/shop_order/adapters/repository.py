@@ -224,14 +224,19 @@ class OrderRepository:
 
     async def release(self, order: Order, lease: Lease, retry_at: datetime | None) -> None:
         """Gives the lease up, keeping the order's count of failed tries; with `retry_at`,
-        nobody picks the order up before then."""
+        nobody picks the order up before then, unless a cancel was asked for meanwhile: that
+        order is due at once (a cancel that landed while the drive was handing the order back
+        must not wait out its backoff)."""
         await self.session.execute(
             update(orders)
             .where(orders.c.order_id == order.order_id, orders.c.lease_token == lease.token)
             .values(
                 lease_owner=None,
                 lease_token=None,
-                lease_expires_at=retry_at,
+                lease_expires_at=case(
+                    (orders.c.cancel_requested.is_(True), null()),
+                    else_=bindparam("retry_at", retry_at, type_=orders.c.lease_expires_at.type),
+                ),
                 attempts=order.attempts,
             )
         )
