@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -69,3 +70,14 @@ def test_the_environment_the_tests_run_in_holds_the_locked_versions() -> None:
     }
     assert len(applicable) > 50
     assert not differing, f"installed here, not as requirements.lock pins them: {differing}"
+
+
+def test_the_image_build_checks_uv_lock_with_the_export_the_tasks_use() -> None:
+    # deploy/Dockerfile cannot run tasks.py: it repeats the export, and must repeat it exactly,
+    # or every image build refuses a lock the tasks accept.
+    tasks = load_tasks()
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text().replace("\\\n", " ")
+    [command] = re.findall(r"uv (export [^;]*);", dockerfile)
+    assert command.split() == list(tasks.EXPORT)
+    header_lines = tasks.HASHED_LOCK_HEADER.count("\n")
+    assert f"head -n {header_lines} requirements.lock" in dockerfile
