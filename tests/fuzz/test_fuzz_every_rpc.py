@@ -370,6 +370,7 @@ async def start(server: GrpcServer, stack: contextlib.AsyncExitStack) -> str:
 # What the services get here besides their addresses: an order whose dependency refuses it gives
 # up soon, and CreateOrder waits for a final state no longer than a call's deadline here.
 SETTINGS_ENV = {"SHOP_ORDER_GIVE_UP_SECONDS": "5", "SHOP_ORDER_WAIT_SECONDS": "2"}
+RUN_LONGER_THAN_ANY = 24 * 3600.0
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=ENGINES)
@@ -407,9 +408,12 @@ async def run_service(
     config = importlib.import_module(f"{spec.main_module}.config")
     bootstrap = importlib.import_module(f"{spec.main_module}.bootstrap")
     targets = {f"SHOP_{dep.upper()}_TARGET": addresses[dep] for dep in spec.depends_on}
-    settings = replace(
-        config.load(Env({**SETTINGS_ENV, **targets})), server=test_settings(spec.name, url)
-    )
+    # The harness's channels live for the whole run. A connection retired at its maximum age
+    # (GOAWAY max_age; tests/e2e/test_e2e_load_balancing covers it) can race a call started
+    # as the GOAWAY arrives, which the transport then ends UNAVAILABLE: an answer of the
+    # connection, not of the service, so connections here are not retired during a run.
+    server = test_settings(spec.name, url, max_connection_age_seconds=RUN_LONGER_THAN_ANY)
+    settings = replace(config.load(Env({**SETTINGS_ENV, **targets})), server=server)
     storage = await Storage.open(url, bootstrap.metadata)
     exits.push_async_callback(storage.db.dispose)
     app = bootstrap.build(settings, storage)
