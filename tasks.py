@@ -155,10 +155,10 @@ def lock_is_pinned() -> bool:
     dependencies changed, it is made again from the pins, which leave the resolution one
     choice; if they no longer satisfy the ranges, the lock made differs from them.
     """
-    if LOCK.exists() and locked() != pins():
-        LOCK.unlink()
-    if not LOCK.exists() or not lock_is_current():
-        subprocess.run([UV, "lock", "--quiet"], cwd=ROOT, check=False)
+    if LOCK.exists() and locked() == pins() and lock_is_current():
+        return True
+    LOCK.unlink(missing_ok=True)
+    subprocess.run([UV, "lock", "--quiet"], cwd=ROOT, check=False)
     return LOCK.exists() and lock_is_current() and locked() == pins()
 
 

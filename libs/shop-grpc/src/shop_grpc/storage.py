@@ -225,11 +225,9 @@ class Database:
         locked = not readonly or self._readers_lock
         async with self._sqlite_lock if locked else contextlib.nullcontext():
             engine = self._reader if readonly else self._writer
+            # Closing the connection rolls back whatever was not committed.
             with await _begin_sqlite(engine) as connection:
-                try:
-                    yield _SqliteSession(connection)
-                finally:
-                    connection.rollback()
+                yield _SqliteSession(connection)
 
     async def migrate(self, metadata: MetaData) -> None:
         """Creates missing tables (the service's and the runtime's); safe when several
