@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import TextIO
@@ -45,3 +47,35 @@ def test_console_lines_on_a_terminal_are_coloured(monkeypatch):
         shown = os.read(screen.fileno(), 4096).decode()
     assert "stock low" in shown
     assert ESCAPE in shown
+
+
+# A process that logs JSON lines unbuffered (as in the images and under `shop up`) while a
+# neighbour writes to the same pipe a byte at a time, as gRPC core's notices on stderr do.
+SHARED_PIPE = """
+import os, subprocess, sys
+import structlog
+from shop_grpc import logs
+from shop_grpc.config import LogSettings
+
+neighbour = subprocess.Popen(
+    [sys.executable, "-c", "import os\\nwhile True: os.write(1, b'~')"], stdout=sys.stdout
+)
+logs.configure(LogSettings(format="json"), service="inventory")
+log = structlog.get_logger("test")
+for n in range(3000):
+    log.info("rpc", n=n, rpc="/shop.inventory.v1.InventoryService/ListProducts")
+neighbour.kill()
+"""
+
+
+def test_each_json_line_stays_whole_when_another_writer_shares_the_stream():
+    written = subprocess.run(
+        [sys.executable, "-c", SHARED_PIPE],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    ours = [line.lstrip("~") for line in written.splitlines() if "{" in line]
+    assert [json.loads(line)["n"] for line in ours] == list(range(3000))

@@ -2,6 +2,7 @@
 
 The console format is coloured only when stdout is a terminal: written to a pipe or a
 file (a container's log, `kubectl logs`), escape codes would be noise in every line.
+Each line reaches stdout in one write, so lines stay whole when another writer shares it.
 
 Per-request values (rpc method, order id...) are bound with
 ``structlog.contextvars`` so every line written while serving carries them,
@@ -43,7 +44,10 @@ def configure(settings: LogSettings, **static: str) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # One write per line, newline included: with PYTHONUNBUFFERED (the images, `shop up`)
+        # print() writes the line and its newline apart, and whatever shares the stream (gRPC
+        # core's notices, an exporter's warnings) could land between them, breaking the line.
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
 

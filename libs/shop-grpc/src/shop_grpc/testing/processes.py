@@ -18,6 +18,8 @@ from shop_grpc.testing.ports import free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
+_OUTPUT_LIMIT = 16 * 2**20
+
 _QUICK_RECONNECT = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
@@ -65,7 +67,7 @@ class ServiceProcess:
             SHOP_PROBE_ADDRESS=self.probe_address,
         )
         self.env.update(env or {})
-        self._output = b""
+        self._stdout = self._stderr = b""
 
     async def __aenter__(self) -> ServiceProcess:
         self.process = await asyncio.create_subprocess_exec(
@@ -73,8 +75,11 @@ class ServiceProcess:
             "-m",
             self.module,
             env=self.env,
+            # Apart: the service's own lines go to stdout, gRPC core's and Python's notices
+            # to stderr. The generous limit keeps a chatty test from pausing the process.
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stderr=asyncio.subprocess.PIPE,
+            limit=_OUTPUT_LIMIT,
         )
         # Short reconnect backoff: the first attempts find nobody listening yet.
         self.channel = grpc.aio.insecure_channel(self.address, options=_QUICK_RECONNECT)
@@ -123,10 +128,15 @@ class ServiceProcess:
         return int(self.process.returncode or 0)
 
     async def output(self) -> str:
-        """Everything the process wrote (stdout and stderr); returns once it has exited."""
+        """Everything the process wrote, stdout then stderr; returns once it has exited."""
         assert self.process.stdout is not None
-        self._output += await self.process.stdout.read()
-        return self._output.decode(errors="replace")
+        assert self.process.stderr is not None
+        stdout, stderr = await asyncio.gather(
+            self.process.stdout.read(), self.process.stderr.read()
+        )
+        self._stdout += stdout
+        self._stderr += stderr
+        return (self._stdout + self._stderr).decode(errors="replace")
 
     async def __aexit__(self, *exc: object) -> None:
         await self.channel.close()
