@@ -79,4 +79,7 @@ def _status(code: object) -> grpc.StatusCode | None:
     # context.code() gives back what the handler passed: a StatusCode, an int, or nothing.
     if isinstance(code, grpc.StatusCode):
         return code
-    return next((c for c in grpc.StatusCode if c.value[0] == code), None)
+    return _BY_NUMBER.get(code) if isinstance(code, int) else None
+
+
+_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from sqlalchemy.engine import Engine
 
+    from shop_grpc.interceptors._wrap import HandlerWrapping
+
 log = structlog.get_logger("shop_grpc.telemetry")
 
 SCOPE = "shop_grpc"
@@ -89,8 +91,8 @@ def shutdown() -> None:
         provider.shutdown()
 
 
-def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    """The server-span interceptor, or none at all when tracing is off."""
+def server_interceptors() -> list[HandlerWrapping]:
+    """The server-span wrapping, or none at all when tracing is off."""
     if _tracer is None:
         return []
     from shop_grpc.interceptors.tracing import ServerSpans

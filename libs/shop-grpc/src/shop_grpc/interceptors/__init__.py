@@ -1,6 +1,7 @@
 """The interceptor chains, in the order they run (outermost first).
 
-Server:
+Server (one grpc interceptor, interceptors._wrap.Chain, that builds each method's handler
+through these once; per call, each is one coroutine around the next):
   1. ServerSpans      only when an exporter is configured (shop_grpc.telemetry): the server
                       span, parented on the caller's traceparent. Outermost, so every log line
                       below carries its ids and it records the final status, denials included.
@@ -44,6 +45,7 @@ import grpc
 from shop_grpc import telemetry
 from shop_grpc.config import ServerSettings
 from shop_grpc.deadlines import client_interceptors as deadline_propagation
+from shop_grpc.interceptors._wrap import Chain, HandlerWrapping
 from shop_grpc.interceptors.deadlines import DeadlineBinding
 from shop_grpc.interceptors.errors import ErrorMapping
 from shop_grpc.interceptors.faults import FaultInjection
@@ -53,7 +55,8 @@ from shop_grpc.interceptors.validation import RequestValidation
 
 
 def server_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterceptor]:
-    chain: list[grpc.aio.ServerInterceptor] = [
+    """One interceptor: the chain above, each method's handler built through it once."""
+    chain: list[HandlerWrapping] = [
         *telemetry.server_interceptors(),
         RequestLogging(),
         *identity_check(settings.tls),
@@ -63,7 +66,7 @@ def server_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterce
     ]
     if settings.faults:
         chain.append(FaultInjection(settings.faults))
-    return chain
+    return [Chain(chain)]
 
 
 def client_interceptors(

@@ -1,4 +1,4 @@
-"""Wrap any of the four kinds of handler with one piece of around-advice.
+"""Advice around any of the four kinds of handler, built once per method, composed once.
 
 A handler that yields its responses (an async generator) is first turned into one that
 writes them with ``context.write()``. Left a generator, a stream cancelled while a
@@ -7,20 +7,27 @@ advice around it would run after the call had ended, in a context that is not th
 (OpenTelemetry's "Failed to detach context", opentelemetry-python-contrib#2357). Written
 out, every call runs start to end in its own task: a cancellation reaches the advice as
 CancelledError, innermost first, and the generator is closed right there.
+
+Each call runs in a task of its own, with its own copy of the context: what advice binds
+(the deadline, log values, the current span) lasts until the call ends and needs no reset.
+
+Cost per call: grpc.aio awaits every interceptor of a server on every call, so the runtime
+installs one, ``Chain``, which builds each method's handler through all of its wrappings
+once and hands the same handler back afterwards. Per call, each piece of advice is then one
+coroutine around the next: no context manager, no async generator.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, aclosing
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import grpc
 
-# Builds the context manager that runs around one call: (method, context) -> cm
-Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+# What a handler runs: (request or request iterator, context) -> awaitable answer.
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 _FACTORIES = {
     (False, False): grpc.unary_unary_rpc_method_handler,
@@ -32,12 +39,14 @@ _FACTORIES = {
 
 def behavior_of(handler: grpc.RpcMethodHandler) -> Behavior:
     """What `handler` runs, as a coroutine function that writes any stream it answers with."""
-    behavior: Behavior = (
+    behavior = (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
     if inspect.isasyncgenfunction(behavior):
         return _written(behavior)
-    return behavior
+    if inspect.iscoroutinefunction(behavior):
+        return behavior  # type: ignore[no-any-return]
+    return _awaited(behavior)
 
 
 def _written(responses: Callable[..., AsyncGenerator[Any, None]]) -> Behavior:
@@ -47,6 +56,16 @@ def _written(responses: Callable[..., AsyncGenerator[Any, None]]) -> Behavior:
                 await context.write(response)
 
     return write
+
+
+def _awaited(function: Callable[..., Any]) -> Behavior:
+    """A plain function's answer, or the awaitable it returned, awaited."""
+
+    async def answer(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        result = function(request, context)
+        return await result if inspect.isawaitable(result) else result
+
+    return answer
 
 
 def with_behavior(
@@ -65,24 +84,12 @@ def with_behavior(
     return rebuilt
 
 
-def wrap(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
-    behavior = behavior_of(handler)
-
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with around(method, context):
-            result = behavior(request, context)
-            return await result if isinstance(result, Awaitable) else result
-
-    return with_behavior(handler, wrapped)
-
-
 class HandlerWrapping(grpc.aio.ServerInterceptor):
-    """A server interceptor that replaces a method's handler with one built around it.
+    """Replaces a method's handler with one built around it.
 
-    grpc asks every interceptor for the method's handler on every call. The handler the chain
-    below returns for a method is the same object each time (each interceptor keeps what it
-    built), so what is built around it is kept too, per method, and reused instead of made
-    anew for each call. Only methods with a handler are kept: as many as the services have.
+    Used alone, it is a server interceptor: grpc asks it for the method's handler on every
+    call, and it hands back what it built for that handler the first time. In a server, the
+    wrappings go in one ``Chain``.
     """
 
     def __init__(self) -> None:
@@ -101,24 +108,57 @@ class HandlerWrapping(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not self.applies_to(method):
-            return handler
-        kept = self._built.get(method)
-        if kept is not None and kept[0] is handler:
-            return kept[1]
-        built = self.build(method, handler)
-        self._built[method] = (handler, built)
-        return built
+        return _kept(self._built, handler_call_details.method, handler, [self])
 
 
 class AroundEachCall(HandlerWrapping):
-    """Runs `around(method, context)`, an async context manager, around every call."""
+    """Advice around every call of a method: `advise` builds it once per method."""
 
-    def around(
-        self, method: str, context: grpc.aio.ServicerContext
-    ) -> AbstractAsyncContextManager[None]:
+    def advise(self, method: str, behavior: Behavior) -> Behavior:
+        """A coroutine function that does this layer's work around awaiting `behavior`."""
         raise NotImplementedError
 
     def build(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        return wrap(handler, method, self.around)
+        return with_behavior(handler, self.advise(method, behavior_of(handler)))
+
+
+class Chain(grpc.aio.ServerInterceptor):
+    """Several wrappings as one interceptor, `wrappings[0]` outermost.
+
+    The handler the services give for a method is the same object on every call; what is
+    built around it is kept per method (as many as the services have) and rebuilt only if
+    the services give another.
+    """
+
+    def __init__(self, wrappings: Sequence[HandlerWrapping]) -> None:
+        self.wrappings = tuple(wrappings)
+        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        return _kept(self._built, handler_call_details.method, handler, self.wrappings)
+
+
+def _kept(
+    built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]],
+    method: str,
+    handler: grpc.RpcMethodHandler | None,
+    wrappings: Sequence[HandlerWrapping],
+) -> grpc.RpcMethodHandler:
+    """`handler` built through `wrappings` (those that apply), from `built` when it was
+    built before; None (an unknown method) stays None."""
+    if handler is None:
+        return handler
+    kept = built.get(method)
+    if kept is not None and kept[0] is handler:
+        return kept[1]
+    wrapped = handler
+    for wrapping in reversed(wrappings):
+        if wrapping.applies_to(method):
+            wrapped = wrapping.build(method, wrapped)
+    built[method] = (handler, wrapped)
+    return wrapped

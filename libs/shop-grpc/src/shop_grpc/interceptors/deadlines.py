@@ -9,26 +9,20 @@ until the caller's deadline, so it is answered with a status instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import grpc
 
 from shop_grpc import deadlines
-from shop_grpc.interceptors._wrap import HandlerWrapping, wrap
+from shop_grpc.interceptors._wrap import Behavior, HandlerWrapping, behavior_of, with_behavior
 
 
-def _binding(
-    budget: float | None,
-) -> Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]:
-    @asynccontextmanager
-    async def around(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+def _binding(budget: float | None, behavior: Behavior) -> Behavior:
+    async def bound(request: Any, context: grpc.aio.ServicerContext) -> Any:
         left = context.time_remaining()
-        # Each call runs in a task of its own, with its own copy of the context:
-        # nothing to reset afterwards.
         deadlines.bind(budget if left is None else left)
         try:
-            yield
+            return await behavior(request, context)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -40,7 +34,7 @@ def _binding(
             )
             await context.abort(code, "a call this one depended on was cancelled")
 
-    return around
+    return bound
 
 
 class DeadlineBinding(HandlerWrapping):
@@ -53,4 +47,4 @@ class DeadlineBinding(HandlerWrapping):
         # makes gets the default budget of its own instead of sharing one.
         streaming = handler.request_streaming or handler.response_streaming
         budget = None if streaming else self.default_seconds
-        return wrap(handler, method, _binding(budget))
+        return with_behavior(handler, _binding(budget, behavior_of(handler)))

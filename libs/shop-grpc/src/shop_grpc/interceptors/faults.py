@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import structlog
 
 from shop_grpc.faults import Fault
-from shop_grpc.interceptors._wrap import AroundEachCall
+from shop_grpc.interceptors._wrap import AroundEachCall, Behavior
 
 log = structlog.get_logger("shop_grpc.faults")
 
@@ -28,8 +28,14 @@ class FaultInjection(AroundEachCall):
     def applies_to(self, method: str) -> bool:
         return any(f.applies_to(method) for f in self.faults)
 
-    @asynccontextmanager
-    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    def advise(self, method: str, behavior: Behavior) -> Behavior:
+        async def faulty(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._inject(method, context)
+            return await behavior(request, context)
+
+        return faulty
+
+    async def _inject(self, method: str, context: grpc.aio.ServicerContext) -> None:
         left = context.time_remaining()
         for fault in self.faults:
             if not fault.applies_to(method):
@@ -46,4 +52,3 @@ class FaultInjection(AroundEachCall):
             await asyncio.sleep(fault.delay_seconds)
             if fault.fail_with is not None:
                 await context.abort(fault.fail_with, f"injected fault: {fault.fail_with.name}")
-        yield

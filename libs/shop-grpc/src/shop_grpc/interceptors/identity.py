@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 import structlog
@@ -12,7 +11,7 @@ from shop_grpc import policy
 from shop_grpc.certs import parse_spiffe_id
 from shop_grpc.config import TlsSettings
 from shop_grpc.credentials import read_material
-from shop_grpc.interceptors._wrap import AroundEachCall
+from shop_grpc.interceptors._wrap import AroundEachCall, Behavior
 
 log = structlog.get_logger("shop_grpc.identity")
 
@@ -41,25 +40,28 @@ class IdentityCheck(AroundEachCall):
         self.namespace = namespace
         self.rules = rules
 
-    @asynccontextmanager
-    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        namespace, identity = caller_of(context)
-        if not policy.is_open(method) and (
-            namespace != self.namespace or not policy.allowed(identity, method, self.rules)
-        ):
-            log.warning(
-                "permission denied",
-                caller=identity,
-                caller_namespace=namespace,
-                rpc=method,
-                peer=context.peer(),
-            )
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{identity} (namespace {namespace}) may not call {method}",
-            )
-        with structlog.contextvars.bound_contextvars(caller=identity):
-            yield
+    def advise(self, method: str, behavior: Behavior) -> Behavior:
+        if policy.is_open(method):
+            return behavior
+
+        async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            namespace, identity = caller_of(context)
+            if namespace != self.namespace or not policy.allowed(identity, method, self.rules):
+                log.warning(
+                    "permission denied",
+                    caller=identity,
+                    caller_namespace=namespace,
+                    rpc=method,
+                    peer=context.peer(),
+                )
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{identity} (namespace {namespace}) may not call {method}",
+                )
+            structlog.contextvars.bind_contextvars(caller=identity)
+            return await behavior(request, context)
+
+        return checked
 
 
 def identity_check(tls: TlsSettings) -> list[IdentityCheck]:

@@ -7,13 +7,12 @@ when the client cancelled, DEADLINE_EXCEEDED once the deadline passed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import grpc
 import structlog
 
-from shop_grpc.interceptors._wrap import AroundEachCall
+from shop_grpc.interceptors._wrap import AroundEachCall, Behavior
 from shop_grpc.outcome import Outcome
 
 log = structlog.get_logger("shop_grpc.rpc")
@@ -22,22 +21,22 @@ log = structlog.get_logger("shop_grpc.rpc")
 QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-@asynccontextmanager
-async def _log_call(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    started = time.perf_counter()
-    outcome = Outcome(context)
-    with structlog.contextvars.bound_contextvars(rpc=method):
-        try:
-            with outcome:
-                yield
-        finally:
-            if not method.startswith(QUIET_PREFIXES):
+class RequestLogging(AroundEachCall):
+    """Health checks and reflection pass by unlogged: nothing is bound for them."""
+
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(QUIET_PREFIXES)
+
+    def advise(self, method: str, behavior: Behavior) -> Behavior:
+        async def logged(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            outcome = Outcome(context)
+            structlog.contextvars.bind_contextvars(rpc=method)
+            try:
+                with outcome:
+                    return await behavior(request, context)
+            finally:
                 elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
                 log.info("rpc", code=outcome.code.name, duration_ms=elapsed_ms)
 
-
-class RequestLogging(AroundEachCall):
-    def around(
-        self, method: str, context: grpc.aio.ServicerContext
-    ) -> AbstractAsyncContextManager[None]:
-        return _log_call(method, context)
+        return logged

@@ -11,8 +11,7 @@ peer's address.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
@@ -20,7 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from shop_grpc.interceptors._wrap import AroundEachCall
+from shop_grpc.interceptors._wrap import AroundEachCall, Behavior
 from shop_grpc.interceptors.logging import QUIET_PREFIXES
 from shop_grpc.outcome import Outcome
 
@@ -53,25 +52,29 @@ class ServerSpans(AroundEachCall):
     def applies_to(self, method: str) -> bool:
         return not method.startswith(QUIET_PREFIXES)
 
-    @asynccontextmanager
-    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        parent = propagate.extract(dict(context.invocation_metadata()))
-        span = self.tracer.start_span(method, parent, SpanKind.SERVER)
-        # The sampler (parent-based ratio) decides on the trace alone; an unsampled call's
-        # span records nothing, so nothing is worked out for it.
-        if span.is_recording():
-            span.set_attributes(_attributes(method, context))
-        # Each call runs in a task of its own, with its own copy of the context: the span
-        # stays current for the rest of the call, with nothing to detach.
-        otel_context.attach(trace.set_span_in_context(span, parent))
-        outcome = Outcome(context)
-        try:
-            with outcome:
-                yield
-        finally:
-            if span.is_recording():
-                record_status(span, outcome.code, error=outcome.code in SERVER_ERRORS)
-            span.end()
+    def advise(self, method: str, behavior: Behavior) -> Behavior:
+        tracer = self.tracer
+
+        async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            parent = propagate.extract(dict(context.invocation_metadata()))
+            span = tracer.start_span(method, parent, SpanKind.SERVER)
+            # The sampler (parent-based ratio) decides on the trace alone; an unsampled call's
+            # span records nothing, so nothing is worked out for it.
+            recording = span.is_recording()
+            if recording:
+                span.set_attributes(_attributes(method, context))
+            # The call's task has its own copy of the context: nothing to detach.
+            otel_context.attach(trace.set_span_in_context(span, parent))
+            outcome = Outcome(context)
+            try:
+                with outcome:
+                    return await behavior(request, context)
+            finally:
+                if recording:
+                    record_status(span, outcome.code, error=outcome.code in SERVER_ERRORS)
+                span.end()
+
+        return traced
 
 
 def record_status(span: trace.Span, code: grpc.StatusCode, *, error: bool) -> None:

@@ -18,7 +18,7 @@ an answer — so it is refused at the first bad message, and its clients write i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,8 +111,7 @@ def _validating(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         return request
 
     async def validated(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        result = behavior(checked(request), context)
-        return await result if isinstance(result, Awaitable) else result
+        return await behavior(checked(request), context)
 
     return with_behavior(
         handler, validated, request_deserializer=_parsing(handler.request_deserializer)
