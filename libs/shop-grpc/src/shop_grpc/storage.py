@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import structlog
 from sqlalchemy import (
@@ -57,12 +57,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine, Result, ScalarResult, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from shop_grpc import telemetry
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = structlog.get_logger("shop_grpc.storage")
 
@@ -204,6 +206,10 @@ class Database:
             if self._reader is not self._writer:
                 telemetry.trace_engine(self._reader)
         else:
+            # Imported here: SQLAlchemy's asyncio layer (and the ORM it loads) costs a SQLite
+            # process memory for nothing.
+            from sqlalchemy.ext.asyncio import create_async_engine
+
             self.engine: AsyncEngine = create_async_engine(
                 self.url,
                 pool_size=pool_size,
