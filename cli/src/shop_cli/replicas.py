@@ -70,6 +70,7 @@ class ReplicatedSuite:
         probe_base_port: int | None = None,
         insecure: bool = False,
         extra_env: Mapping[str, str] | None = None,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if not 1 <= replicas <= len(REPLICA_HOSTS):
             raise SuiteError(f"replicas must be between 1 and {len(REPLICA_HOSTS)}")
@@ -93,6 +94,7 @@ class ReplicatedSuite:
                 echo=None if echo is None else cast(TextIO, _Labelled(echo, host)),
                 probe_base_port=probe_base_port,
                 insecure=insecure,
+                service_env=service_env,
                 log_dir=self.data_dir / "logs" / host,
             )
             for host in self.hosts

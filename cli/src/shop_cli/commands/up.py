@@ -12,10 +12,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from shop_cli import postgres
 from shop_cli.arguments import command, positive_float, positive_int
 from shop_cli.replicas import DEFAULT_DNS_PORT, ReplicatedSuite
 from shop_cli.suite import Suite, SuiteError
-from shop_grpc import certs
+from shop_grpc import certs, registry
 
 DEFAULT_BASE_PORT = 50051
 DEFAULT_PROBE_BASE_PORT = 8081
@@ -51,6 +52,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="plaintext without certificates, for debugging (default: mTLS with "
         "certificates made under DATA_DIR/certs on first start)",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="keep each service's data on this PostgreSQL server "
+        "(postgresql://USER@HOST[:PORT]), in a database shop_<service> made if missing "
+        "(default: SQLite files under DATA_DIR)",
     )
     parser.add_argument(
         "--replicas",
@@ -137,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
+    service_env = _database_env(args.postgres)
     if args.replicas > 1:
         return ReplicatedSuite(
             args.data_dir,
@@ -146,6 +155,7 @@ def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
             echo=sys.stdout,
             probe_base_port=_probe_base_port(args),
             insecure=args.insecure,
+            service_env=service_env,
         )
     return Suite(
         args.data_dir,
@@ -154,7 +164,16 @@ def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
         echo=sys.stdout,
         probe_base_port=_probe_base_port(args),
         insecure=args.insecure,
+        service_env=service_env,
     )
+
+
+def _database_env(server_url: str | None) -> dict[str, dict[str, str]]:
+    """SHOP_DATABASE_URL per service with --postgres; nothing (SQLite files) without."""
+    if not server_url:
+        return {}
+    urls = postgres.database_urls(server_url, registry.names())
+    return {service: {"SHOP_DATABASE_URL": url} for service, url in urls.items()}
 
 
 def _probe_base_port(args: argparse.Namespace) -> int | None:

@@ -208,7 +208,10 @@ class SagaRunner:
                     return None
             order.attempts = 0
             if order.step is not step:
-                log.info("saga step", step=step.value, next=order.step.value)
+                # At info, one line per order: the step that ends it. Each step is at debug
+                # (SHOP_LOG_LEVEL=debug), in the order's trace, and in its row.
+                emit = log.info if order.is_final else log.debug
+                emit("saga step", step=step.value, next=order.step.value)
             # Lines change only when the reservation prices them.
             order = await self._save(order, lines=step is Step.RESERVING_STOCK)
 
