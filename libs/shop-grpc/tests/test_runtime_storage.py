@@ -18,6 +18,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from sqlalchemy.engine import make_url
 
 from shop_grpc import storage
+from shop_grpc.errors import Unavailable
 from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import (
     Database,
@@ -347,6 +348,38 @@ async def test_the_wait_ends_once_the_database_is_made_and_said_what_was_missing
     reasons = {line["reason"] for line in lines if line["event"] == WAITING}
     assert reasons == {f'InvalidCatalogNameError: database "{name}" does not exist'}
     assert lines[-1]["event"] == "database ready"
+
+
+async def test_a_lost_postgresql_connection_is_unavailable_and_the_next_transaction_reconnects():
+    async with (
+        fresh_database_url("postgresql", None) as url,
+        migrated_database(url, metadata) as db,
+    ):
+        await _add_key(db, "before")
+        # The server drops every connection to the database (a restart, a failover).
+        server = make_url(postgres_server_url()).set(drivername="postgresql")
+        admin = await asyncpg.connect(server.render_as_string(hide_password=False))
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                make_url(url).database,
+            )
+        finally:
+            await admin.close()
+        with pytest.raises(Unavailable) as lost:
+            await _add_key(db, "lost")
+        assert lost.value.retryable
+        await _add_key(db, "after")
+        async with db.session(readonly=True) as session:
+            stored = (await session.execute(select(keys.c.key))).scalars().all()
+    assert sorted(stored) == ["after", "before"]
+
+
+async def _add_key(db: Database, key: str) -> None:
+    async with db.session() as session:
+        await session.execute(insert(keys).values(key=key))
+        await session.commit()
 
 
 def test_plain_urls_get_their_drivers():

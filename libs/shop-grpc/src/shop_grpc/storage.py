@@ -56,12 +56,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine, Result, ScalarResult, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from shop_grpc import telemetry
+from shop_grpc.errors import Unavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -214,7 +215,10 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                # No ping before each transaction: asyncpg's takes three round trips, for every
+                # transaction, to catch what a lost connection's first statement reports anyway
+                # (session() answers it with Unavailable, and the pool drops every connection
+                # of that age, so the caller's retry finds a fresh one).
                 connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
             )
             telemetry.trace_engine(self.engine.sync_engine)
@@ -224,9 +228,16 @@ class Database:
         """A transaction, rolled back on leaving unless committed; on SQLite, writing ones
         are serialized and read-only ones are not."""
         if not self.is_sqlite:
-            async with self.engine.connect() as connection:
-                await connection.begin()
-                yield connection
+            try:
+                async with self.engine.connect() as connection:
+                    await connection.begin()
+                    yield connection
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # The server restarted, failed over or dropped the connection: nothing of
+                # this transaction was committed, and a retry gets a new connection.
+                raise Unavailable("the database connection was lost; try again") from error
             return
         locked = not readonly or self._readers_lock
         async with self._sqlite_lock if locked else contextlib.nullcontext():
