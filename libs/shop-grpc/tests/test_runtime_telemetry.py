@@ -192,6 +192,44 @@ async def test_an_unsampled_parent_is_followed_even_at_ratio_one(
         sink.provider.shutdown()
 
 
+async def test_under_an_unsampled_parent_calls_pass_the_decision_on_and_record_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "1")
+    sink = Traced(test_settings("user", "sqlite://"))
+    telemetry.use(sink.provider)
+    received: list[str] = []
+
+    async def back(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        received.append(dict(context.invocation_metadata())["traceparent"])
+        return b"back"
+
+    try:
+        async with _serving(_service("test.Back", _unary(back))) as back_address:
+            channel = open_channel(back_address, default_timeout=5)
+
+            async def front(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                return bytes(await _call(channel, "test.Back")(b"x"))
+
+            async with (
+                _serving(_service("test.Front", _unary(front))) as front_address,
+                grpc.aio.insecure_channel(front_address) as caller,
+            ):
+                reply = await _call(caller, "test.Front")(
+                    b"x", timeout=5, metadata=_traceparent(sampled=False)
+                )
+            await channel.close()
+    finally:
+        telemetry.use(None)
+        sink.provider.shutdown()
+    assert reply == b"back"
+    assert sink.spans() == []
+    [traceparent] = received
+    _, trace_id, _, flags = traceparent.split("-")
+    assert (trace_id, flags) == (TRACE_ID, "00")
+
+
 async def test_error_messages_never_leave_in_spans(traced: Traced) -> None:
     async def clash(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise AlreadyExists("user", SECRET_EMAIL, f"email {SECRET_EMAIL!r} is already used")

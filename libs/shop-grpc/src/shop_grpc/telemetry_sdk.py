@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.instrumentation.grpc._aio_client import (
     StreamStreamAioClientInterceptor,
@@ -41,6 +42,7 @@ from shop_grpc.config import ServerSettings
 from shop_grpc.interceptors.logging import QUIET_PREFIXES
 from shop_grpc.interceptors.tracing import record_status
 from shop_grpc.span_flush import CappedBatchSpanProcessor
+from shop_grpc.telemetry import SCOPE
 
 # Exception event attributes that may carry request data; the type is kept.
 _DROPPED_EVENT_ATTRIBUTES = ("exception.message", "exception.stacktrace")
@@ -80,25 +82,95 @@ def exporter(kind: str) -> SpanExporter:
 def _traced(details: grpc.aio.ClientCallDetails) -> bool:
     # Health checks and reflection are traced on neither side, as they are not logged.
     # OTEL_PYTHON_GRPC_EXCLUDED_SERVICES is not read on this path (only by the
-    # instrumentor that patches grpc globally). The method may come as bytes (grpc#31092).
-    method = details.method
-    name = method.decode() if isinstance(method, bytes) else str(method)
-    return not name.startswith(QUIET_PREFIXES)
+    # instrumentor that patches grpc globally).
+    return not _method_name(details).startswith(QUIET_PREFIXES)
 
 
 def client_interceptors(provider: TracerProvider) -> list[grpc.aio.ClientInterceptor]:
+    """Unary calls (every call between the services) get our client spans; the streaming
+    shapes the library's, patched to record a cancelled call."""
     interceptors: list[grpc.aio.ClientInterceptor] = aio_client_interceptors(  # type: ignore[no-untyped-call]
         tracer_provider=provider, filter_=_traced
     )
-    return [_cancellable(i) for i in interceptors]
+    streaming = [
+        _cancellable(i) for i in interceptors if not isinstance(i, UnaryUnaryAioClientInterceptor)
+    ]
+    return [UnaryClientSpans(provider.get_tracer(SCOPE)), *streaming]
+
+
+class UnaryClientSpans(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """The CLIENT span of a unary call, with the attributes the gRPC instrumentation records,
+    ``traceparent`` in its metadata, and the status the caller received (CANCELLED when the
+    caller was cancelled; the call is then cancelled too).
+
+    Ours rather than the library's on this path because an unsampled call should cost almost
+    nothing: under a span that is not sampled, no client span is made at all — every standard
+    sampler decides a child of an unsampled span the same way, so it would record nothing —
+    and the current span's ``traceparent`` (flag 00) goes out, so the callee does not sample
+    the trace either. And the library's waits for the whole call inside the interceptor, then
+    asks for its code and details; this one does that only for a span that records.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        if not _traced(details):
+            return await continuation(details, request)
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid and not current.trace_flags.sampled:
+            return await continuation(_carrying(details, None), request)
+        method = _method_name(details)
+        span = self.tracer.start_span(method, kind=SpanKind.CLIENT)
+        if not span.is_recording():
+            return await continuation(_carrying(details, trace.set_span_in_context(span)), request)
+        span.set_attributes(_client_attributes(method))
+        call = None
+        try:
+            call = await continuation(_carrying(details, trace.set_span_in_context(span)), request)
+            code = await call.code()
+        except asyncio.CancelledError:
+            if call is not None:
+                call.cancel()
+            record_status(span, grpc.StatusCode.CANCELLED, error=True)
+            span.end()
+            raise
+        except grpc.aio.AioRpcError as error:
+            record_status(span, error.code(), error=True)
+            span.end()
+            raise
+        record_status(span, code, error=code is not grpc.StatusCode.OK)
+        span.end()
+        return call
+
+
+def _method_name(details: Any) -> str:
+    method = details.method
+    # The method may come as bytes (grpc#31092).
+    return method.decode() if isinstance(method, bytes) else str(method)
+
+
+def _client_attributes(method: str) -> dict[str, AttributeValue]:
+    service, _, name = method.lstrip("/").partition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
+def _carrying(details: Any, context: otel_context.Context | None) -> Any:
+    """`details` with ``traceparent`` (and any other propagated field) of `context`, the
+    current one when None, added to its metadata."""
+    metadata = grpc.aio.Metadata(*tuple(details.metadata or ()))
+    propagate.inject(metadata, context=context)
+    return details._replace(metadata=metadata)
 
 
 class _Cancellable:
-    """Client spans that record a cancelled call as CANCELLED, for every call shape.
+    """The library's streaming client spans, recording a cancelled call as CANCELLED.
 
-    The library's single-response interceptors wait for the whole call inside the
+    Its stream-unary interceptor waits for the whole call inside the
     interceptor chain, so cancelling the caller cancels only that wait: the call itself
-    runs on to its deadline and its span never ends. This cancels both. Its streaming
+    runs on to its deadline and its span never ends. This cancels both. Its stream-response
     ones see only Exception while reading: a cancelled stream's span ended at code 0.
     """
 
@@ -134,10 +206,6 @@ class _Cancellable:
         return super()._wrap_stream_response(span, call)  # type: ignore[misc]
 
 
-class _UnaryUnary(_Cancellable, UnaryUnaryAioClientInterceptor):
-    pass
-
-
 class _UnaryStream(_Cancellable, UnaryStreamAioClientInterceptor):
     pass
 
@@ -151,7 +219,6 @@ class _StreamStream(_Cancellable, StreamStreamAioClientInterceptor):
 
 
 _CANCELLABLE: dict[type, type] = {
-    UnaryUnaryAioClientInterceptor: _UnaryUnary,
     UnaryStreamAioClientInterceptor: _UnaryStream,
     StreamUnaryAioClientInterceptor: _StreamUnary,
     StreamStreamAioClientInterceptor: _StreamStream,

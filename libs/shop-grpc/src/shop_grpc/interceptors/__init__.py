@@ -32,10 +32,13 @@ Client (channels.open_channel installs ``client_interceptors()``):
                            cancellation reaching the server unless the call has an explicit timeout.
   2. tracing               only when an exporter is configured (shop_grpc.telemetry): the client
                            span, and traceparent in the metadata. Inside deadline propagation, so
-                           it always sees, and passes on, an explicit timeout. Its unary
-                           variants are patched to cancel the call when the caller is cancelled
-                           (shop_grpc.telemetry_sdk); with the timeout, a call can never outlive
-                           its budget either way. All four record a cancelled call as CANCELLED.
+                           it always sees, and passes on, an explicit timeout. Unary calls get
+                           ours (telemetry_sdk.UnaryClientSpans: under an unsampled span it makes
+                           none and only passes the decision on); the streaming shapes get the
+                           OpenTelemetry instrumentation's, its stream-unary one patched to
+                           cancel the call when the caller is cancelled (shop_grpc.telemetry_sdk);
+                           with the timeout, a call can never outlive its budget either way. All
+                           four record a cancelled call as CANCELLED.
 """
 
 from __future__ import annotations
