@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from shop_cli import postgres
 from shop_cli.arguments import command, positive_float, positive_int
@@ -97,7 +97,15 @@ def _stop_signals() -> Iterator[None]:
 
 
 def say(text: str) -> None:
-    print(f"shop     | {text}", file=sys.stderr, flush=True)
+    show(f"shop     | {text}", sys.stderr)
+
+
+def show(text: str, stream: TextIO | None = None) -> None:
+    """`text` and its newline in one write: the services' lines reach the same terminal from
+    other threads, and print() writes the two apart when output is unbuffered."""
+    out = stream or sys.stdout
+    out.write(text + "\n")
+    out.flush()
 
 
 def wait_for_exit(suite: Suite | ReplicatedSuite) -> dict[str, int]:
@@ -120,16 +128,16 @@ def run(args: argparse.Namespace) -> int:
                 say(f"making a CA and certificates in {suite.certs_dir}")
             suite.start()
             suite.wait_ready(args.ready_timeout)
-            print("ready:", flush=True)
+            show("ready:")
             probes = suite.probe_endpoints()
             for service, endpoint in suite.endpoints().items():
-                print(f"  {service:<10} {endpoint}   probe {probes[service]}", flush=True)
+                show(f"  {service:<10} {endpoint}   probe {probes[service]}")
             if not args.insecure:
-                print(f"  mTLS; the shop commands' identity: {suite.certs_dir / 'client'}")
+                show(f"  mTLS; the shop commands' identity: {suite.certs_dir / 'client'}")
             if isinstance(suite, ReplicatedSuite):
-                print("  to reach every replica from the shop commands:", flush=True)
+                show("  to reach every replica from the shop commands:")
                 for service, endpoint in suite.endpoints().items():
-                    print(f"    export SHOP_{service.upper()}_TARGET={endpoint}", flush=True)
+                    show(f"    export SHOP_{service.upper()}_TARGET={endpoint}")
             for service, exit_code in wait_for_exit(suite).items():
                 say(
                     f"error: {service} exited unexpectedly with code {exit_code}; "
