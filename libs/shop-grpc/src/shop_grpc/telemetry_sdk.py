@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine
 
 from shop_grpc.config import ServerSettings
 from shop_grpc.interceptors.logging import QUIET_PREFIXES
-from shop_grpc.interceptors.tracing import record_status
+from shop_grpc.interceptors.tracing import record_status, rpc_attributes
 from shop_grpc.span_flush import CappedBatchSpanProcessor
 from shop_grpc.telemetry import SCOPE
 
@@ -126,7 +126,7 @@ class UnaryClientSpans(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[mi
         span = self.tracer.start_span(method, kind=SpanKind.CLIENT)
         if not span.is_recording():
             return await continuation(_carrying(details, trace.set_span_in_context(span)), request)
-        span.set_attributes(_client_attributes(method))
+        span.set_attributes(rpc_attributes(method))
         call = None
         try:
             call = await continuation(_carrying(details, trace.set_span_in_context(span)), request)
@@ -150,11 +150,6 @@ def _method_name(details: Any) -> str:
     method = details.method
     # The method may come as bytes (grpc#31092).
     return method.decode() if isinstance(method, bytes) else str(method)
-
-
-def _client_attributes(method: str) -> dict[str, AttributeValue]:
-    service, _, name = method.lstrip("/").partition("/")
-    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
 
 def _carrying(details: Any, context: otel_context.Context | None) -> Any:

@@ -84,16 +84,8 @@ def with_behavior(
     return rebuilt
 
 
-class HandlerWrapping(grpc.aio.ServerInterceptor):
-    """Replaces a method's handler with one built around it.
-
-    Used alone, it is a server interceptor: grpc asks it for the method's handler on every
-    call, and it hands back what it built for that handler the first time. In a server, the
-    wrappings go in one ``Chain``.
-    """
-
-    def __init__(self) -> None:
-        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+class HandlerWrapping:
+    """One layer of the chain: replaces a method's handler with one built around it."""
 
     def applies_to(self, method: str) -> bool:
         """Whether calls of `method` get the built handler (the others pass through)."""
@@ -101,14 +93,6 @@ class HandlerWrapping(grpc.aio.ServerInterceptor):
 
     def build(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         raise NotImplementedError
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        return _kept(self._built, handler_call_details.method, handler, [self])
 
 
 class AroundEachCall(HandlerWrapping):
@@ -127,7 +111,7 @@ class Chain(grpc.aio.ServerInterceptor):
 
     The handler the services give for a method is the same object on every call; what is
     built around it is kept per method (as many as the services have) and rebuilt only if
-    the services give another.
+    the services give another. An unknown method (no handler) passes through.
     """
 
     def __init__(self, wrappings: Sequence[HandlerWrapping]) -> None:
@@ -140,25 +124,15 @@ class Chain(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        return _kept(self._built, handler_call_details.method, handler, self.wrappings)
-
-
-def _kept(
-    built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]],
-    method: str,
-    handler: grpc.RpcMethodHandler | None,
-    wrappings: Sequence[HandlerWrapping],
-) -> grpc.RpcMethodHandler:
-    """`handler` built through `wrappings` (those that apply), from `built` when it was
-    built before; None (an unknown method) stays None."""
-    if handler is None:
-        return handler
-    kept = built.get(method)
-    if kept is not None and kept[0] is handler:
-        return kept[1]
-    wrapped = handler
-    for wrapping in reversed(wrappings):
-        if wrapping.applies_to(method):
-            wrapped = wrapping.build(method, wrapped)
-    built[method] = (handler, wrapped)
-    return wrapped
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        kept = self._built.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = handler
+        for wrapping in reversed(self.wrappings):
+            if wrapping.applies_to(method):
+                wrapped = wrapping.build(method, wrapped)
+        self._built[method] = (handler, wrapped)
+        return wrapped

@@ -39,7 +39,6 @@ def _binding(budget: float | None, behavior: Behavior) -> Behavior:
 
 class DeadlineBinding(HandlerWrapping):
     def __init__(self, default_seconds: float) -> None:
-        super().__init__()
         self.default_seconds = default_seconds
 
     def build(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

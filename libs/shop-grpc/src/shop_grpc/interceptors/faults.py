@@ -18,7 +18,6 @@ log = structlog.get_logger("shop_grpc.faults")
 
 class FaultInjection(AroundEachCall):
     def __init__(self, faults: Sequence[Fault]) -> None:
-        super().__init__()
         self.faults = tuple(faults)
         log.warning(
             "FAULT INJECTION IS ON: calls will be slowed or failed on purpose; tests only",

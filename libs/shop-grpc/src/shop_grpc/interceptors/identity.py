@@ -36,7 +36,6 @@ class IdentityCheck(AroundEachCall):
         namespace: str,
         rules: policy.Policy | None = None,
     ) -> None:
-        super().__init__()
         self.namespace = namespace
         self.rules = rules
 

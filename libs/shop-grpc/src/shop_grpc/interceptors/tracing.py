@@ -46,7 +46,6 @@ class ServerSpans(AroundEachCall):
     reflection are not traced (noise)."""
 
     def __init__(self, tracer: trace.Tracer) -> None:
-        super().__init__()
         self.tracer = tracer
 
     def applies_to(self, method: str) -> bool:
@@ -84,13 +83,15 @@ def record_status(span: trace.Span, code: grpc.StatusCode, *, error: bool) -> No
         span.set_status(Status(StatusCode.ERROR))
 
 
-def _attributes(method: str, context: grpc.aio.ServicerContext) -> dict[str, AttributeValue]:
+def rpc_attributes(method: str) -> dict[str, AttributeValue]:
+    """``rpc.system``, ``rpc.service`` and ``rpc.method`` of `method` (``/package.Service/Name``),
+    as the gRPC instrumentation records them on server and client spans."""
     service, _, name = method.lstrip("/").partition("/")
-    attributes: dict[str, AttributeValue] = {
-        "rpc.system": "grpc",
-        "rpc.service": service,
-        "rpc.method": name,
-    }
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
+def _attributes(method: str, context: grpc.aio.ServicerContext) -> dict[str, AttributeValue]:
+    attributes = rpc_attributes(method)
     # ipv4:10.1.2.3:5678 or ipv6:[::1]:5678; a unix: peer has no address to give.
     kind, _, address = context.peer().partition(":")
     host, _, port = address.rpartition(":")
