@@ -36,8 +36,10 @@ def database_urls(
         )
     names = {service: prefix + service for service in services}
     where = f"{parts.hostname}:{parts.port or 5432}"
+    # Connected to while making them: the URL's database, or `postgres`.
+    admin = parts._replace(path="/postgres") if parts.path in {"", "/"} else parts
     try:
-        asyncio.run(_make_missing(server_url, sorted(names.values())))
+        asyncio.run(_make_missing(admin.geturl(), sorted(names.values())))
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         raise SuiteError(f"PostgreSQL at {where}: {type(error).__name__}: {error}") from None
     return {
@@ -46,11 +48,8 @@ def database_urls(
     }
 
 
-async def _make_missing(server_url: str, names: list[str]) -> None:
-    admin = urlsplit(server_url)
-    if admin.path in {"", "/"}:
-        admin = admin._replace(path="/postgres")
-    connection = await asyncpg.connect(admin.geturl(), timeout=CONNECT_TIMEOUT_SECONDS)
+async def _make_missing(admin_url: str, names: list[str]) -> None:
+    connection = await asyncpg.connect(admin_url, timeout=CONNECT_TIMEOUT_SECONDS)
     try:
         present = {
             row["datname"]

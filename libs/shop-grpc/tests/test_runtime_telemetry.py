@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import grpc
@@ -84,18 +84,7 @@ async def test_a_call_chain_is_one_trace_with_logs_carrying_its_ids(traced: Trac
         log_ids.append(logs.add_trace_ids(None, "info", {}))
         return b"back"
 
-    async with _serving(_service("test.Back", _unary(back))) as back_address:
-        channel = open_channel(back_address, default_timeout=5)
-
-        async def front(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            return bytes(await _call(channel, "test.Back")(b"x"))
-
-        async with (
-            _serving(_service("test.Front", _unary(front))) as front_address,
-            grpc.aio.insecure_channel(front_address) as caller,
-        ):
-            assert await _call(caller, "test.Front")(b"x", timeout=5) == b"back"
-        await channel.close()
+    assert await _through_front(back) == b"back"
 
     spans = traced.spans()
     front_server = _one(spans, "/test.Front/Call", SpanKind.SERVER)
@@ -113,6 +102,28 @@ async def test_a_call_chain_is_one_trace_with_logs_carrying_its_ids(traced: Trac
             "span_id": format_span_id(back_server.context.span_id),
         }
     ]
+
+
+async def _through_front(
+    back: Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]],
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    """The answer to a call of test.Front (with `metadata`), whose handler calls test.Back,
+    served by `back`, over a channel of the runtime's."""
+    async with _serving(_service("test.Back", _unary(back))) as back_address:
+        channel = open_channel(back_address, default_timeout=5)
+
+        async def front(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            return bytes(await _call(channel, "test.Back")(b"x"))
+
+        try:
+            async with (
+                _serving(_service("test.Front", _unary(front))) as front_address,
+                grpc.aio.insecure_channel(front_address) as caller,
+            ):
+                return bytes(await _call(caller, "test.Front")(b"x", timeout=5, metadata=metadata))
+        finally:
+            await channel.close()
 
 
 def _one(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
@@ -206,20 +217,7 @@ async def test_under_an_unsampled_parent_calls_pass_the_decision_on_and_record_n
         return b"back"
 
     try:
-        async with _serving(_service("test.Back", _unary(back))) as back_address:
-            channel = open_channel(back_address, default_timeout=5)
-
-            async def front(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-                return bytes(await _call(channel, "test.Back")(b"x"))
-
-            async with (
-                _serving(_service("test.Front", _unary(front))) as front_address,
-                grpc.aio.insecure_channel(front_address) as caller,
-            ):
-                reply = await _call(caller, "test.Front")(
-                    b"x", timeout=5, metadata=_traceparent(sampled=False)
-                )
-            await channel.close()
+        reply = await _through_front(back, _traceparent(sampled=False))
     finally:
         telemetry.use(None)
         sink.provider.shutdown()
