@@ -7,7 +7,7 @@ import sys
 from cryptography import x509
 
 from shop_cli.__main__ import build_parser, run
-from shop_cli.commands.up import _probe_base_port
+from shop_cli.commands.up import _metrics_base_port, _probe_base_port
 from shop_cli.suite import Suite
 from shop_grpc import registry
 
@@ -51,6 +51,22 @@ def test_probe_ports_are_8081_on_by_default_and_follow_a_moved_base_port():
     assert probe_base() == 8081
     assert probe_base("--base-port", "60000") is None  # right after the service ports
     assert probe_base("--base-port", "60000", "--probe-base-port", "7000") == 7000
+
+
+def test_metrics_ports_are_9101_on_by_default_and_follow_the_probe_ports(tmp_path):
+    def metrics_base(*argv: str) -> int | None:
+        return _metrics_base_port(build_parser().parse_args(["up", *argv]))
+
+    assert metrics_base() == 9101
+    assert metrics_base("--base-port", "60000") is None  # right after the probe ports
+    assert metrics_base("--base-port", "60000", "--metrics-base-port", "7000") == 7000
+    suite = Suite(tmp_path, base_port=41000, probe_base_port=8081, metrics_base_port=9101)
+    assert [suite.environment(s)["SHOP_METRICS_ADDRESS"] for s in registry.names()] == [
+        f"127.0.0.1:{9101 + i}" for i in range(len(registry.names()))
+    ]
+    span = len(registry.names())
+    moved = Suite(tmp_path, base_port=41000).metrics_endpoints()["order"]
+    assert moved == f"127.0.0.1:{41000 + 2 * span}"
 
 
 def test_a_service_without_its_certificates_exits_2_saying_what_to_do(tmp_path):

@@ -302,6 +302,7 @@ class Container:
     name: str
     grpc_port: int
     probe_port: int
+    metrics_port: int
 
     @property
     def grpc(self) -> str:
@@ -310,6 +311,10 @@ class Container:
     @property
     def probe(self) -> str:
         return f"127.0.0.1:{self.probe_port}"
+
+    @property
+    def metrics(self) -> str:
+        return f"127.0.0.1:{self.metrics_port}"
 
 
 @dataclass
@@ -331,11 +336,15 @@ class Suite:
         """Runs `image` as a cluster runs it: read-only root filesystem, /tmp the only writable
         place, the image's own user, certificates mounted read-only at /etc/shop/tls, and the
         services started before it as its dependencies' targets."""
-        container = Container(svc, f"shop-{svc}-imagetest-{os.getpid()}", free_port(), free_port())
+        container = Container(
+            svc, f"shop-{svc}-imagetest-{os.getpid()}", free_port(), free_port(), free_port()
+        )
         env = {
-            # Host networking, so each container gets ports of its own instead of 50051 and 8081.
+            # Host networking, so each container gets ports of its own instead of 50051, 8081
+            # and 9090.
             "SHOP_LISTEN_ADDRESS": container.grpc,
             "SHOP_PROBE_ADDRESS": container.probe,
+            "SHOP_METRICS_ADDRESS": container.metrics,
             **SHUTDOWN_BUDGET,
             **{f"SHOP_{dep.upper()}_TARGET": target for dep, target in self.targets.items()},
         }

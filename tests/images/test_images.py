@@ -5,6 +5,7 @@ filesystem, /tmp the only writable place, the image's own non-root user, certifi
 `shop certs init` mounted read-only at /etc/shop/tls), and each one must:
   - build;
   - answer SERVING on its plaintext probe port, and over mTLS on its gRPC port;
+  - serve its Prometheus metrics over plain HTTP on its metrics port;
   - run as UID 10001 with no compiler, no pip and no source file left uncompiled;
   - hold only packages uv.lock pins, each at the version it pins;
   - together with the others, confirm an order placed by `shop demo`;
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from shop_grpc import registry
+from shop_grpc.testing import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 UID = 10001
@@ -90,6 +92,17 @@ def test_it_serves_health_on_its_probe_port(suite, svc):
 def test_it_serves_health_over_mtls(suite, svc):
     probed = suite.probe_mtls(suite.containers[svc])
     assert probed.returncode == 0, (probed.stdout + probed.stderr).strip()
+
+
+@pytest.mark.parametrize("svc", registry.start_order())
+def test_it_serves_its_metrics_on_its_metrics_port(suite, svc):
+    container = suite.containers[svc]
+    content_type, body = scrape(container.metrics_port)
+    assert content_type.startswith("text/plain")
+    # The process's own series, and the served calls' family (declared before any call is
+    # counted: the health checks so far are not).
+    assert "process_resident_memory_bytes" in body
+    assert "# TYPE grpc_server_handled_total counter" in body
 
 
 @pytest.mark.parametrize("svc", registry.start_order())

@@ -68,6 +68,7 @@ class ReplicatedSuite:
         dns_port: int = DEFAULT_DNS_PORT,
         echo: TextIO | None = None,
         probe_base_port: int | None = None,
+        metrics_base_port: int | None = None,
         insecure: bool = False,
         extra_env: Mapping[str, str] | None = None,
         service_env: Mapping[str, Mapping[str, str]] | None = None,
@@ -93,6 +94,7 @@ class ReplicatedSuite:
                 extra_env=env,
                 echo=None if echo is None else cast(TextIO, _Labelled(echo, host)),
                 probe_base_port=probe_base_port,
+                metrics_base_port=metrics_base_port,
                 insecure=insecure,
                 service_env=service_env,
                 log_dir=self.data_dir / "logs" / host,
@@ -113,6 +115,10 @@ class ReplicatedSuite:
     def probe_endpoints(self) -> dict[str, str]:
         probes = [member.probe_endpoints() for member in self.members]
         return {service: ", ".join(p[service] for p in probes) for service in registry.names()}
+
+    def metrics_endpoints(self) -> dict[str, str]:
+        scraped = [member.metrics_endpoints() for member in self.members]
+        return {service: ", ".join(m[service] for m in scraped) for service in registry.names()}
 
     def log_path(self, replica: str) -> Path:
         """`replica` as exited() names it: <service>@<host>."""

@@ -86,9 +86,10 @@ def find_free_base_port(
 ) -> int:
     """A base port whose `count` ports are free right now (another process may still take them).
 
-    The default leaves room for the services' ports and, after them, their probe ports.
+    The default leaves room for the services' ports and, after them, their probe and metrics
+    ports.
     """
-    count = 2 * _port_span() if count is None else count
+    count = 3 * _port_span() if count is None else count
     for _ in range(attempts):
         with socket.socket() as probe:
             probe.bind((host, 0))
@@ -125,6 +126,7 @@ class Suite:
         log_format: str | None = None,
         program: Callable[[str], list[str]] | None = None,
         probe_base_port: int | None = None,
+        metrics_base_port: int | None = None,
         insecure: bool = False,
         log_dir: str | Path | None = None,
     ) -> None:
@@ -137,6 +139,8 @@ class Suite:
         program: the command line that runs a service (default ``python -m shop_<service>``).
         probe_base_port: order's plaintext probe port, the others' follow (default: right
             after the four service ports).
+        metrics_base_port: order's /metrics port, the others' follow (default: right after
+            the probe ports).
         insecure: plaintext everywhere (SHOP_INSECURE=1), no certificates.
         log_dir: where the services' logs go (default <data_dir>/logs).
         """
@@ -152,6 +156,9 @@ class Suite:
         self.program = program or default_program
         self.probe_base_port = (
             base_port + _port_span() if probe_base_port is None else probe_base_port
+        )
+        self.metrics_base_port = (
+            self.probe_base_port + _port_span() if metrics_base_port is None else metrics_base_port
         )
         self.insecure = insecure
         self.log_dir = self.data_dir / "logs" if log_dir is None else Path(log_dir).resolve()
@@ -170,6 +177,11 @@ class Suite:
     def probe_endpoints(self) -> dict[str, str]:
         """Plaintext grpc.health.v1-only address of each service, order service first."""
         ports = {name: self.probe_base_port + port_offset(name) for name in registry.names()}
+        return {name: address(self.host, port) for name, port in ports.items()}
+
+    def metrics_endpoints(self) -> dict[str, str]:
+        """Plaintext HTTP address of each service's /metrics, order service first."""
+        ports = {name: self.metrics_base_port + port_offset(name) for name in registry.names()}
         return {name: address(self.host, port) for name, port in ports.items()}
 
     def instance(self, service: str) -> str:
@@ -197,6 +209,7 @@ class Suite:
             SHOP_INSTANCE_ID=self.instance(service),
             SHOP_LOG_FORMAT=self.log_format,
             SHOP_PROBE_ADDRESS=self.probe_endpoints()[service],
+            SHOP_METRICS_ADDRESS=self.metrics_endpoints()[service],
             **self._transport_env(service),
             # Without it a child's log lines would reach the pipe in blocks, late.
             PYTHONUNBUFFERED="1",

@@ -1,1 +1,1 @@
-from shop_grpc.testing import database_url, db  # noqa: F401  (fixtures)
+from shop_grpc.testing import database_url, db, traced  # noqa: F401  (fixtures)

@@ -32,6 +32,7 @@ from shop_grpc.testing import (
     ENGINES,
     FakeDatabase,
     FakeUnitOfWork,
+    MetricChanges,
     UniqueViolation,
     free_port,
     fresh_database_url,
@@ -270,6 +271,27 @@ async def test_duplicate_key_says_which_key_and_keeps_the_drivers_error_as_its_c
         await add_in_a_unit_of_work(db, "a")
 
     assert type(raised.value.__cause__).__name__ == "IntegrityError"
+
+
+async def test_each_transaction_is_timed_by_access_and_outcome(db):
+    changes = MetricChanges()
+    async with UnitOfWork(db) as uow:
+        await uow.session.execute(insert(keys).values(key="a"))
+        await uow.commit()
+    assert await count(db) == 1
+    with pytest.raises(DuplicateKey):
+        await add_in_a_unit_of_work(db, "a")
+    async with UnitOfWork(db):
+        pass
+
+    def timed(access: str, outcome: str) -> float:
+        labels = {"access": access, "outcome": outcome}
+        return changes.of("shop_db_transaction_duration_seconds_count", **labels)
+
+    assert timed("write", "committed") == 1
+    assert timed("read", "rolled_back") == 1
+    assert timed("write", "failed") == 1
+    assert timed("write", "rolled_back") == 1
 
 
 async def test_migrating_again_keeps_the_rows_and_makes_the_runtimes_table_too(db):

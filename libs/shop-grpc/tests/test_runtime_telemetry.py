@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import grpc
@@ -12,45 +12,23 @@ import pytest
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 from sqlalchemy import text
 
 from shop_grpc import logs, telemetry, telemetry_sdk
 from shop_grpc.channels import open_channel
-from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings, tracing_settings
+from shop_grpc.config import ConfigError, Env, ShutdownSettings, tracing_settings
 from shop_grpc.errors import AlreadyExists
 from shop_grpc.server import GrpcServer, Registration
 from shop_grpc.span_flush import AFTER_CUT_SECONDS
 from shop_grpc.storage import Database
-from shop_grpc.testing import free_port, rpc_fails, test_settings
+from shop_grpc.testing import Traced, free_port, rpc_fails, test_settings
+from shop_grpc.testing.calls import FIRST_MESSAGE, SHAPES, end_early
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 SECRET_EMAIL = "someone@example.com"
-
-
-class Traced:
-    """An in-memory span sink behind the same provider set-up the services use."""
-
-    def __init__(self, settings: ServerSettings) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider: TracerProvider = telemetry_sdk.build_provider(settings, self.exporter)
-
-    def spans(self) -> list[ReadableSpan]:
-        self.provider.force_flush()
-        return list(self.exporter.get_finished_spans())
-
-
-@pytest.fixture
-def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[Traced]:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
-    sink = Traced(test_settings("user", "sqlite://", instance_id="user@127.0.0.1:1"))
-    telemetry.use(sink.provider)
-    yield sink
-    telemetry.use(None)
-    sink.provider.shutdown()
 
 
 def _service(name: str, handler: grpc.RpcMethodHandler) -> Registration:
@@ -386,33 +364,10 @@ async def test_with_tracing_on_cancelling_a_call_still_cancels_the_calls_it_made
 
 # -- how a call ended: the log line and both spans agree with what the caller got -------
 
-STOCK_LEVEL = b"level 5"
-
-
-async def _no_change_ever() -> None:
-    await asyncio.Event().wait()
-
-
-async def _slow_get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    await _no_change_ever()
-    return b""
-
-
-async def _watch_stock(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-    """Like WatchStock: the current level at once, then one message per change."""
-    yield STOCK_LEVEL
-    await _no_change_ever()
-
 
 async def _firehose(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
     while True:
-        yield STOCK_LEVEL * 1000
-
-
-SHAPES = {
-    "unary": grpc.unary_unary_rpc_method_handler(_slow_get),
-    "server-streaming": grpc.unary_stream_rpc_method_handler(_watch_stock),
-}
+        yield FIRST_MESSAGE * 1000
 
 
 def _call_lines() -> structlog.testing.LogCapture:
@@ -431,20 +386,6 @@ async def _logged_call(lines: list[structlog.typing.EventDict]) -> structlog.typ
     return line
 
 
-async def _end(call: grpc.aio.Call, streaming: bool, ending: str) -> None:
-    """Waits for the call to be under way, then lets it end as `ending` says."""
-    if streaming:
-        assert await call.read() == STOCK_LEVEL  # type: ignore[attr-defined]
-    else:
-        await asyncio.sleep(0.2)
-    if ending == "cancel":
-        call.cancel()
-    with pytest.raises((asyncio.CancelledError, grpc.aio.AioRpcError)) as ended:
-        await (call.read() if streaming else call)  # type: ignore[attr-defined]
-    if ending == "deadline":
-        assert ended.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[union-attr]
-
-
 @pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize(
     ("ending", "code"),
@@ -461,7 +402,7 @@ async def test_a_cancelled_or_expired_call_is_recorded_with_its_code(
             )
             timeout = 1.0 if ending == "deadline" else 30.0
             call = multicallable("/test.Stock/Call")(b"x", timeout=timeout)
-            await _end(call, shape == "server-streaming", ending)
+            await end_early(call, streaming=shape == "server-streaming", ending=ending)
             line = await _logged_call(lines)
             await channel.close()
 

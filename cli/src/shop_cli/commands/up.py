@@ -15,11 +15,13 @@ from typing import Any, TextIO
 from shop_cli import postgres
 from shop_cli.arguments import command, positive_float, positive_int
 from shop_cli.replicas import DEFAULT_DNS_PORT, ReplicatedSuite
+from shop_cli.scrape import write_scrape_config
 from shop_cli.suite import Suite, SuiteError
 from shop_grpc import certs, registry
 
 DEFAULT_BASE_PORT = 50051
 DEFAULT_PROBE_BASE_PORT = 8081
+DEFAULT_METRICS_BASE_PORT = 9101
 
 
 class StopRequested(Exception):
@@ -46,6 +48,12 @@ def register(subparsers: Any) -> None:
         type=positive_int,
         help="order's plaintext health probe port; the others take the next three "
         "(default 8081, or right after the service ports when --base-port is given)",
+    )
+    parser.add_argument(
+        "--metrics-base-port",
+        type=positive_int,
+        help="order's /metrics port (plain HTTP, for Prometheus); the others take the next "
+        "three (default 9101, or right after the probe ports when --base-port is given)",
     )
     parser.add_argument(
         "--insecure",
@@ -130,10 +138,19 @@ def run(args: argparse.Namespace) -> int:
             suite.wait_ready(args.ready_timeout)
             show("ready:")
             probes = suite.probe_endpoints()
+            scraped = suite.metrics_endpoints()
             for service, endpoint in suite.endpoints().items():
-                show(f"  {service:<10} {endpoint}   probe {probes[service]}")
+                show(
+                    f"  {service:<10} {endpoint}   probe {probes[service]}"
+                    f"   metrics http://{scraped[service]}/metrics"
+                )
             if not args.insecure:
                 show(f"  mTLS; the shop commands' identity: {suite.certs_dir / 'client'}")
+            scraping = write_scrape_config(suite.data_dir, scraped)
+            show(
+                f"  to scrape them: prometheus --config.file={scraping} "
+                "--enable-feature=exemplar-storage"
+            )
             if isinstance(suite, ReplicatedSuite):
                 show("  to reach every replica from the shop commands:")
                 for service, endpoint in suite.endpoints().items():
@@ -162,6 +179,7 @@ def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
             dns_port=args.dns_port,
             echo=sys.stdout,
             probe_base_port=_probe_base_port(args),
+            metrics_base_port=_metrics_base_port(args),
             insecure=args.insecure,
             service_env=service_env,
         )
@@ -171,6 +189,7 @@ def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
         base_port=args.base_port,
         echo=sys.stdout,
         probe_base_port=_probe_base_port(args),
+        metrics_base_port=_metrics_base_port(args),
         insecure=args.insecure,
         service_env=service_env,
     )
@@ -188,6 +207,12 @@ def _probe_base_port(args: argparse.Namespace) -> int | None:
     if args.probe_base_port is not None:
         return int(args.probe_base_port)
     return DEFAULT_PROBE_BASE_PORT if args.base_port == DEFAULT_BASE_PORT else None
+
+
+def _metrics_base_port(args: argparse.Namespace) -> int | None:
+    if args.metrics_base_port is not None:
+        return int(args.metrics_base_port)
+    return DEFAULT_METRICS_BASE_PORT if args.base_port == DEFAULT_BASE_PORT else None
 
 
 def _stop(suite: Suite | ReplicatedSuite) -> int:

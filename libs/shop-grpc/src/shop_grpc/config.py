@@ -26,6 +26,8 @@ Variables every service reads (``SHOP_`` prefix):
     SHOP_INSECURE                  1: plaintext, no client certificates, no identity checks
                                    (debugging only; logged loudly at start)
     SHOP_PROBE_ADDRESS             plaintext grpc.health.v1-only port for probes (default [::]:8081)
+    SHOP_METRICS_ADDRESS           plaintext HTTP port serving /metrics for Prometheus (default
+                                   [::]:9090); off: no metrics at all (shop_grpc.metrics)
     SHOP_DEFAULT_DEADLINE_SECONDS  budget of a call that arrives without a deadline, and of each
                                    call made outside any inbound call (default 10)
     SHOP_MAX_CONNECTION_AGE_SECONDS        clients are sent GOAWAY after this, so they
@@ -214,6 +216,9 @@ class ServerSettings:
     """mTLS identity of this server and of the channels it opens."""
     probe_address: str = ""
     """host:port of the plaintext health-only probe server; empty: none."""
+    metrics_address: str = ""
+    """host:port of the plaintext HTTP server of /metrics; empty: metrics off (no endpoint,
+    no gRPC metrics recorded)."""
     default_deadline_seconds: float = 10.0
     """Budget of a call that arrives without a deadline, spent by the calls it makes."""
     max_connection_age_seconds: float = 30.0
@@ -253,7 +258,25 @@ def server_settings(service: str, env: Env) -> ServerSettings:
         tracing=tracing_settings(env),
         tls=tls_settings(env),
         probe_address=env.str("SHOP_PROBE_ADDRESS", "[::]:8081"),
+        metrics_address=_metrics_address(env),
     )
+
+
+def _metrics_address(env: Env) -> str:
+    value = env.str("SHOP_METRICS_ADDRESS", "[::]:9090")
+    if value.lower() == "off":
+        return ""
+    split_address(value, "SHOP_METRICS_ADDRESS")
+    return value
+
+
+def split_address(address: str, variable: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6 address]:port`` -> (host, port); an empty host is every address.
+    Raises ConfigError naming `variable` when it is neither."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{variable}: {address!r} is not host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def _instance_id(env: Env, default: str) -> str:

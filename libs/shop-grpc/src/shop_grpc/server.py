@@ -7,7 +7,8 @@ shop_grpc.reflection), and a graceful shutdown on SIGTERM/SIGINT within one budg
 period, background work stops and resources close within their share, buffered spans are
 flushed within theirs, exit 0.
 
-A service starts in two steps (``run``): the probe port first, NOT_SERVING, then the
+A service starts in two steps (``run``): the probe port first, NOT_SERVING (and the metrics
+port, shop_grpc.metrics.endpoint), then the
 service's own start — waiting for its database, however long that takes — and only then
 the main server, SERVING. A signal at any point stops it within the same budget, exit 0.
 """
@@ -30,6 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shop_grpc import credentials, keepalive, reflection, telemetry
 from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings
 from shop_grpc.interceptors import server_interceptors
+from shop_grpc.metrics.endpoint import MetricsEndpoint
 from shop_grpc.probe import ProbeServer
 
 log = structlog.get_logger("shop_grpc.server")
@@ -70,6 +72,7 @@ class GrpcServer:
         # Read now: a certificate file that is missing fails the start before anything waits.
         self.tls = credentials.server_tls(settings.tls)
         self.probe = ProbeServer(settings.probe_address)
+        self.metrics = MetricsEndpoint(settings.metrics_address)
         self.health = self.probe.health
         self.server = grpc.aio.server(
             interceptors=server_interceptors(settings), options=server_options(settings)
@@ -85,8 +88,8 @@ class GrpcServer:
         self.services.extend(services)
 
     async def start(self) -> int:
-        """Binds and starts serving (the probe port too, if it is not up yet); returns the
-        bound port (useful with port 0)."""
+        """Binds and starts serving (the probe and metrics ports too, if they are not up yet);
+        returns the bound port (useful with port 0)."""
         reflection.enable(
             self.server,
             [s.name for s in self.services]
@@ -94,8 +97,19 @@ class GrpcServer:
         )
         self.port = credentials.add_port(self.server, self.settings.listen_address, self.tls)
         await self.server.start()
-        await self.probe.start()
+        await self.open_side_ports()
         return self.port
+
+    async def open_side_ports(self) -> None:
+        """The probe port (NOT_SERVING until set_serving) and the metrics port, which answer
+        before the service has started; raises ConfigError if the metrics port is taken."""
+        await self.probe.start()
+        self.metrics.start()
+
+    async def close_side_ports(self) -> None:
+        await self.probe.stop(0)
+        # Its thread notices the stop within half a second; the loop does not wait meanwhile.
+        await asyncio.to_thread(self.metrics.stop)
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -116,7 +130,7 @@ class GrpcServer:
             await asyncio.sleep(self.settings.shutdown.drain_seconds)
             grace = self.settings.shutdown.grace_seconds
         await self.server.stop(grace)
-        await self.probe.stop(0)
+        await self.close_side_ports()
 
 
 Background = Callable[[], Coroutine[Any, Any, None]]
@@ -157,11 +171,11 @@ async def run(settings: ServerSettings, start: Callable[[], Awaitable[App]]) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.probe.start()
+    await server.open_side_ports()
     budget = settings.shutdown
     app = await _start_unless_stopped(start, stop, budget)
     if app is None:
-        await server.probe.stop(0)
+        await server.close_side_ports()
         telemetry.shutdown()
         log.info("stopped")
         return

@@ -15,7 +15,7 @@ from functools import partial
 
 from sqlalchemy import MetaData
 
-from shop_grpc import logs, telemetry
+from shop_grpc import logs, metrics, telemetry
 from shop_grpc.config import ServerSettings
 from shop_grpc.pagination import PageTokens
 from shop_grpc.server import App, run
@@ -46,6 +46,7 @@ async def serve(settings: ServerSettings, metadata: MetaData, build: Build) -> N
     SIGTERM or SIGINT (server.run)."""
     logs.configure(settings.log, service=settings.service, instance=settings.instance_id)
     telemetry.configure(settings)
+    metrics.configure(settings)
     await run(settings, partial(_start, settings, metadata, build))
 
 

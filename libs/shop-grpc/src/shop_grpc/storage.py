@@ -34,6 +34,7 @@ import contextlib
 import random
 import secrets
 import sqlite3
+import time
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -63,6 +64,7 @@ from sqlalchemy.types import TypeDecorator
 
 from shop_grpc import telemetry
 from shop_grpc.errors import Unavailable
+from shop_grpc.metrics.database import COMMITTED, FAILED, ROLLED_BACK, transaction_ended
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -478,10 +480,14 @@ class UnitOfWork:
         self.db = db
         self.readonly = readonly
         self._scope: contextlib.AbstractAsyncContextManager[Session] | None = None
+        self._began = 0.0
+        self._committed = False
 
     async def __aenter__(self) -> Self:
         self._scope = self.db.session(readonly=self.readonly)
         self.session = await self._scope.__aenter__()
+        self._began = time.perf_counter()
+        self._committed = False
         self.bind(self.session)
         return self
 
@@ -499,6 +505,8 @@ class UnitOfWork:
             await self.session.rollback()
         finally:
             await self._scope.__aexit__(exc_type, exc, tb)
+            outcome = FAILED if exc is not None else COMMITTED if self._committed else ROLLED_BACK
+            transaction_ended(readonly=self.readonly, outcome=outcome, began=self._began)
         # Checks made before a write cannot see a concurrent transaction's uncommitted row;
         # the unique constraint does, and fails the write.
         if isinstance(exc, IntegrityError):
@@ -506,6 +514,7 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+        self._committed = True
 
     @property
     def is_postgres(self) -> bool:

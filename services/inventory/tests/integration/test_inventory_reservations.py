@@ -9,7 +9,7 @@ from shop.common.v1 import money_pb2
 from shop.inventory.v1 import inventory_pb2
 from shop_grpc import errors
 from shop_grpc.status import from_rpc_error
-from shop_grpc.testing import id_for, rpc_fails
+from shop_grpc.testing import MetricChanges, id_for, rpc_fails
 
 PENDING = inventory_pb2.Reservation.STATE_PENDING
 COMMITTED = inventory_pb2.Reservation.STATE_COMMITTED
@@ -59,12 +59,14 @@ async def test_commit_sells_and_is_idempotent(inventory):
 async def test_release_returns_held_stock_and_is_idempotent(inventory):
     await inventory.add_product("a", stock=10)
     await inventory.reserve(id_for(id_for("order-1")), ("a", 4))
+    changes = MetricChanges()
 
     released = await inventory.stub.ReleaseReservation(_release(id_for(id_for("order-1"))))
     again = await inventory.stub.ReleaseReservation(_release(id_for(id_for("order-1"))))
 
     assert released.state == again.state == RELEASED
     assert await inventory.stock("a") == (10, 0, 0)
+    assert changes.of("shop_inventory_reservations_total", state="RELEASED") == 1
 
 
 async def test_release_after_commit_takes_sold_stock_back(inventory):

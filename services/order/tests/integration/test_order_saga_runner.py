@@ -18,6 +18,8 @@ from sqlalchemy import func, select
 from shop_grpc.errors import Internal, InvalidArgument, PermissionDenied, Unavailable
 from shop_grpc.pagination import PageTokens
 from shop_grpc.storage import utcnow
+from shop_grpc.testing import MetricChanges
+from shop_grpc.testing.metrics import samples
 from shop_order.adapters.orm import orders as orders_table
 from shop_order.adapters.unit_of_work import SqlUnitOfWork
 from shop_order.domain.model import Lease, Order, OrderLine, Status, Step
@@ -670,3 +672,74 @@ async def test_a_replica_retrying_a_step_stops_once_another_holds_the_lease(new_
     assert seen_by_a.reserves == tried_by_a  # A checked the lease and did not try again
     assert order.order_id in b._tasks
     await b.stop()
+
+
+# -- what the saga counts: final statuses, failures by step and reason, tries, undo, backlog --
+
+
+async def test_orders_are_counted_by_final_status_and_failures_by_step_and_reason(
+    new_runner, world
+):
+    changes = MetricChanges()
+    runner = new_runner()
+    placed = [
+        await place(runner, world),
+        await place(runner, world, lines=[OrderLine("gadget", 6)]),
+        await place(runner, world, card=world.declined),
+        await place(runner, world, user=str(uuid.uuid4())),
+    ]
+    for order in placed:
+        await final(runner, order.order_id)
+
+    assert changes.of("shop_orders_finished_total", status="CONFIRMED") == 1
+    assert changes.of("shop_orders_finished_total", status="FAILED") == 3
+    for step, reason in [
+        ("RESERVING_STOCK", "out_of_stock"),
+        ("CHARGING_PAYMENT", "payment_declined"),
+        ("CHECKING_USER", "user_not_found"),
+    ]:
+        assert changes.of("shop_order_failures_total", step=step, reason=reason) == 1
+    # Undo releases stock after a refusal at the reservation (a reserve may land after its
+    # refusal) or later: the out-of-stock order and the declined card. Nothing was charged,
+    # so nothing was refunded; the unknown user failed before anything was held.
+    assert changes.of("shop_saga_compensations_total", action="release") == 2
+    assert changes.of("shop_saga_compensations_total", action="refund") == 0
+    tries = "shop_saga_step_duration_seconds_count"
+    assert changes.of(tries, step="COMMITTING_STOCK", result="done") == 1
+    assert changes.of(tries, step="CHECKING_USER", result="failed") == 1
+
+
+async def test_a_step_retried_counts_each_failed_try(new_runner, world):
+    changes = MetricChanges()
+    world.faults.unavailable.update(reserve=2)
+    runner = new_runner()
+    order = await final(runner, (await place(runner, world)).order_id)
+
+    assert order.status is Status.CONFIRMED
+    assert changes.of("shop_saga_step_retries_total", step="RESERVING_STOCK") == 2
+    tries = "shop_saga_step_duration_seconds_count"
+    assert changes.of(tries, step="RESERVING_STOCK", result="retry") == 2
+    assert changes.of(tries, step="RESERVING_STOCK", result="done") == 1
+
+
+async def test_the_recovery_scan_claims_and_shows_the_oldest_unfinished_order(new_runner, world):
+    changes = MetricChanges()
+    world.faults.hang["charge"] = asyncio.Event()
+    crashed = new_runner(owner="order-a")
+    order = await place(crashed, world)
+    while "charge" not in world.faults.calls:
+        await asyncio.sleep(0.01)
+    await crashed.stop()
+    await asyncio.sleep(0.2)
+
+    rebooted = new_runner(owner="order-a")
+    assert await rebooted.recover_once() == [order.order_id]
+    assert changes.of("shop_order_recovery_claims_total") == 1
+    assert samples()[("shop_orders_unfinished", ())] == 1
+    assert samples()[("shop_orders_unfinished_oldest_age_seconds", ())] >= 0.2
+
+    world.faults.hang["charge"].set()
+    assert (await final(rebooted, order.order_id)).status is Status.CONFIRMED
+    await rebooted.recover_once()
+    assert samples()[("shop_orders_unfinished", ())] == 0
+    assert samples()[("shop_orders_unfinished_oldest_age_seconds", ())] == 0

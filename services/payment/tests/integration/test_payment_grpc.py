@@ -1,6 +1,7 @@
 """PaymentService over real gRPC on loopback, on SQLite and PostgreSQL."""
 
 import asyncio
+import collections
 import uuid
 
 import grpc
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 from shop.common.v1 import money_pb2
 from shop.payment.v1 import payment_pb2
 from shop_grpc import errors
-from shop_grpc.testing import rpc_fails
+from shop_grpc.testing import MetricChanges, rpc_fails
 from shop_payment.adapters.orm import payment_methods, payments, refunds
 
 Status = payment_pb2.Payment
@@ -139,6 +140,7 @@ TEST_CARDS = [
 
 
 async def test_charge_outcome_follows_the_card(stub, subtests):
+    changes = MetricChanges()
     for number, status, failure_code in TEST_CARDS:
         with subtests.test(card=number):
             method_id = await new_method(stub, number)
@@ -152,6 +154,13 @@ async def test_charge_outcome_follows_the_card(stub, subtests):
                 payment_pb2.GetPaymentRequest(payment_id=payment.payment_id)
             )
             assert got == payment
+    # Each charge is counted under its outcome, the name the proto gives it.
+    outcomes = collections.Counter(
+        payment_pb2.Payment.Status.Name(status).removeprefix("STATUS_")
+        for _, status, _ in TEST_CARDS
+    )
+    for outcome, count in outcomes.items():
+        assert changes.of("shop_payment_charges_total", status=outcome) == count
 
 
 async def test_unknown_payment_method_is_not_found(stub, db):
@@ -184,6 +193,7 @@ async def test_second_charge_with_another_amount_is_failed_precondition(stub, pr
 
 
 async def test_concurrent_duplicate_charges_make_one_payment(stub, processor):
+    changes = MetricChanges()
     method_id = await new_method(stub)
     order_id = str(uuid.uuid4())
     results = await asyncio.gather(
@@ -193,6 +203,7 @@ async def test_concurrent_duplicate_charges_make_one_payment(stub, processor):
     listed = await stub.ListPayments(payment_pb2.ListPaymentsRequest(order_id=order_id))
     assert len(listed.payments) == 1
     assert processor.charges == 1
+    assert changes.of("shop_payment_charges_total", status="SUCCEEDED") == 1
 
 
 BAD_CHARGES = [
@@ -276,11 +287,13 @@ async def test_refund_in_another_currency_is_refused(stub):
 
 async def test_refund_replay_changes_nothing(stub, db):
     payment = await charge(stub, await new_method(stub), 1000)
+    changes = MetricChanges()
     first = await refund(stub, payment.payment_id, 300, request_id="refund-1")
     again = await refund(stub, payment.payment_id, 300, request_id="refund-1")
     assert again == first
     assert again.refunded == usd(300)
     assert (await row_counts(db))["refunds"] == 1
+    assert changes.of("shop_payment_refunds_total") == 1
 
 
 async def test_refund_request_id_of_another_payment_is_already_exists(stub):

@@ -2,7 +2,8 @@
 
 It stands where a collector would (OTLP over gRPC, plaintext, on loopback), so the servers
 pay the whole cost of exporting; it keeps no span, only a count per exporting process (the
-`service.instance.id` resource attribute), which shows how many calls were sampled.
+`service.instance.id` resource attribute), which shows how many calls were sampled, and the
+ids of the traces seen.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class SpanSink:
     port: int = 0
     """The loopback port it listens on, once started."""
     spans: Counter[str] = field(default_factory=Counter)
+    trace_ids: set[str] = field(default_factory=set)
+    """32 hex digits each."""
 
     @property
     def endpoint(self) -> str:
@@ -38,7 +41,9 @@ class SpanSink:
         for resource_spans in request.resource_spans:
             attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             instance = attributes.get(INSTANCE_ATTRIBUTE, "")
-            self.spans[instance] += sum(len(scope.spans) for scope in resource_spans.scope_spans)
+            for scope in resource_spans.scope_spans:
+                self.spans[instance] += len(scope.spans)
+                self.trace_ids.update(span.trace_id.hex() for span in scope.spans)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 

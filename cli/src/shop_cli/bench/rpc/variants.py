@@ -5,14 +5,15 @@ client certificates of the same CA required; the load client shows the `shop` CL
 
     bare          grpc.aio and the standard health service, nothing else (bare_server)
     shop          the shared runtime as services run it, with no service (shop_server)
-    user          the user service on SQLite holding one user, tracing off
+    user          the user service on SQLite holding one user, tracing off, metrics on
+    user-unmetered  the same with metrics off (SHOP_METRICS_ADDRESS=off)
     user-traced   the same, tracing every call (always_on), exporting to the run's OTLP sink
     user-sampled  the same, tracing a tenth of the calls that arrive without a trace
                   (parentbased_traceidratio 0.1), exporting to the sink
 
 Variants are a call to a server: Health/Check (a null RPC) to bare, shop and user; GetUser (a
-primary-key read) to user, user-traced and user-sampled. Health/Check is never traced, so
-tracing is compared on GetUser.
+primary-key read) to user, user-unmetered, user-traced and user-sampled. Health/Check is
+never traced nor counted, so tracing and metrics are compared on GetUser.
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ BARE = "bare"
 SHOP = "shop"
 TRACED = "user-traced"
 SAMPLED = "user-sampled"
+UNMETERED = "user-unmetered"
 TRACED_SERVERS = (TRACED, SAMPLED)
 """The servers that export spans."""
 TITLES = {
     BARE: "bare grpc.aio server",
     SHOP: "shop server, runtime only",
     USER: "user service",
+    UNMETERED: "user service, metrics off",
     TRACED: "user service, tracing 100 %",
     SAMPLED: "user service, tracing 10 % parent-based",
 }
@@ -79,6 +82,7 @@ VARIANTS = (
     Variant("health-shop", SHOP, HEALTH),
     Variant("health-user", USER, HEALTH),
     Variant("getuser", USER, GET_USER),
+    Variant("getuser-unmetered", UNMETERED, GET_USER),
     Variant("getuser-traced", TRACED, GET_USER),
     Variant("getuser-sampled", SAMPLED, GET_USER),
 )
@@ -99,6 +103,7 @@ class Comparison:
 COMPARISONS = (
     Comparison("null RPC, shop server / bare grpc.aio", "health-shop", "health-bare", True),
     Comparison("GetUser / Health/Check, user service", "getuser", "health-user"),
+    Comparison("GetUser, metrics on / off", "getuser", "getuser-unmetered"),
     Comparison("GetUser, tracing 100 % / off", "getuser-traced", "getuser"),
     Comparison("GetUser, tracing 10 % parent-based / off", "getuser-sampled", "getuser"),
 )
@@ -119,20 +124,21 @@ def _health_server(name: str, module: ModuleType, port: int, tls_dir: Path) -> S
 
 
 def _user_server(
-    name: str, ports: tuple[int, int], work_dir: Path, tracing: dict[str, str]
+    name: str, ports: tuple[int, int, int], work_dir: Path, overrides: dict[str, str]
 ) -> ServerPlan:
-    port, probe_port = ports
+    port, probe_port, metrics_port = ports
     data_dir = work_dir / name
     data_dir.mkdir()
     env = {
         "SHOP_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "SHOP_PROBE_ADDRESS": f"127.0.0.1:{probe_port}",
+        "SHOP_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
         "SHOP_TLS_DIR": str(work_dir / "certs" / USER),
         "SHOP_DATA_DIR": str(data_dir),
         # Spans name their process by it, which is how the sink tells the servers apart.
         "SHOP_INSTANCE_ID": name,
         "SHOP_LOG_FORMAT": "json",
-        **tracing,
+        **overrides,
     }
     return ServerPlan(name, default_program(USER), env, port, stop_timeout(env))
 
@@ -142,15 +148,20 @@ def server_plans(work_dir: Path, sink: SpanSink) -> list[ServerPlan]:
     must hold the certificates (make_certificates)."""
     if registry.spec(USER) is None:
         raise CliError(f"shop bench rpc measures the {USER} service, which is not installed here")
-    base = find_free_base_port(count=8)
+    base = find_free_base_port(count=14)
     tls_dir = work_dir / "certs" / USER
     sampled = exporting_to(sink, "parentbased_traceidratio", SAMPLED_RATIO)
     return [
         _health_server(BARE, bare_server, base, tls_dir),
         _health_server(SHOP, shop_server, base + 1, tls_dir),
-        _user_server(USER, (base + 2, base + 3), work_dir, {}),
-        _user_server(TRACED, (base + 4, base + 5), work_dir, exporting_to(sink, "always_on")),
-        _user_server(SAMPLED, (base + 6, base + 7), work_dir, sampled),
+        _user_server(USER, (base + 2, base + 3, base + 4), work_dir, {}),
+        _user_server(
+            TRACED, (base + 5, base + 6, base + 7), work_dir, exporting_to(sink, "always_on")
+        ),
+        _user_server(SAMPLED, (base + 8, base + 9, base + 10), work_dir, sampled),
+        _user_server(
+            UNMETERED, (base + 11, base + 12, base + 13), work_dir, {"SHOP_METRICS_ADDRESS": "off"}
+        ),
     ]
 
 

@@ -6,22 +6,26 @@ through these once; per call, each is one coroutine around the next):
                       span, parented on the caller's traceparent. Outermost, so every log line
                       below carries its ids and it records the final status, denials included.
                       Health and reflection are not traced.
-  2. RequestLogging   binds the method to the log context; one line per call
-  3. IdentityCheck    with mTLS only: the caller's certificate identity against
+  2. ServerMetrics    unless metrics are off (SHOP_METRICS_ADDRESS=off): the grpc_server_*
+                      families (shop_grpc.metrics.rpc). Inside the span, so a duration's
+                      exemplar names its trace; outside everything else, so denials count.
+  3. RequestLogging   binds the method to the log context; one line per call
+  4. IdentityCheck    with mTLS only: the caller's certificate identity against
                       shop_grpc.policy; PERMISSION_DENIED before any later step or handler
-  4. ErrorMapping     ShopError -> status code + google.rpc details; anything else -> INTERNAL
-  5. DeadlineBinding  binds the call's deadline (or the default budget) for outbound calls;
+  5. ErrorMapping     ShopError -> status code + google.rpc details; anything else -> INTERNAL
+  6. DeadlineBinding  binds the call's deadline (or the default budget) for outbound calls;
                       answers a stray CancelledError with a status (shop_grpc.deadlines)
-  6. RequestValidation every request message against the rules in its .proto
+  7. RequestValidation every request message against the rules in its .proto
                       (protovalidate; shop_grpc.validation): INVALID_ARGUMENT before any
                       handler code runs. Inside ErrorMapping, which turns it into a status;
                       after the identity check, so unauthorised callers learn nothing of the
                       rules' verdicts.
-  7. FaultInjection   only when SHOP_FAULTS is set (tests): delays or fails chosen methods
+  8. FaultInjection   only when SHOP_FAULTS is set (tests): delays or fails chosen methods
                       right before the handler, so it sees what the handler would see
 
-Spans and log lines record the status the caller receives (shop_grpc.outcome): CANCELLED when
-the client cancelled, DEADLINE_EXCEEDED once the deadline passed, whatever the handler saw.
+Spans, metrics and log lines record the status the caller receives (shop_grpc.outcome):
+CANCELLED when the client cancelled, DEADLINE_EXCEEDED once the deadline passed, whatever the
+handler saw.
 Every handler runs start to end in its call's task (interceptors._wrap writes a streaming
 handler's responses itself), so a cancellation reaches each layer, innermost first.
 
@@ -30,7 +34,10 @@ Client (channels.open_channel installs ``client_interceptors()``):
                            DEADLINE_EXCEEDED (shop_grpc.deadlines). It must run before any
                            tracing interceptor: OpenTelemetry's async client interceptor stops
                            cancellation reaching the server unless the call has an explicit timeout.
-  2. tracing               only when an exporter is configured (shop_grpc.telemetry): the client
+  2. metrics               unless metrics are off: the grpc_client_* families
+                           (shop_grpc.metrics.client), outside the client span, so it times
+                           what the caller waits for.
+  3. tracing               only when an exporter is configured (shop_grpc.telemetry): the client
                            span, and traceparent in the metadata. Inside deadline propagation, so
                            it always sees, and passes on, an explicit timeout. Unary calls get
                            ours (telemetry_sdk.UnaryClientSpans: under an unsampled span it makes
@@ -54,13 +61,16 @@ from shop_grpc.interceptors.errors import ErrorMapping
 from shop_grpc.interceptors.faults import FaultInjection
 from shop_grpc.interceptors.identity import identity_check
 from shop_grpc.interceptors.logging import RequestLogging
+from shop_grpc.interceptors.metrics import ServerMetrics
 from shop_grpc.interceptors.validation import RequestValidation
+from shop_grpc.metrics import client as metrics_client
 
 
 def server_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterceptor]:
     """One interceptor: the chain above, each method's handler built through it once."""
     chain: list[HandlerWrapping] = [
         *telemetry.server_interceptors(),
+        *([ServerMetrics()] if settings.metrics_address else []),
         RequestLogging(),
         *identity_check(settings.tls),
         ErrorMapping(),
@@ -76,4 +86,8 @@ def client_interceptors(
     default_timeout: float | None = None,
 ) -> list[grpc.aio.ClientInterceptor]:
     """`default_timeout`: the budget of a call made outside any inbound call's budget."""
-    return [*deadline_propagation(default_timeout), *telemetry.client_interceptors()]
+    return [
+        *deadline_propagation(default_timeout),
+        *metrics_client.client_interceptors(),
+        *telemetry.client_interceptors(),
+    ]

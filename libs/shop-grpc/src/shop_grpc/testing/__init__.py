@@ -10,6 +10,10 @@
     processes     ``ServiceProcess``: ``python -m <service>`` as an operator runs it
     grpcurl       ``Grpcurl``: the real grpcurl as one identity
     ports, ids    ``free_port``; ``id_for``, the UUID a test's name stands for
+    tracing       ``traced``: a fixture recording the test's spans in memory (``Traced``)
+    metrics       ``MetricChanges``: how much each Prometheus series grew during a test;
+                  ``scrape``: a /metrics endpoint's answer
+    calls         handlers that never answer and ``end_early``: a call cancelled or expired
 
 Import from here; fixtures are taken into a conftest.py by importing them:
 
@@ -30,10 +34,12 @@ from shop_grpc.testing.databases import (
 from shop_grpc.testing.fakes import FakeDatabase, FakeUnitOfWork, UniqueViolation
 from shop_grpc.testing.grpcurl import Grpcurl, GrpcurlResult
 from shop_grpc.testing.ids import id_for
+from shop_grpc.testing.metrics import MetricChanges, scrape
 from shop_grpc.testing.ports import free_port
 from shop_grpc.testing.processes import SERVING, ServiceProcess
 from shop_grpc.testing.rpc import RpcFailure, rpc_fails
 from shop_grpc.testing.serving import MtlsServing, serving, serving_mtls, test_settings
+from shop_grpc.testing.tracing import Traced, traced
 
 __all__ = [
     "ENGINES",
@@ -44,9 +50,11 @@ __all__ = [
     "FakeUnitOfWork",
     "Grpcurl",
     "GrpcurlResult",
+    "MetricChanges",
     "MtlsServing",
     "RpcFailure",
     "ServiceProcess",
+    "Traced",
     "UniqueViolation",
     "database_url",
     "db",
@@ -58,7 +66,9 @@ __all__ = [
     "postgres_database",
     "postgres_server_url",
     "rpc_fails",
+    "scrape",
     "serving",
     "serving_mtls",
     "test_settings",
+    "traced",
 ]

@@ -55,6 +55,7 @@ class ServiceProcess:
         self.module = module
         self.address = address or f"127.0.0.1:{free_port()}"
         self.probe_address = f"127.0.0.1:{free_port()}"
+        self.metrics_port = free_port()
         self.wait_serving = wait_serving
         self.env = {k: v for k, v in os.environ.items() if k != "SHOP_DATABASE_URL"}
         self.env.update(
@@ -65,6 +66,7 @@ class ServiceProcess:
             # Plaintext on purpose: these tests are about the process, mTLS has its own.
             SHOP_INSECURE="1",
             SHOP_PROBE_ADDRESS=self.probe_address,
+            SHOP_METRICS_ADDRESS=f"127.0.0.1:{self.metrics_port}",
         )
         self.env.update(env or {})
         self._stdout = self._stderr = b""

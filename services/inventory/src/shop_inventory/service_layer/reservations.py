@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from shop_grpc.errors import Aborted
 from shop_inventory.domain import model
 from shop_inventory.domain.errors import ReservationExpired, ReservationNotFound
-from shop_inventory.domain.model import Reservation, StockLevel
+from shop_inventory.domain.model import Reservation, ReservationState, StockLevel
+from shop_inventory.service_layer import metrics
 from shop_inventory.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 SWEEP_BATCH = 100
@@ -40,6 +41,7 @@ async def reserve_items(
             if await tx.reservations.add(reservation):
                 await tx.stock.save(levels[pid] for pid in product_ids)
                 await tx.commit()
+                metrics.reservations_entered(ReservationState.PENDING)
                 return reservation
             # A concurrent call for the same order committed first; its row is visible now.
             existing = await tx.reservations.get(order_id)
@@ -57,10 +59,12 @@ async def commit_reservation(uow: UnitOfWorkFactory, order_id: str, now: datetim
         if reservation.is_overdue(now):
             await _expire(tx, reservation, levels, now)
             await tx.commit()
+            metrics.reservations_entered(ReservationState.EXPIRED)
             raise ReservationExpired(order_id)
         if reservation.commit(levels, now):
             await _save(tx, reservation, levels, now)
             await tx.commit()
+            metrics.reservations_entered(ReservationState.COMMITTED)
     return reservation
 
 
@@ -81,9 +85,11 @@ async def release_reservation(uow: UnitOfWorkFactory, order_id: str, now: dateti
         if reservation.is_overdue(now):
             await _expire(tx, reservation, levels, now)
             await tx.commit()
+            metrics.reservations_entered(ReservationState.EXPIRED)
         elif reservation.release(levels, now):
             await _save(tx, reservation, levels, now)
             await tx.commit()
+            metrics.reservations_entered(ReservationState.RELEASED)
     return reservation
 
 
@@ -108,6 +114,7 @@ async def expire_overdue(uow: UnitOfWorkFactory, now: datetime, limit: int = SWE
             await tx.reservations.save_state(reservation, now)
         await tx.stock.save(levels.values())
         await tx.commit()
+    metrics.reservations_entered(ReservationState.EXPIRED, len(due))
     return len(due)
 
 

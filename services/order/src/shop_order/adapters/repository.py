@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, insert, null, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, null, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.dml import Update
 
@@ -21,6 +21,7 @@ from shop_grpc.storage import Session
 from shop_order.adapters.orm import order_lines, orders
 from shop_order.domain.errors import LeaseLost
 from shop_order.domain.model import Lease, Order, OrderLine, Status, Step
+from shop_order.service_layer.unit_of_work import Backlog
 
 
 def _bound(*columns: str) -> dict[str, Any]:
@@ -240,6 +241,13 @@ class OrderRepository:
                 attempts=order.attempts,
             )
         )
+
+    async def backlog(self) -> Backlog:
+        query = select(
+            func.count().label("unfinished"), func.min(orders.c.create_time).label("oldest")
+        ).where(_unfinished())
+        row = (await self.session.execute(query)).mappings().one()
+        return Backlog(unfinished=int(row["unfinished"]), oldest_create_time=row["oldest"])
 
     async def _insert_lines(self, order: Order) -> None:
         await self.session.execute(

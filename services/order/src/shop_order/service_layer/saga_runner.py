@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,9 +29,11 @@ from shop_grpc.errors import DeadlineExceeded, ShopError
 from shop_grpc.storage import utcnow
 from shop_order.domain import saga
 from shop_order.domain.errors import LeaseLost
-from shop_order.domain.model import Lease, Order, Status, Step
+from shop_order.domain.model import Lease, Order, Step
+from shop_order.service_layer import metrics
+from shop_order.service_layer.metrics import FailureReason
 from shop_order.service_layer.ports import Dependencies
-from shop_order.service_layer.saga_steps import STEPS, gave_up_reason, refused_reason
+from shop_order.service_layer.saga_steps import STEPS, fail, gave_up_reason, refused_reason
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -133,11 +136,13 @@ class SagaRunner:
     async def recover_once(self) -> list[str]:
         """Claims unfinished orders nobody live is driving and drives them."""
         limit = max(self.settings.max_concurrent - len(self._tasks), 0)
-        if not limit:
-            return []
+        now = utcnow()
         async with self.uow() as uow:
-            order_ids = await uow.orders.claim_unfinished(self.lease, utcnow(), limit)
+            order_ids = await uow.orders.claim_unfinished(self.lease, now, limit) if limit else []
+            backlog = await uow.orders.backlog()
             await uow.commit()
+        metrics.recovery_claimed(len(order_ids))
+        metrics.backlog_seen(backlog.unfinished, backlog.oldest_create_time, now)
         for order_id in order_ids:
             log.info("recovering order", order_id=order_id)
             self.start(order_id, claimed=True)
@@ -189,6 +194,8 @@ class SagaRunner:
             if order.is_final:
                 return order  # the write that made it final gave the lease up
             step = order.step
+            forward = order.is_moving_forward
+            began = time.perf_counter()
             try:
                 with telemetry.span(f"saga {step.value}", _span_attributes(order)) as span:
                     await self._while_leased(order, STEPS[step](order, self.deps))
@@ -200,12 +207,16 @@ class SagaRunner:
                     # The saga started inside a call whose deadline has now passed; it
                     # carries on with budgets of its own rather than failing fast until
                     # the recovery loop takes over.
+                    metrics.step_tried(step, metrics.RETRY, began)
                     deadlines.bind(None)
                     continue
                 if not self._ends_step(order, step, error):
+                    metrics.step_tried(step, metrics.RETRY, began)
                     if await self._wait_to_retry(order):
                         continue
                     return None
+            failed_now = forward and order.undo_outcome is not None
+            metrics.step_tried(step, metrics.FAILED if failed_now else metrics.DONE, began)
             order.attempts = 0
             if order.step is not step:
                 # At info, one line per order: the step that ends it. Each step is at debug
@@ -214,6 +225,8 @@ class SagaRunner:
                 emit("saga step", step=step.value, next=order.step.value)
             # Lines change only when the reservation prices them.
             order = await self._save(order, lines=step is Step.RESERVING_STOCK)
+            if order.is_final:
+                metrics.order_finished(order.status)
 
     async def _wait_to_retry(self, order: Order) -> bool:
         """Counts a failed try and waits for the next: here while the order has quick retries
@@ -273,13 +286,12 @@ class SagaRunner:
             return False
         if isinstance(error, ShopError) and not error.retryable:
             log.warning("dependency refused the step", step=step.value, error=str(error))
-            saga.undo(order, Status.FAILED, refused_reason(step, error))
+            fail(order, FailureReason.REFUSED, refused_reason(step, error))
             return True
         if self._until_give_up(order) <= 0:
             _log_failure(log.warning, step, error, "step failed; giving the order up")
-            saga.undo(
-                order, Status.FAILED, gave_up_reason(step, error, self.settings.give_up_seconds)
-            )
+            reason = gave_up_reason(step, error, self.settings.give_up_seconds)
+            fail(order, FailureReason.GAVE_UP, reason)
             return True
         _log_failure(log.warning, step, error, "step failed; retrying")
         return False

@@ -17,6 +17,8 @@ import structlog
 from shop_grpc.errors import FailedPrecondition, InvalidArgument, NotFound, ShopError
 from shop_order.domain import saga
 from shop_order.domain.model import Order, Status, Step
+from shop_order.service_layer import metrics
+from shop_order.service_layer.metrics import FailureReason
 from shop_order.service_layer.ports import Dependencies, PaymentOutcome
 
 log = structlog.get_logger(__name__)
@@ -37,11 +39,22 @@ async def _start(order: Order, deps: Dependencies) -> None:
     saga.begin(order)
 
 
+def fail(order: Order, reason: FailureReason, text: str) -> None:
+    """Fails the order at its current step: `text` is kept with the order, `reason` counted."""
+    metrics.order_failed(order.step, reason)
+    saga.undo(order, Status.FAILED, text)
+
+
+def _charge_refused(order: Order, payment_id: str, reason: FailureReason, text: str) -> None:
+    metrics.order_failed(order.step, reason)
+    saga.charge_refused(order, payment_id, text)
+
+
 async def _check_user(order: Order, deps: Dependencies) -> None:
     try:
         await deps.users.ensure_exists(order.user_id)
     except NotFound:
-        saga.undo(order, Status.FAILED, f"user {order.user_id} does not exist")
+        fail(order, FailureReason.USER_NOT_FOUND, f"user {order.user_id} does not exist")
         return
     saga.user_checked(order)
 
@@ -50,13 +63,16 @@ async def _reserve_stock(order: Order, deps: Dependencies) -> None:
     try:
         reservation = await deps.inventory.reserve(order.order_id, order.lines)
     except NotFound as error:
-        saga.undo(order, Status.FAILED, f"product {error.resource_name} does not exist")
+        text = f"product {error.resource_name} does not exist"
+        fail(order, FailureReason.PRODUCT_NOT_FOUND, text)
     except FailedPrecondition as error:
         # Short stock names each short line; RESERVATION_CLOSED (the order was released
         # while this call was on its way) and the rest are refusals like any other.
         short = "; ".join(f"{v.subject}: {v.description}" for v in error.violations)
-        reason = f"out of stock: {short}" if short else refused_reason(order.step, error)
-        saga.undo(order, Status.FAILED, reason)
+        if short:
+            fail(order, FailureReason.OUT_OF_STOCK, f"out of stock: {short}")
+        else:
+            fail(order, FailureReason.REFUSED, refused_reason(order.step, error))
     else:
         saga.stock_reserved(order, reservation.lines, reservation.total)
 
@@ -70,20 +86,22 @@ async def _charge_payment(order: Order, deps: Dependencies) -> None:
     try:
         payment = await deps.payments.charge(order.order_id, order.payment_method_id, order.total)
     except (NotFound, FailedPrecondition) as error:
-        saga.charge_refused(order, "", f"payment not possible: {error.message}")
+        text = f"payment not possible: {error.message}"
+        _charge_refused(order, "", FailureReason.PAYMENT_NOT_POSSIBLE, text)
         return
     if payment.outcome is PaymentOutcome.SUCCEEDED:
         saga.charged(order, payment.payment_id)
     else:
-        reason = f"payment {payment.outcome.value.lower()}: {payment.failure_code or 'no reason'}"
-        saga.charge_refused(order, payment.payment_id, reason)
+        text = f"payment {payment.outcome.value.lower()}: {payment.failure_code or 'no reason'}"
+        _charge_refused(order, payment.payment_id, FailureReason.PAYMENT_DECLINED, text)
 
 
 async def _commit_stock(order: Order, deps: Dependencies) -> None:
     try:
         await deps.inventory.commit(order.order_id)
     except (NotFound, FailedPrecondition) as error:
-        saga.undo(order, Status.FAILED, f"stock reservation lapsed: {error.message}")
+        text = f"stock reservation lapsed: {error.message}"
+        fail(order, FailureReason.RESERVATION_LAPSED, text)
         return
     saga.confirmed(order)
 

@@ -3,11 +3,21 @@ replicas share the saga work. ``adapters.unit_of_work`` is the SQL implementatio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from shop_grpc.storage import Transaction, TransactionFactory
 from shop_order.domain.model import Lease, Order
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The orders with saga work left (unfinished, or confirmed with a cancel waiting)."""
+
+    unfinished: int
+    oldest_create_time: datetime | None
+    """When the oldest of them was placed; None when there are none."""
 
 
 class Orders(Protocol):
@@ -31,6 +41,7 @@ class Orders(Protocol):
     async def claim(self, order_id: str, lease: Lease, now: datetime) -> bool: ...
     async def claim_unfinished(self, lease: Lease, now: datetime, limit: int) -> list[str]: ...
     async def release(self, order: Order, lease: Lease, retry_at: datetime | None) -> None: ...
+    async def backlog(self) -> Backlog: ...
 
 
 class UnitOfWork(Transaction, Protocol):

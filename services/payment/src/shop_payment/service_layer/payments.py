@@ -25,6 +25,7 @@ from shop_payment.domain.errors import (
 )
 from shop_payment.domain.model import Payment, PaymentMethod, Refund, new_id, new_payment
 from shop_payment.domain.processor import Processor
+from shop_payment.service_layer import metrics
 from shop_payment.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -101,6 +102,7 @@ async def charge(
             await tx.commit()
     except DuplicateKey:
         return await _charged_concurrently(uow, order_id, amount)
+    metrics.charged(payment.status)
     _log_payment("charge", payment, payment.amount)
     return payment
 
@@ -142,6 +144,7 @@ async def refund(
             await tx.commit()
     except DuplicateKey:
         return await _refunded_concurrently(uow, payment_id, request_id, amount)
+    metrics.refunded()
     _log_payment("refund", updated, done.amount)
     return updated
 
