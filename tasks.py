@@ -12,6 +12,7 @@
     python3 tasks.py manifests      # regenerate deploy/k8s from the chart (manifests-check: drift)
     python3 tasks.py tools          # helm and kubectl into .tools/k8s/bin
     python3 tasks.py images-test    # tests/images: build every image with podman, run and stop each
+    python3 tasks.py metrics-tools  # Debian's prometheus and promtool, which the metrics tests use
 
 Every task first makes sure `.venv` holds the workspace at exactly the versions
 in the committed uv.lock, and stops when the lock no longer matches the ranges in
@@ -84,8 +85,11 @@ PROTO_ROOT = ROOT / "protos"
 PROTO_OUT = ROOT / "libs" / "shop-protos" / "src"
 # shop's API, and protovalidate's rule definitions that it imports (protos/buf/validate).
 GENERATED_PACKAGES = ("shop", "buf")
-# What tests/images needs on the machine; `images-test` installs them as root.
-IMAGE_TOOLS = ("podman", "runc", "debootstrap")
+# Commands from Debian's packages, by package: what tests/images needs (`images-test` installs
+# them as root), and the real Prometheus server and promtool that the metrics tests run
+# (`metrics-tools`; without them those tests skip, saying so).
+IMAGE_TOOLS = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap"}
+METRICS_TOOLS = {"prometheus": "prometheus", "promtool": "prometheus"}
 
 
 def run(*args: str | Path, cwd: Path = ROOT) -> None:
@@ -315,26 +319,32 @@ def deploy_task(name: str) -> Callable[[list[str]], None]:
     return task
 
 
-def ensure_image_tools() -> None:
-    """podman, runc and debootstrap from Debian's packages, installed on first use (as root)."""
-    missing = [name for name in IMAGE_TOOLS if shutil.which(name) is None]
-    if not missing:
+def ensure_debian_tools(commands: dict[str, str]) -> None:
+    """`commands` (command -> the Debian package holding it) on PATH, the missing ones'
+    packages installed on first use (as root)."""
+    packages = sorted({pkg for name, pkg in commands.items() if shutil.which(name) is None})
+    if not packages:
         return
     if os.geteuid() != 0:
         sys.exit(
-            f"missing {', '.join(missing)}: install them (apt-get install {' '.join(IMAGE_TOOLS)})"
+            f"missing {', '.join(packages)}: install them (apt-get install {' '.join(packages)})"
         )
-    print(f"installing {' '.join(IMAGE_TOOLS)}", flush=True)
+    print(f"installing {' '.join(packages)}", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["update", "-qq"], ["install", "-y", "-qq", *IMAGE_TOOLS]):
+    for command in (["update", "-qq"], ["install", "-y", "-qq", *packages]):
         subprocess.run(["apt-get", *command], check=True, stdout=subprocess.DEVNULL, env=env)
+
+
+def task_metrics_tools(_: list[str]) -> None:
+    """Debian's prometheus package (the server and promtool), for the metrics tests."""
+    ensure_debian_tools(METRICS_TOOLS)
 
 
 def task_images_test(args: list[str]) -> None:
     """tests/images, which the default test run leaves out: needs root the first time (it
     installs podman, runc and debootstrap), where tests/images alone would skip without them."""
     sync()
-    ensure_image_tools()
+    ensure_debian_tools(IMAGE_TOOLS)
     result = subprocess.run([str(tool("pytest")), "-v", "tests/images", *args], cwd=ROOT)
     sys.exit(result.returncode)
 
@@ -353,6 +363,7 @@ TASKS = {
     "manifests-check": deploy_task("manifests-check"),
     "k8s-check": deploy_task("k8s-check"),
     "images-test": task_images_test,
+    "metrics-tools": task_metrics_tools,
 }
 
 

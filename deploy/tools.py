@@ -36,14 +36,17 @@ RENDERED = K8S / "shop.yaml"
 RELEASE, NAMESPACE = "shop", "shop"
 KUBERNETES_VERSION = "1.35.0"
 """The schemas kubernetes-validate checks against: the version of the fetched kubectl."""
-CRD_GROUPS = ("cert-manager.io/",)
+CRD_GROUPS = ("cert-manager.io/", "monitoring.coreos.com/")
 """Kinds kubernetes-validate has no schema for; the policy tests check them instead."""
 
 # Each checked values set: files layered in order, plus extra `helm template` flags.
 CASES: dict[str, tuple[list[str], list[str]]] = {
     "default": (["ci/default-values.yaml"], []),
     "dev": (["values-dev.yaml", "ci/dev-values.yaml"], []),
-    "production": (["values-production.yaml", "ci/production-values.yaml"], []),
+    "production": (
+        ["values-production.yaml", "ci/production-values.yaml"],
+        ["--api-versions", "monitoring.coreos.com/v1"],
+    ),
     "autoscaling": (["ci/autoscaling-values.yaml"], []),
     "cert-manager": (["ci/cert-manager-values.yaml"], ["--api-versions", "cert-manager.io/v1"]),
 }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -167,17 +169,18 @@ SHUTDOWN_PARTS = {
 """The process's parts of the shutdown budget: its variable -> the chart's value."""
 
 
-def shutdown_values(case: str) -> dict[str, int]:
-    """The `shutdown` values a case renders with: values.yaml, then its files in order."""
-    merged: dict[str, int] = {}
+def section_of(case: str, key: str) -> dict[str, Any]:
+    """The values under `key` a case renders with: values.yaml, then its files in order, each
+    replacing the keys it sets one level down."""
+    merged: dict[str, Any] = {}
     for name in ["values.yaml", *tools.CASES[case][0]]:
-        merged.update((yaml.safe_load((tools.CHART / name).read_text()) or {}).get("shutdown", {}))
+        merged.update((yaml.safe_load((tools.CHART / name).read_text()) or {}).get(key, {}))
     return merged
 
 
 @pytest.mark.parametrize("case", ["default", "dev", "production"])
 def test_a_pod_is_given_the_shutdown_budget_its_process_keeps_to(case: str) -> None:
-    values = shutdown_values(case)
+    values = section_of(case, "shutdown")
     for name, deployment in service_deployments(render(case)).items():
         spec = deployment["spec"]["template"]["spec"]
         pre_stop = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -214,7 +217,9 @@ def test_every_service_has_a_headless_service(rendered: list[dict[str, Any]]) ->
         assert headless["publishNotReadyAddresses"] is False
         for spec in (headless, services[f"shop-{name}"]):
             for port in spec["ports"]:
-                assert port["appProtocol"] == "grpc" and port["name"].startswith("grpc")
+                # gRPC ports say so (meshes and gateways read it); the metrics port is HTTP.
+                expected = "http" if port["name"] == "metrics" else "grpc"
+                assert port["appProtocol"] == expected, port["name"]
 
 
 def variables_the_code_reads() -> set[str]:
@@ -311,10 +316,11 @@ def allowed_peers(rule_peers: list[dict[str, Any]]) -> set[str]:
     return found
 
 
-def test_network_policies_allow_exactly_the_call_graph(rendered: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize("case", list(tools.CASES))
+def test_network_policies_allow_exactly_the_call_graph(case: str) -> None:
     policies = {
         doc["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: doc["spec"]
-        for doc in of_kind(rendered, "NetworkPolicy")
+        for doc in of_kind(render(case), "NetworkPolicy")
     }
     callers = {name: {c for c, deps in CALL_GRAPH.items() if name in deps} for name in SERVICES}
     for name in SERVICES:
@@ -325,8 +331,12 @@ def test_network_policies_allow_exactly_the_call_graph(rendered: list[dict[str, 
         ]
         assert len(grpc_in) == 1
         assert allowed_peers(grpc_in[0]["from"]) == callers[name] | {"client"}, name
-        probe_in = [r for r in policy["ingress"] if r not in grpc_in]
-        assert probe_in == [{"ports": [{"port": "grpc-probe", "protocol": "TCP"}]}]
+        others = [r for r in policy["ingress"] if r not in grpc_in]
+        probe_in = {"ports": [{"port": "grpc-probe", "protocol": "TCP"}]}
+        metrics_in = {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+        if scrapers := section_of(case, "metrics")["scrapeFrom"]:
+            metrics_in["from"] = scrapers
+        assert others == [probe_in, metrics_in], name
         service_out = {
             peer
             for rule in policy["egress"]
@@ -432,7 +442,7 @@ def test_a_pre_stop_sleep_the_schema_allows_is_one_every_supported_api_server_ac
     for name, deployment in service_deployments(docs).items():
         spec = deployment["spec"]["template"]["spec"]
         assert "lifecycle" not in spec["containers"][0], name
-        budget = shutdown_values("default")
+        budget = section_of("default", "shutdown")
         assert (
             spec["terminationGracePeriodSeconds"]
             == sum(budget.values()) - budget["preStopSleepSeconds"]
@@ -893,3 +903,167 @@ def test_an_external_database_url_is_found_by_convention_or_where_a_service_says
             }
         )
         assert ref == wanted, name
+
+
+# -- metrics: the port, the scrape, the alert rules and the dashboard ---------------------------
+
+
+def test_every_service_serves_metrics_where_prometheus_looks(
+    rendered: list[dict[str, Any]],
+) -> None:
+    port = CHART_VALUES["ports"]["metrics"]
+    for name, deployment in service_deployments(rendered).items():
+        template = deployment["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in container["ports"]
+        assert env_of(deployment)["SHOP_METRICS_ADDRESS"]["value"] == f"[::]:{port}", name
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+    for service in of_kind(rendered, "Service"):
+        if service["metadata"]["labels"]["app.kubernetes.io/component"] not in SERVICES:
+            continue
+        names = {p["name"] for p in service["spec"]["ports"]}
+        # The headless Service leaves it out, so a ServiceMonitor finds each pod once.
+        assert ("metrics" in names) is (service["spec"].get("clusterIP") != "None")
+
+
+def test_scrape_objects_and_alerts_are_rendered_only_when_asked() -> None:
+    default = render("default")
+    assert not of_kind(default, "ServiceMonitor") and not of_kind(default, "PrometheusRule")
+    production = render("production")
+    [monitor] = of_kind(production, "ServiceMonitor")
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/component"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["selector"]["matchExpressions"][0]["values"] == sorted(SERVICES)
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert len(of_kind(production, "PrometheusRule")) == 1
+    dashboards = [d for d in of_kind(default, "ConfigMap") if "shop.json" in d.get("data", {})]
+    assert [d["metadata"]["labels"]["grafana_dashboard"] for d in dashboards] == ["1"]
+
+
+def test_asking_for_scrape_objects_without_the_operator_fails_the_render() -> None:
+    with pytest.raises(SystemExit, match=r"monitoring\.coreos\.com/v1"):
+        tools.render("default", "--set", "metrics.serviceMonitor.enabled=true")
+
+
+def test_metrics_off_leaves_no_port_open_and_nothing_to_scrape() -> None:
+    docs = render("default", "--set", "metrics.enabled=false")
+    for name, deployment in service_deployments(docs).items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert "metrics" not in {p["name"] for p in container["ports"]}, name
+        assert env_of(deployment)["SHOP_METRICS_ADDRESS"]["value"] == "off"
+        assert "annotations" not in deployment["spec"]["template"]["metadata"]
+    assert not [d for d in of_kind(docs, "ConfigMap") if "shop.json" in d.get("data", {})]
+    for policy in of_kind(docs, "NetworkPolicy"):
+        ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+        assert "metrics" not in ports
+
+
+def test_the_latency_slo_threshold_is_one_of_the_histograms_buckets() -> None:
+    from shop_grpc.metrics.rpc import BUCKETS
+
+    schema = json.loads((tools.CHART / "values.schema.json").read_text())
+    allowed = schema["properties"]["metrics"]["properties"]["slo"]["properties"]["latencySeconds"]
+    assert sorted(float(v) for v in allowed["enum"]) == sorted(BUCKETS)
+    assert float(CHART_VALUES["metrics"]["slo"]["latencySeconds"]) in BUCKETS
+
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool is not installed: `python3 tasks.py metrics-tools`"
+)
+
+
+def alert_rules() -> dict[str, Any]:
+    """The PrometheusRule's spec as the production values render it (namespace shop)."""
+    [rule] = of_kind(render("production"), "PrometheusRule")
+    return dict(rule["spec"])
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True)
+
+
+@needs_promtool
+def test_the_alert_rules_are_valid_and_fire_when_their_unit_tests_say(tmp_path: Path) -> None:
+    spec = alert_rules()
+    (tmp_path / "as-rendered.yaml").write_text(yaml.safe_dump(spec))
+    checked = promtool("check", "rules", tmp_path / "as-rendered.yaml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The unit tests compare labels only; the annotations' templates were parsed just above.
+    for group in spec["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(spec))
+    shutil.copy(ROOT / "tests/deploy/alerts_test.yaml", tmp_path)
+    tested = promtool("test", "rules", tmp_path / "alerts_test.yaml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def dashboard() -> dict[str, Any]:
+    return dict(json.loads((tools.CHART / "files/dashboard.json").read_text()))
+
+
+def dashboard_queries() -> list[str]:
+    return [
+        target["expr"] for panel in dashboard()["panels"] for target in panel.get("targets", [])
+    ]
+
+
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": "shop", "$job": "order"}
+PROMQL_WORDS = {
+    "sum", "max", "min", "rate", "increase", "histogram_quantile", "absent", "by", "and",
+    "or", "on", "without", "le", "humanizePercentage",
+}  # fmt: skip
+
+
+def metric_names(expression: str) -> set[str]:
+    """The series names an expression selects (label matchers, ranges, groupings removed)."""
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|by \([^)]*\)", " ", expression)
+    words = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", bare))
+    return {w for w in words if w not in PROMQL_WORDS and ":" not in w}
+
+
+def exported_sample_names() -> set[str]:
+    """Every sample name the services' processes expose: the runtime's families and each
+    installed service's own (its service_layer.metrics), the client library's process ones."""
+    import importlib
+
+    from prometheus_client import REGISTRY
+
+    import shop_grpc.metrics.database
+    import shop_grpc.metrics.rpc  # noqa: F401
+
+    for name in registry.names():
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(f"shop_{name}.service_layer.metrics")
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+    return {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in suffixes.get(family.type, [""])
+    }
+
+
+def test_every_metric_the_dashboard_and_the_alerts_use_is_one_the_services_export() -> None:
+    rules = [rule["expr"] for group in alert_rules()["groups"] for rule in group["rules"]]
+    used = set().union(*(metric_names(e) for e in [*rules, *dashboard_queries()]))
+    assert used - exported_sample_names() == {"up"}  # `up` is Prometheus's own, per target
+    assert {"grpc_server_handled_total", "shop_orders_finished_total"} <= used
+
+
+@needs_promtool
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
+    queries = dashboard_queries()
+    for variable, value in GRAFANA_VARIABLES.items():
+        queries = [q.replace(variable, value) for q in queries]
+    rules = [{"record": f"dashboard:query:{i}", "expr": q} for i, q in enumerate(queries)]
+    (tmp_path / "queries.yaml").write_text(
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]})
+    )
+    checked = promtool("check", "rules", tmp_path / "queries.yaml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert len(queries) >= 15

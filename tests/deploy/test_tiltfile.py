@@ -414,7 +414,7 @@ def test_port_forwards_reach_ports_the_pods_expose_without_clashing_locally(
     services = {r["workload"]: r for r in default.resources if "services" in r["labels"]}
     for svc in SERVICES:
         forwarded = {f["container_port"] for f in services[f"shop-{svc}"]["port_forwards"]}
-        assert forwarded == {50051, 8081}, svc
+        assert forwarded == {50051, 8081, 9090}, svc
 
 
 def test_jaeger_ui_is_forwarded_and_linked(default: Tilt) -> None:

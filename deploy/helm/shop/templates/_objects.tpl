@@ -19,7 +19,16 @@ metadata:
 spec:
   type: ClusterIP
   selector: {{- include "shop.selectorLabels" $ctx | nindent 4 }}
-  ports: {{- include "shop.service.ports" . | nindent 4 }}
+  ports:
+    {{- include "shop.service.ports" . | nindent 4 }}
+    {{- if .root.Values.metrics.enabled }}
+    # Only here, not on the headless Service: a ServiceMonitor finds each pod once.
+    - name: metrics
+      port: {{ .root.Values.ports.metrics }}
+      targetPort: metrics
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
 ---
 # One address per ready pod, so clients balance round-robin over replicas (dns:/// targets).
 apiVersion: v1
@@ -105,7 +114,13 @@ spec:
   template:
     metadata:
       labels: {{- include "shop.labels" $ctx | nindent 8 }}
-      {{- with .cfg.podAnnotations }}
+      {{- $annotations := deepCopy (.cfg.podAnnotations | default dict) }}
+      {{- if and $values.metrics.enabled $values.metrics.podAnnotations }}
+      {{- $_ := set $annotations "prometheus.io/scrape" "true" }}
+      {{- $_ := set $annotations "prometheus.io/port" (toString $values.ports.metrics) }}
+      {{- $_ := set $annotations "prometheus.io/path" "/metrics" }}
+      {{- end }}
+      {{- with $annotations }}
       annotations: {{- toYaml . | nindent 8 }}
       {{- end }}
     spec:
@@ -143,6 +158,11 @@ spec:
             - name: grpc-probe
               containerPort: {{ $values.ports.probe }}
               protocol: TCP
+            {{- if $values.metrics.enabled }}
+            - name: metrics
+              containerPort: {{ $values.ports.metrics }}
+              protocol: TCP
+            {{- end }}
           env: {{- include "shop.service.env" . | nindent 12 }}
           # Kubelets cannot present a client certificate: probes use the plaintext health port.
           # Readiness asks for the server (""), SERVING once the database answers and until
@@ -190,6 +210,8 @@ spec:
   value: "[::]:{{ $values.ports.grpc }}"
 - name: SHOP_PROBE_ADDRESS
   value: "[::]:{{ $values.ports.probe }}"
+- name: SHOP_METRICS_ADDRESS
+  value: {{ ternary (printf "[::]:%d" (int $values.ports.metrics)) "off" $values.metrics.enabled | quote }}
 - name: SHOP_TLS_DIR
   value: /etc/shop/tls
 - name: SHOP_INSTANCE_ID
@@ -238,7 +260,8 @@ spec:
 {{- end }}
 
 {{/* Ingress: callers in the call graph and client pods on gRPC, anyone on the health-only
-     probe port (kubelets). Egress: dependencies, DNS, OTLP, the database. */}}
+     probe port (kubelets), the scrapers (metrics.scrapeFrom, default anyone) on the metrics
+     port. Egress: dependencies, DNS, OTLP, the database. */}}
 {{- define "shop.service.networkPolicy" -}}
 {{- $ctx := dict "root" .root "component" .svc -}}
 {{- $values := .root.Values -}}
@@ -269,6 +292,13 @@ spec:
         - {port: grpc, protocol: TCP}
     - ports:
         - {port: grpc-probe, protocol: TCP}
+    {{- if $values.metrics.enabled }}
+    - ports:
+        - {port: metrics, protocol: TCP}
+      {{- with $values.metrics.scrapeFrom }}
+      from: {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- end }}
   egress:
     {{- range $dep := .cfg.dependencies }}
     - to:
