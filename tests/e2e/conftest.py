@@ -5,11 +5,13 @@ processes or read their files are marked `local_only` and skipped against a clus
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,34 @@ def suite(
     with Suite(data_dir, base_port=find_free_base_port()) as running:
         yield running
     # A clean stop is part of the contract: every service exits 0 on SIGTERM.
+
+
+@asynccontextmanager
+async def _traced_suite(data_dir: Path, otlp_endpoint: str) -> AsyncIterator[Suite]:
+    suite = Suite(
+        data_dir,
+        base_port=find_free_base_port(),
+        extra_env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+    )
+    # Start and stop off the event loop: the receiver must keep answering meanwhile.
+    await asyncio.to_thread(suite.__enter__)
+    try:
+        yield suite
+    finally:
+        codes = await asyncio.to_thread(suite.stop)
+    assert set(codes.values()) == {0}, codes
+
+
+@pytest.fixture
+def traced_suite() -> Callable[[Path, str], AbstractAsyncContextManager[Suite]]:
+    """`traced_suite(data_dir, otlp_endpoint)`: a suite of the test's own, as `shop up` runs
+    it, every call traced and its spans sent to the OTLP/gRPC receiver at `otlp_endpoint` at
+    once; every service must exit 0 when it stops."""
+    return _traced_suite
 
 
 @dataclass

@@ -12,16 +12,16 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shop_cli.bench.rpc.sink import SpanSink, exporting_to, receiving
+from shop_cli.bench.rpc.sink import receiving
 from shop_cli.scrape import write_scrape_config
-from shop_cli.suite import Suite, find_free_base_port
+from shop_cli.suite import Suite
 from shop_cli.targets import CLIENT_SERVICES
 from shop_grpc import registry
 from shop_grpc.testing import free_port
@@ -35,20 +35,6 @@ pytestmark = [
 ]
 READY_SECONDS = 30
 SEEN_SECONDS = 30
-
-
-@asynccontextmanager
-async def traced_suite(data_dir: Path, sink: SpanSink) -> AsyncIterator[Suite]:
-    """The suite as `shop up` runs it, every call traced and exported to `sink`."""
-    env = {**exporting_to(sink, "always_on"), "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    suite = Suite(data_dir, base_port=find_free_base_port(), extra_env=env)
-    # Started and stopped off the event loop: the sink, on it, must keep answering.
-    await asyncio.to_thread(suite.__enter__)
-    try:
-        yield suite
-    finally:
-        codes = await asyncio.to_thread(suite.stop)
-    assert set(codes.values()) == {0}, codes
 
 
 @contextmanager
@@ -128,9 +114,9 @@ def shop_demo(suite: Suite) -> subprocess.CompletedProcess[str]:
 
 
 async def test_prometheus_sees_the_demos_order_and_its_exemplar_leads_to_an_exported_trace(
-    tmp_path: Path,
+    tmp_path: Path, traced_suite: Callable[[Path, str], AbstractAsyncContextManager[Suite]]
 ) -> None:
-    async with receiving() as sink, traced_suite(tmp_path / "suite", sink) as suite:
+    async with receiving() as sink, traced_suite(tmp_path / "suite", sink.endpoint) as suite:
         config = write_scrape_config(suite.data_dir, suite.metrics_endpoints(), interval="1s")
         with prometheus(config, tmp_path) as url:
             demo = await asyncio.to_thread(shop_demo, suite)

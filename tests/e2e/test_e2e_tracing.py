@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_cli.suite import Suite, find_free_base_port
+from shop_cli.suite import Suite
 from shop_grpc import registry
 from shop_grpc.channels import open_channel
 from shop_grpc.config import PLAINTEXT, TlsSettings
@@ -121,24 +121,8 @@ async def receiving() -> AsyncIterator[tuple[Receiver, int]]:
         await server.stop(0)
 
 
-@asynccontextmanager
-async def traced_suite(data_dir: Path, otlp_port: int) -> AsyncIterator[Suite]:
-    suite = Suite(
-        data_dir,
-        base_port=find_free_base_port(),
-        extra_env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
-            "OTEL_TRACES_SAMPLER": "always_on",
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-        },
-    )
-    # Start and stop off the event loop: the receiver must keep answering meanwhile.
-    await asyncio.to_thread(suite.__enter__)
-    try:
-        yield suite
-    finally:
-        codes = await asyncio.to_thread(suite.stop)
-    assert set(codes.values()) == {0}, codes
+TracedSuite = Callable[[Path, str], AbstractAsyncContextManager[Suite]]
+"""The conftest's `traced_suite` fixture."""
 
 
 def _channel(suite: Suite, service: str) -> grpc.aio.Channel:
@@ -213,8 +197,13 @@ async def _collected(receiver: Receiver, wait_seconds: float = 10.0) -> list[Col
             await asyncio.sleep(0.1)
 
 
-async def test_one_create_order_is_one_trace_across_four_services(tmp_path: Path) -> None:
-    async with receiving() as (receiver, port), traced_suite(tmp_path, port) as suite:
+async def test_one_create_order_is_one_trace_across_four_services(
+    tmp_path: Path, traced_suite: TracedSuite
+) -> None:
+    async with (
+        receiving() as (receiver, port),
+        traced_suite(tmp_path, f"http://127.0.0.1:{port}") as suite,
+    ):
         order, username = await _place_order(suite)
         assert order.status == order_pb2.Order.STATUS_CONFIRMED
         spans = await _collected(receiver)
