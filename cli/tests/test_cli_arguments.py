@@ -1,4 +1,7 @@
 import argparse
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -128,3 +131,21 @@ def test_without_a_client_certificate_the_cli_says_how_to_get_one(capsys, tmp_pa
     err = capsys.readouterr().err
     assert err.startswith(f"error: no client certificate in {tmp_path}")
     assert "shop certs init" in err
+
+
+def test_without_a_terminal_a_missing_password_is_an_error_not_a_prompt(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SHOP_PASSWORD"}
+    flags = ["--email", "someone@example.com", "--user", "127.0.0.1:1", "--insecure"]
+    result = subprocess.run(
+        [sys.executable, "-m", "shop_cli", "users", "create", "someone", *flags],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        # No controlling terminal, as under cron or in a pipeline.
+        start_new_session=True,
+    )
+    assert result.returncode == 1
+    assert "a password is required" in result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr

@@ -7,6 +7,7 @@ one.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from shop_grpc import registry
-from shop_grpc.testing import ServiceProcess
+from shop_grpc.testing import ServiceProcess, free_port
 
 SPECS = list(registry.services().values())
 IDS = [spec.name for spec in SPECS]
@@ -62,3 +63,30 @@ def test_a_bad_setting_exits_2_naming_the_variable(spec: registry.ServiceSpec, t
     )
     assert result.returncode == 2
     assert "SHOP_LOG_LEVEL" in result.stderr
+
+
+PORT_VARIABLES = ("SHOP_LISTEN_ADDRESS", "SHOP_PROBE_ADDRESS", "SHOP_METRICS_ADDRESS")
+
+
+@pytest.mark.parametrize("variable", PORT_VARIABLES)
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_a_port_taken_by_another_process_exits_2_naming_its_variable(
+    spec: registry.ServiceSpec, variable: str, tmp_path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = {name: f"127.0.0.1:{free_port()}" for name in PORT_VARIABLES}
+        ports[variable] = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = subprocess.run(
+            [sys.executable, "-m", spec.main_module],
+            env={**os.environ, **ports, "SHOP_INSECURE": "1", "SHOP_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"{variable} {ports[variable]}:" in result.stderr
+    # And nothing else goes wrong on the way out: every server started was stopped.
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr and "never awaited" not in result.stderr

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,6 +19,7 @@ from shop_grpc import metrics
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, server_settings
 from shop_grpc.errors import FieldViolation, InvalidArgument, NotFound
+from shop_grpc.metrics.endpoint import MetricsEndpoint
 from shop_grpc.server import GrpcServer, Registration
 from shop_grpc.testing import MetricChanges, Traced, scrape, test_settings
 from shop_grpc.testing.calls import ENDINGS, SHAPES, end_early
@@ -265,3 +269,45 @@ async def test_a_metrics_port_already_taken_fails_the_start() -> None:
         with pytest.raises(ConfigError, match=f"SHOP_METRICS_ADDRESS 127.0.0.1:{port}"):
             async with _serving(metrics_address=f"127.0.0.1:{port}"):
                 pass
+
+
+def _threads() -> int:
+    return threading.active_count()
+
+
+async def test_idle_connections_to_the_metrics_port_neither_pile_up_nor_stay() -> None:
+    endpoint = MetricsEndpoint("127.0.0.1:0", read_timeout_seconds=0.5, max_connections=4)
+    endpoint.start()
+    before = _threads()
+    idle = [socket.create_connection(("127.0.0.1", endpoint.port)) for _ in range(20)]
+    try:
+        await asyncio.sleep(0.2)
+        assert _threads() <= before + 4  # one thread per connection, four at most
+        # The ones past the limit were closed on arrival; the others once idle too long.
+        await asyncio.sleep(1.0)
+        for connection in idle:
+            connection.settimeout(1)
+            assert connection.recv(1) == b""  # closed by the server
+        assert _threads() <= before
+        _, body = await asyncio.to_thread(scrape, endpoint.port)
+        assert "process_resident_memory_bytes" in body
+    finally:
+        for connection in idle:
+            connection.close()
+        endpoint.stop()
+
+
+async def test_only_the_metrics_path_answers_and_no_created_series_are_shown() -> None:
+    endpoint = MetricsEndpoint("127.0.0.1:0")
+    endpoint.start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as elsewhere:
+            await asyncio.to_thread(
+                urllib.request.urlopen, f"http://127.0.0.1:{endpoint.port}/", timeout=5
+            )
+        assert elsewhere.value.code == 404
+        _, body = await asyncio.to_thread(scrape, endpoint.port, OPENMETRICS)
+    finally:
+        endpoint.stop()
+    assert "grpc_server_handled_total" in body
+    assert "_created" not in body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from typing import Any
 
 import grpc
@@ -66,9 +67,14 @@ def register(subparsers: Any) -> None:
 
 
 def password(args: argparse.Namespace) -> str:
-    value: str = args.password or os.environ.get(PASSWORD_ENV) or getpass.getpass("password: ")
+    """--password, else $SHOP_PASSWORD, else asked for at the terminal; CliError when none."""
+    value: str = args.password or os.environ.get(PASSWORD_ENV) or ""
+    # Asked only at a terminal: elsewhere getpass would read a line of standard input, or
+    # fail at its end, with warnings about echo either way.
+    if not value and sys.stdin.isatty():
+        value = getpass.getpass("password: ")
     if not value:
-        raise CliError("a password is required")
+        raise CliError(f"a password is required: --password, ${PASSWORD_ENV}, or a terminal")
     return value
 
 

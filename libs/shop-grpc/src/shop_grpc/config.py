@@ -48,9 +48,10 @@ Tracing reads only the standard OpenTelemetry variables (shop_grpc.telemetry):
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -268,6 +269,21 @@ def _metrics_address(env: Env) -> str:
         return ""
     split_address(value, "SHOP_METRICS_ADDRESS")
     return value
+
+
+@contextlib.contextmanager
+def bound(variable: str, address: str) -> Iterator[None]:
+    """Turns gRPC's failure to bind `address` (a RuntimeError, the reason only in gRPC's own
+    log line on stderr) into a ConfigError naming `variable`, so the service exits 2 saying
+    which setting to change."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not str(error).startswith("Failed to bind"):
+            raise
+        raise ConfigError(
+            f"{variable} {address}: cannot be bound (in use, or not an address of this host)"
+        ) from None
 
 
 def split_address(address: str, variable: str) -> tuple[str, int]:

@@ -18,6 +18,8 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from shop_grpc.config import bound
+
 log = structlog.get_logger("shop_grpc.probe")
 
 OPTIONS = [("grpc.so_reuseport", 0)]
@@ -47,7 +49,8 @@ class ProbeServer:
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         if self.server is None:
             return 0
-        self.port = int(self.server.add_insecure_port(self.address))
+        with bound("SHOP_PROBE_ADDRESS", self.address):
+            self.port = int(self.server.add_insecure_port(self.address))
         await self.server.start()
         log.info(
             "probe port serving grpc.health.v1 in plaintext", address=self.address, port=self.port

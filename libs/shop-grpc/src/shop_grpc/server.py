@@ -29,7 +29,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shop_grpc import credentials, keepalive, reflection, telemetry
-from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings
+from shop_grpc.config import ConfigError, Env, ServerSettings, ShutdownSettings, bound
 from shop_grpc.interceptors import server_interceptors
 from shop_grpc.metrics.endpoint import MetricsEndpoint
 from shop_grpc.probe import ProbeServer
@@ -95,7 +95,8 @@ class GrpcServer:
             [s.name for s in self.services]
             + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
         )
-        self.port = credentials.add_port(self.server, self.settings.listen_address, self.tls)
+        with bound("SHOP_LISTEN_ADDRESS", self.settings.listen_address):
+            self.port = credentials.add_port(self.server, self.settings.listen_address, self.tls)
         await self.server.start()
         await self.open_side_ports()
         return self.port
@@ -105,6 +106,11 @@ class GrpcServer:
         before the service has started; raises ConfigError if the metrics port is taken."""
         await self.probe.start()
         self.metrics.start()
+
+    async def abandon(self) -> None:
+        """Stops whatever had started, at once: for a start that failed part way."""
+        await self.server.stop(0)
+        await self.close_side_ports()
 
     async def close_side_ports(self) -> None:
         await self.probe.stop(0)
@@ -171,16 +177,23 @@ async def run(settings: ServerSettings, start: Callable[[], Awaitable[App]]) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.open_side_ports()
     budget = settings.shutdown
-    app = await _start_unless_stopped(start, stop, budget)
+    try:
+        await server.open_side_ports()
+        app = await _start_unless_stopped(start, stop, budget)
+        if app is not None:
+            server.add(app.services)
+            port = await server.start()
+    except BaseException:
+        # A port that cannot be bound, say: what was started stops before the loop closes
+        # (a grpc server left to the garbage collector tries to stop on a closed loop).
+        await server.abandon()
+        raise
     if app is None:
         await server.close_side_ports()
         telemetry.shutdown()
         log.info("stopped")
         return
-    server.add(app.services)
-    port = await server.start()
     tasks = [
         asyncio.create_task(job(), name=getattr(job, "__name__", "job")) for job in app.background
     ]

@@ -707,6 +707,17 @@ async def test_orders_are_counted_by_final_status_and_failures_by_step_and_reaso
     tries = "shop_saga_step_duration_seconds_count"
     assert changes.of(tries, step="COMMITTING_STOCK", result="done") == 1
     assert changes.of(tries, step="CHECKING_USER", result="failed") == 1
+    # One try per charge made: the pass that notes the charge is going out is not one.
+    assert changes.of(tries, step="CHARGING_PAYMENT", result="done") == 1
+    assert changes.of(tries, step="CHARGING_PAYMENT", result="failed") == 1
+
+
+def test_every_step_and_failure_reason_is_shown_before_it_first_happens():
+    shown = samples()
+    for step in ("CHECKING_USER", "RESERVING_STOCK", "CHARGING_PAYMENT", "RELEASING_STOCK"):
+        assert ("shop_saga_step_retries_total", (("step", step),)) in shown
+    failure = (("reason", "out_of_stock"), ("step", "RESERVING_STOCK"))
+    assert ("shop_order_failures_total", failure) in shown
 
 
 async def test_a_step_retried_counts_each_failed_try(new_runner, world):

@@ -28,8 +28,13 @@ user's data or free text, so a metric's series stay few and leak nothing.
 from __future__ import annotations
 
 from opentelemetry import trace
+from prometheus_client import disable_created_metrics
 
 from shop_grpc.config import ServerSettings
+
+# No `_created` series beside each counter and histogram: go-grpc-prometheus exports none, no
+# dashboard or rule here reads them, and they were a sixth of the suite's series.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 TRACE_ID = "trace_id"
 SPAN_ID = "span_id"

@@ -1,36 +1,120 @@
 """``/metrics`` over plain HTTP on a port of its own (SHOP_METRICS_ADDRESS).
 
-Served by the client library's own server, in a thread: a scrape never waits for the event
-loop, so a service whose loop is stuck still shows it (its process CPU going up, its calls not
-finishing). The answer is the Prometheus text format, or OpenMetrics (which carries the
-exemplars) when the scraper's Accept header asks for it, as Prometheus does. Any path answers
-the same; ``/metrics`` is the one documented.
+The client library's WSGI app, served from a thread of this process: a scrape never waits for
+the event loop, so a service whose loop is stuck still shows it (its process CPU going up, its
+calls not finishing). The answer is the Prometheus text format, or OpenMetrics (which carries
+the exemplars) when the scraper's Accept header asks for it, as Prometheus does. Any other
+path is 404.
+
+The server is the library's thread-per-connection one with two limits of ours, since anyone
+who can reach the port can open connections: a connection that sends nothing for
+READ_TIMEOUT_SECONDS is closed, and past MAX_CONNECTIONS at once further ones are closed on
+arrival, so idle sockets cannot pile threads up in the service (the library's own
+``start_http_server`` has neither).
 
 Plaintext, like the probe port: what it shows are counts, durations and label values from
-bounded sets, never a request's data. In a cluster only the scraper may reach it (the chart's
-NetworkPolicies).
+bounded sets, never a request's data. In a cluster the chart's NetworkPolicies say who may
+scrape (``metrics.scrapeFrom``).
 """
 
 from __future__ import annotations
 
+import socket
 import threading
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler
 
 import structlog
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from shop_grpc.config import ConfigError, split_address
 
 log = structlog.get_logger("shop_grpc.metrics")
 
+PATH = "/metrics"
+READ_TIMEOUT_SECONDS = 10.0
+MAX_CONNECTIONS = 16
+"""Connections served at once; a scraper needs one per scrape."""
+POLL_SECONDS = 0.1
+"""How soon the serving thread notices a stop."""
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def metrics_app() -> WsgiApp:
+    """The registry's metrics at PATH; 404 elsewhere."""
+    metrics: WsgiApp = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH:
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [f"metrics are at {PATH}\n".encode()]
+        return metrics(environ, start_response)
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    server: _BoundedServer
+
+    def setup(self) -> None:
+        # StreamRequestHandler puts it on the connection: no read blocks longer than this.
+        self.request.settimeout(self.server.read_timeout_seconds)
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged (every few seconds, forever)."""
+
+
+class _BoundedServer(ThreadingWSGIServer):
+    """A thread per connection, at most `max_connections` of them, each reading for at most
+    `read_timeout_seconds` at a time."""
+
+    def __init__(
+        self, address: tuple[str, int], read_timeout_seconds: float, max_connections: int
+    ) -> None:
+        host, port = address
+        self.address_family = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][0]
+        self.read_timeout_seconds = read_timeout_seconds
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, _QuietHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
 
 class MetricsEndpoint:
     """The process's metrics on `address` (``host:port``; empty: not served)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.address = address
         self.port = 0
-        self._server: WSGIServer | None = None
+        self.read_timeout_seconds = read_timeout_seconds
+        self.max_connections = max_connections
+        self._server: _BoundedServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> int:
@@ -40,11 +124,18 @@ class MetricsEndpoint:
             return self.port
         host, port = split_address(self.address, "SHOP_METRICS_ADDRESS")
         try:
-            self._server, self._thread = start_http_server(port, host, REGISTRY)
+            server = _BoundedServer((host, port), self.read_timeout_seconds, self.max_connections)
         except OSError as error:
-            raise ConfigError(f"SHOP_METRICS_ADDRESS {self.address}: {error.strerror}") from None
-        self.port = int(self._server.server_port)
-        log.info("metrics served over http", address=self.address, port=self.port)
+            reason = error.strerror or str(error)
+            raise ConfigError(f"SHOP_METRICS_ADDRESS {self.address}: {reason}") from None
+        server.set_app(metrics_app())
+        self._server = server
+        self.port = int(server.server_port)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(POLL_SECONDS,), name="metrics", daemon=True
+        )
+        self._thread.start()
+        log.info("metrics served over http", address=self.address, port=self.port, path=PATH)
         return self.port
 
     def stop(self) -> None:

@@ -13,7 +13,11 @@ what is left for recovery.
 ``status`` is the order's final one (CONFIRMED, FAILED, CANCELLED); ``step`` a saga step
 (``CHARGING_PAYMENT``…); ``reason`` the class of a failure (``FailureReason``), never its text,
 which names ids; ``result`` how a step's try went: ``done`` (the order moved on), ``retry`` (it
-will be tried again), ``failed`` (it failed the order). ``action`` is ``refund`` or ``release``.
+will be tried again), ``failed`` (it failed the order); a pass that only notes something
+before the step's call (that a charge is going out) is not a try. ``action`` is ``refund``
+or ``release``: undo steps carried out, each a call, whether or not anything was left to give
+back (a release follows a refused reservation too, since a reserve may land after its
+refusal).
 
 Counted by the replica that drove the order; counts are of events, not of orders exactly once
 (a replica that crashed after a step but before counting it leaves the step to be counted by
@@ -30,7 +34,7 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram
 
 from shop_grpc.metrics import trace_exemplar
-from shop_order.domain.model import Status, Step
+from shop_order.domain.model import FORWARD_STEPS, UNDO_STEPS, Status, Step
 
 
 class FailureReason(enum.StrEnum):
@@ -86,11 +90,17 @@ OLDEST_UNFINISHED_AGE = Gauge(
 
 _ACTIONS = {Step.REFUNDING_PAYMENT: "refund", Step.RELEASING_STOCK: "release"}
 
-# Shown at 0 before the first event, so rates and alerts see the series from the start.
+# Shown at 0 before the first event, so rates, dashboards and alerts see the series from the
+# start: every final status, compensation, step and (forward step, reason) pair.
 for _status in (Status.CONFIRMED, Status.FAILED, Status.CANCELLED):
     ORDERS_FINISHED.labels(_status.value)
 for _action in _ACTIONS.values():
     COMPENSATIONS.labels(_action)
+for _step in (*FORWARD_STEPS, *UNDO_STEPS):
+    STEP_RETRIES.labels(_step.value)
+for _step in FORWARD_STEPS[1:]:  # ACCEPTED makes no call, and so fails nothing
+    for _reason in FailureReason:
+        ORDER_FAILURES.labels(_step.value, _reason.value)
 
 
 def order_finished(status: Status) -> None:

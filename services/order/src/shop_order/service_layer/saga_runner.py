@@ -215,8 +215,12 @@ class SagaRunner:
                     if await self._wait_to_retry(order):
                         continue
                     return None
-            failed_now = forward and order.undo_outcome is not None
-            metrics.step_tried(step, metrics.FAILED if failed_now else metrics.DONE, began)
+            if forward and order.undo_outcome is not None:
+                metrics.step_tried(step, metrics.FAILED, began)
+            elif order.step is not step:
+                metrics.step_tried(step, metrics.DONE, began)
+            # else the step only noted something before its call (CHARGING_PAYMENT records
+            # that the charge goes out): not a try; the next pass makes it.
             order.attempts = 0
             if order.step is not step:
                 # At info, one line per order: the step that ends it. Each step is at debug
