@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.trace import SpanKind, format_trace_id
 
-from shop_grpc import metrics
+from shop_grpc import deadlines, metrics
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, server_settings
 from shop_grpc.errors import FieldViolation, InvalidArgument, NotFound
@@ -192,6 +191,22 @@ async def test_a_cancelled_or_expired_call_is_counted_with_its_code(
         assert counted.of("grpc_server_msg_sent_total", **labels) == 0
 
 
+async def test_a_call_never_sent_because_the_budget_is_spent_is_counted_by_the_caller() -> None:
+    counted = MetricChanges()
+    async with _serving() as server, _channel(server) as channel:
+        with deadlines.budget(0.001):
+            await asyncio.sleep(0.01)
+            with pytest.raises(grpc.aio.AioRpcError) as spent:
+                await channel.unary_unary(f"/{SERVICE}/Get")(b"x")
+            with pytest.raises(grpc.aio.AioRpcError):
+                await anext(channel.unary_stream(f"/{SERVICE}/Watch")(b"x").__aiter__())
+    assert spent.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    for method, kind in (("Get", "unary"), ("Watch", "server_stream")):
+        labels = _labels(method, kind)
+        assert counted.of("grpc_client_handled_total", **labels, grpc_code="DeadlineExceeded") == 1
+        assert counted.of("grpc_server_started_total", **labels) == 0  # never sent
+
+
 async def test_health_checks_and_reflection_are_not_counted() -> None:
     counted = MetricChanges()
     async with _serving() as server, _channel(server) as channel:
@@ -271,24 +286,35 @@ async def test_a_metrics_port_already_taken_fails_the_start() -> None:
                 pass
 
 
-def _threads() -> int:
-    return threading.active_count()
+async def _until_true(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+def _closed_by_server(connection: socket.socket, wait: float) -> bool:
+    connection.settimeout(wait)
+    try:
+        return connection.recv(1) == b""
+    except TimeoutError:
+        return False
 
 
 async def test_idle_connections_to_the_metrics_port_neither_pile_up_nor_stay() -> None:
-    endpoint = MetricsEndpoint("127.0.0.1:0", read_timeout_seconds=0.5, max_connections=4)
+    endpoint = MetricsEndpoint("127.0.0.1:0", read_timeout_seconds=5.0, max_connections=2)
     endpoint.start()
-    before = _threads()
-    idle = [socket.create_connection(("127.0.0.1", endpoint.port)) for _ in range(20)]
+    idle = [socket.create_connection(("127.0.0.1", endpoint.port)) for _ in range(8)]
     try:
-        await asyncio.sleep(0.2)
-        assert _threads() <= before + 4  # one thread per connection, four at most
-        # The ones past the limit were closed on arrival; the others once idle too long.
-        await asyncio.sleep(1.0)
-        for connection in idle:
-            connection.settimeout(1)
-            assert connection.recv(1) == b""  # closed by the server
-        assert _threads() <= before
+        seen = []
+        for _ in range(10):
+            seen.append(endpoint.open_connections)
+            await asyncio.sleep(0.05)
+        assert max(seen) <= 2  # a thread each, two at most
+        # Those past the limit were closed on arrival; the others once idle too long.
+        turned_away = [c for c in idle if _closed_by_server(c, 1.0)]
+        assert len(turned_away) >= 6
+        assert all(_closed_by_server(c, 10) for c in idle if c not in turned_away)
+        await _until_true(lambda: endpoint.open_connections == 0)
         _, body = await asyncio.to_thread(scrape, endpoint.port)
         assert "process_resident_memory_bytes" in body
     finally:

@@ -273,6 +273,13 @@ async def test_duplicate_key_says_which_key_and_keeps_the_drivers_error_as_its_c
     assert type(raised.value.__cause__).__name__ == "IntegrityError"
 
 
+async def commit_then_refuse(db: Database) -> None:
+    async with UnitOfWork(db) as uow:
+        await uow.session.execute(insert(keys).values(key="b"))
+        await uow.commit()
+        raise LookupError("refused after the commit")
+
+
 async def test_each_transaction_is_timed_by_access_and_outcome(db):
     changes = MetricChanges()
     async with UnitOfWork(db) as uow:
@@ -283,12 +290,15 @@ async def test_each_transaction_is_timed_by_access_and_outcome(db):
         await add_in_a_unit_of_work(db, "a")
     async with UnitOfWork(db):
         pass
+    # Committed, then refused (as inventory records an expiry, then answers EXPIRED).
+    with pytest.raises(LookupError):
+        await commit_then_refuse(db)
 
     def timed(access: str, outcome: str) -> float:
         labels = {"access": access, "outcome": outcome}
         return changes.of("shop_db_transaction_duration_seconds_count", **labels)
 
-    assert timed("write", "committed") == 1
+    assert timed("write", "committed") == 2
     assert timed("read", "rolled_back") == 1
     assert timed("write", "failed") == 1
     assert timed("write", "rolled_back") == 1

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             for service, endpoint in suite.endpoints().items():
                 show(
                     f"  {service:<10} {endpoint}   probe {probes[service]}"
-                    f"   metrics http://{scraped[service]}/metrics"
+                    f"   metrics {_urls(scraped[service])}"
                 )
             if not args.insecure:
                 show(f"  mTLS; the shop commands' identity: {suite.certs_dir / 'client'}")
@@ -207,6 +207,11 @@ def _probe_base_port(args: argparse.Namespace) -> int | None:
     if args.probe_base_port is not None:
         return int(args.probe_base_port)
     return DEFAULT_PROBE_BASE_PORT if args.base_port == DEFAULT_BASE_PORT else None
+
+
+def _urls(endpoints: str) -> str:
+    """`/metrics` of each replica's comma-separated host:port."""
+    return ", ".join(f"http://{e.strip()}/metrics" for e in endpoints.split(","))
 
 
 def _metrics_base_port(args: argparse.Namespace) -> int | None:

@@ -505,7 +505,9 @@ class UnitOfWork:
             await self.session.rollback()
         finally:
             await self._scope.__aexit__(exc_type, exc, tb)
-            outcome = FAILED if exc is not None else COMMITTED if self._committed else ROLLED_BACK
+            # Committed, then raised (a use case that records a change, then refuses): the
+            # transaction itself committed.
+            outcome = COMMITTED if self._committed else FAILED if exc is not None else ROLLED_BACK
             transaction_ended(readonly=self.readonly, outcome=outcome, began=self._began)
         # Checks made before a write cannot see a concurrent transaction's uncommitted row;
         # the unique constraint does, and fails the write.

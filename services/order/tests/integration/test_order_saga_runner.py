@@ -485,6 +485,7 @@ async def test_a_cancel_does_not_wait_out_the_backoff_of_a_failing_order(new_run
     )
     world.faults.failing["get_user"] = Unavailable("UNAVAILABLE: user service down")
     runner = new_runner(settings=settings)
+    changes = MetricChanges()
     async with recovering(runner):
         order = await place(runner, world)
         while "get_user" not in world.faults.calls:
@@ -493,6 +494,8 @@ async def test_a_cancel_does_not_wait_out_the_backoff_of_a_failing_order(new_run
         await orders.cancel_order(runner.uow, runner, order.order_id)
         order = await final(runner, order.order_id, wait=2.0)
     assert order.status is Status.CANCELLED
+    # Cancelled before anything was held: the cancel's own write made it final, and counted.
+    assert changes.of("shop_orders_finished_total", status="CANCELLED") == 1
 
 
 async def test_a_cancel_that_lands_while_a_failing_order_is_handed_back_is_acted_on_at_once(

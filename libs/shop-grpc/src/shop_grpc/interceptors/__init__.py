@@ -30,13 +30,14 @@ Every handler runs start to end in its call's task (interceptors._wrap writes a 
 handler's responses itself), so a cancellation reaches each layer, innermost first.
 
 Client (channels.open_channel installs ``client_interceptors()``):
-  1. deadline propagation  timeout = min(explicit, remaining - hop margin), or fail fast with
+  1. metrics               unless metrics are off: the grpc_client_* families
+                           (shop_grpc.metrics.client). Outermost, so it times what the caller
+                           waits for and counts a call that deadline propagation fails before
+                           sending (DeadlineExceeded).
+  2. deadline propagation  timeout = min(explicit, remaining - hop margin), or fail fast with
                            DEADLINE_EXCEEDED (shop_grpc.deadlines). It must run before any
                            tracing interceptor: OpenTelemetry's async client interceptor stops
                            cancellation reaching the server unless the call has an explicit timeout.
-  2. metrics               unless metrics are off: the grpc_client_* families
-                           (shop_grpc.metrics.client), outside the client span, so it times
-                           what the caller waits for.
   3. tracing               only when an exporter is configured (shop_grpc.telemetry): the client
                            span, and traceparent in the metadata. Inside deadline propagation, so
                            it always sees, and passes on, an explicit timeout. Unary calls get
@@ -87,7 +88,7 @@ def client_interceptors(
 ) -> list[grpc.aio.ClientInterceptor]:
     """`default_timeout`: the budget of a call made outside any inbound call's budget."""
     return [
-        *deadline_propagation(default_timeout),
         *metrics_client.client_interceptors(),
+        *deadline_propagation(default_timeout),
         *telemetry.client_interceptors(),
     ]

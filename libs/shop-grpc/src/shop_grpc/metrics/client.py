@@ -74,13 +74,18 @@ class UnaryClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
                 call.cancel()
             series.finished(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
             raise
-        except grpc.aio.AioRpcError as error:
-            series.finished(error.code(), time.perf_counter() - started)
+        except Exception as error:
+            series.finished(_code_of(error), time.perf_counter() - started)
             raise
         series.finished(code, time.perf_counter() - started)
         if code is grpc.StatusCode.OK:
             series.msg_received.inc()
         return call
+
+
+def _code_of(error: Exception) -> grpc.StatusCode:
+    """A failed call's code: the RPC error's, UNKNOWN for anything else (a closed channel)."""
+    return error.code() if isinstance(error, grpc.aio.AioRpcError) else grpc.StatusCode.UNKNOWN
 
 
 class _Streaming:
@@ -89,12 +94,19 @@ class _Streaming:
     def __init__(self, grpc_type: str) -> None:
         self._series = _Series(grpc_type)
 
-    def _counted(self, details: Any, call: grpc.aio.Call) -> grpc.aio.Call:
+    async def _counted(self, details: Any, start: Callable[[], Any]) -> Any:
+        """`start()`'s call, counted; a call that fails before it starts (the caller's budget
+        already spent, say) is counted as started and ended with its code."""
         series = self._series.of(details)
         if series is None:
-            return call
+            return await start()
         series.started.inc()
         started = time.perf_counter()
+        try:
+            call = await start()
+        except Exception as error:
+            series.finished(_code_of(error), time.perf_counter() - started)
+            raise
 
         def done(finished: grpc.aio.Call) -> None:
             elapsed = time.perf_counter() - started
@@ -123,7 +135,7 @@ class UnaryStreamClientMetrics(_Streaming, grpc.aio.UnaryStreamClientInterceptor
     async def intercept_unary_stream(
         self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
     ) -> Any:
-        return self._counted(details, await continuation(details, request))
+        return await self._counted(details, lambda: continuation(details, request))
 
 
 class StreamUnaryClientMetrics(_Streaming, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
@@ -133,7 +145,7 @@ class StreamUnaryClientMetrics(_Streaming, grpc.aio.StreamUnaryClientInterceptor
     async def intercept_stream_unary(
         self, continuation: Callable[[Any, Any], Any], details: Any, requests: Any
     ) -> Any:
-        return self._counted(details, await continuation(details, requests))
+        return await self._counted(details, lambda: continuation(details, requests))
 
 
 class StreamStreamClientMetrics(_Streaming, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
@@ -143,7 +155,7 @@ class StreamStreamClientMetrics(_Streaming, grpc.aio.StreamStreamClientIntercept
     async def intercept_stream_stream(
         self, continuation: Callable[[Any, Any], Any], details: Any, requests: Any
     ) -> Any:
-        return self._counted(details, await continuation(details, requests))
+        return await self._counted(details, lambda: continuation(details, requests))
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:

@@ -19,7 +19,9 @@ scrape (``metrics.scrapeFrom``).
 
 from __future__ import annotations
 
+import errno
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -73,31 +75,56 @@ class _BoundedServer(ThreadingWSGIServer):
     `read_timeout_seconds` at a time."""
 
     def __init__(
-        self, address: tuple[str, int], read_timeout_seconds: float, max_connections: int
+        self,
+        address: tuple[str, int],
+        family: socket.AddressFamily,
+        read_timeout_seconds: float,
+        max_connections: int,
     ) -> None:
-        host, port = address
-        self.address_family = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0][0]
+        self.address_family = family
         self.read_timeout_seconds = read_timeout_seconds
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._lock = threading.Lock()
+        self.open_connections = 0
         super().__init__(address, _QuietHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             self.shutdown_request(request)
             return
+        self._count(+1)
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._closed()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._closed()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went quiet (the read timeout) or away: not worth a traceback on stderr,
+        # which is all socketserver would do with it.
+        log.debug("metrics connection ended", error=type(sys.exc_info()[1]).__name__)
+
+    def _count(self, change: int) -> None:
+        with self._lock:
+            self.open_connections += change
+
+    def _closed(self) -> None:
+        self._count(-1)
+        self._slots.release()
+
+
+def _families(host: str) -> list[tuple[socket.AddressFamily, str]]:
+    """Where to bind `host`: an empty host or ``::`` is every address, IPv6 and IPv4 on one
+    socket, or IPv4 alone where the kernel has no IPv6 (gRPC falls back the same way)."""
+    if host in ("", "::"):
+        return [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]
+    return [(socket.AF_INET6 if ":" in host else socket.AF_INET, host)]
 
 
 class MetricsEndpoint:
@@ -123,11 +150,19 @@ class MetricsEndpoint:
         if not self.address or self._server is not None:
             return self.port
         host, port = split_address(self.address, "SHOP_METRICS_ADDRESS")
-        try:
-            server = _BoundedServer((host, port), self.read_timeout_seconds, self.max_connections)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise ConfigError(f"SHOP_METRICS_ADDRESS {self.address}: {reason}") from None
+        server = None
+        for family, bind_host in _families(host):
+            try:
+                server = _BoundedServer(
+                    (bind_host, port), family, self.read_timeout_seconds, self.max_connections
+                )
+                break
+            except OSError as error:
+                if error.errno == errno.EAFNOSUPPORT and family == socket.AF_INET6:
+                    continue
+                reason = error.strerror or str(error)
+                raise ConfigError(f"SHOP_METRICS_ADDRESS {self.address}: {reason}") from None
+        assert server is not None
         server.set_app(metrics_app())
         self._server = server
         self.port = int(server.server_port)
@@ -137,6 +172,11 @@ class MetricsEndpoint:
         self._thread.start()
         log.info("metrics served over http", address=self.address, port=self.port, path=PATH)
         return self.port
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now (each on a thread of its own)."""
+        return 0 if self._server is None else self._server.open_connections
 
     def stop(self) -> None:
         if self._server is not None:

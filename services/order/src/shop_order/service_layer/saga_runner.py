@@ -136,13 +136,16 @@ class SagaRunner:
     async def recover_once(self) -> list[str]:
         """Claims unfinished orders nobody live is driving and drives them."""
         limit = max(self.settings.max_concurrent - len(self._tasks), 0)
-        now = utcnow()
-        async with self.uow() as uow:
-            order_ids = await uow.orders.claim_unfinished(self.lease, now, limit) if limit else []
-            backlog = await uow.orders.backlog()
-            await uow.commit()
+        order_ids: list[str] = []
+        if limit:
+            async with self.uow() as uow:
+                order_ids = await uow.orders.claim_unfinished(self.lease, utcnow(), limit)
+                await uow.commit()
         metrics.recovery_claimed(len(order_ids))
-        metrics.backlog_seen(backlog.unfinished, backlog.oldest_create_time, now)
+        # Apart, in a read-only transaction: on SQLite the claim holds the one write lock.
+        async with self.uow(readonly=True) as uow:
+            backlog = await uow.orders.backlog()
+        metrics.backlog_seen(backlog.unfinished, backlog.oldest_create_time, utcnow())
         for order_id in order_ids:
             log.info("recovering order", order_id=order_id)
             self.start(order_id, claimed=True)
@@ -229,8 +232,6 @@ class SagaRunner:
                 emit("saga step", step=step.value, next=order.step.value)
             # Lines change only when the reservation prices them.
             order = await self._save(order, lines=step is Step.RESERVING_STOCK)
-            if order.is_final:
-                metrics.order_finished(order.status)
 
     async def _wait_to_retry(self, order: Order) -> bool:
         """Counts a failed try and waits for the next: here while the order has quick retries
@@ -318,9 +319,12 @@ class SagaRunner:
         return delay
 
     async def _save(self, order: Order, *, lines: bool = False) -> Order:
+        """Commits the drive's progress; the write that makes an order final is counted."""
         async with self.uow() as uow:
             await uow.orders.save(order, self.lease, utcnow(), lines=lines)
             await uow.commit()
+        if order.is_final:
+            metrics.order_finished(order.status)
         self.signal.notify(order.order_id)
         return order
 
