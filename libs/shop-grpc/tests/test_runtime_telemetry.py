@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import grpc
 import pytest
@@ -148,19 +148,26 @@ def _traceparent(sampled: bool) -> tuple[tuple[str, str], ...]:
     return (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-{'01' if sampled else '00'}"),)
 
 
-async def test_ratio_zero_samples_nothing_but_a_sampled_parent_wins(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@contextmanager
+def _sampling_at(monkeypatch: pytest.MonkeyPatch, ratio: str) -> Iterator[Traced]:
+    """Tracing on for the block, parent-based at `ratio`; spans kept in the Traced yielded."""
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
     sink = Traced(test_settings("user", "sqlite://"))
     telemetry.use(sink.provider)
     try:
-        assert await _served_spans(sink) == []
-        assert await _served_spans(sink, _traceparent(sampled=True)) == ["/test.Echo/Call"]
+        yield sink
     finally:
         telemetry.use(None)
         sink.provider.shutdown()
+
+
+async def test_ratio_zero_samples_nothing_but_a_sampled_parent_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _sampling_at(monkeypatch, "0") as sink:
+        assert await _served_spans(sink) == []
+        assert await _served_spans(sink, _traceparent(sampled=True)) == ["/test.Echo/Call"]
     (span,) = sink.spans()
     assert format_trace_id(span.context.trace_id) == TRACE_ID
     assert span.parent is not None and format_span_id(span.parent.span_id) == PARENT_ID
@@ -169,36 +176,22 @@ async def test_ratio_zero_samples_nothing_but_a_sampled_parent_wins(
 async def test_an_unsampled_parent_is_followed_even_at_ratio_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "1")
-    sink = Traced(test_settings("user", "sqlite://"))
-    telemetry.use(sink.provider)
-    try:
+    with _sampling_at(monkeypatch, "1") as sink:
         assert await _served_spans(sink, _traceparent(sampled=False)) == []
         assert await _served_spans(sink) == ["/test.Echo/Call"]
-    finally:
-        telemetry.use(None)
-        sink.provider.shutdown()
 
 
 async def test_under_an_unsampled_parent_calls_pass_the_decision_on_and_record_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "1")
-    sink = Traced(test_settings("user", "sqlite://"))
-    telemetry.use(sink.provider)
     received: list[str] = []
 
     async def back(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         received.append(dict(context.invocation_metadata())["traceparent"])
         return b"back"
 
-    try:
+    with _sampling_at(monkeypatch, "1") as sink:
         reply = await _through_front(back, _traceparent(sampled=False))
-    finally:
-        telemetry.use(None)
-        sink.provider.shutdown()
     assert reply == b"back"
     assert sink.spans() == []
     [traceparent] = received

@@ -36,7 +36,6 @@ class _Series:
     def __init__(self, grpc_type: str) -> None:
         self.grpc_type = grpc_type
         self._by_method: dict[str, MethodMetrics] = {}
-        self._quiet: set[str] = set()
 
     def of(self, details: Any) -> MethodMetrics | None:
         """The method's series; None for health checks and reflection, which are not counted."""
@@ -44,10 +43,7 @@ class _Series:
         # The method may come as bytes (grpc#31092).
         name = method.decode() if isinstance(method, bytes) else str(method)
         series = self._by_method.get(name)
-        if series is None and name not in self._quiet:
-            if name.startswith(QUIET_PREFIXES):
-                self._quiet.add(name)
-                return None
+        if series is None and not name.startswith(QUIET_PREFIXES):
             series = self._by_method[name] = MethodMetrics(CLIENT, self.grpc_type, name)
         return series
 
