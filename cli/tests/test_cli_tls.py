@@ -4,12 +4,16 @@ import os
 import subprocess
 import sys
 
+import pytest
 from cryptography import x509
 
 from shop_cli.__main__ import build_parser, run
+from shop_cli.arguments import CliError
 from shop_cli.commands.up import _metrics_base_port, _probe_base_port
 from shop_cli.suite import Suite
+from shop_cli.tls import client_tls
 from shop_grpc import registry
+from shop_grpc.config import TlsSettings
 
 
 def test_certs_init_writes_every_identity_and_refuses_to_overwrite(tmp_path, capsys):
@@ -83,3 +87,18 @@ def test_a_service_without_its_certificates_exits_2_saying_what_to_do(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"SHOP_TLS_DIR={tmp_path}" in result.stderr
     assert "SHOP_INSECURE=1" in result.stderr
+
+
+def test_a_command_with_a_data_dir_presents_that_suites_client_certificate(tmp_path):
+    # `shop bench --data-dir D` loads the suite `shop up --data-dir D` runs: its pid files
+    # and its client identity come from the same place, whatever the environment says.
+    assert run(["certs", "init", "--namespace", "shop", "--out", str(tmp_path / "certs")]) == 0
+    args = build_parser().parse_args(["bench", "--data-dir", str(tmp_path)])
+    elsewhere = {"SHOP_DATA_DIR": str(tmp_path / "other")}
+    assert client_tls(args, elsewhere) == TlsSettings(tmp_path / "certs" / "client")
+    assert client_tls(args, {**elsewhere, "SHOP_TLS_DIR": str(tmp_path / "certs" / "order")}) == (
+        TlsSettings(tmp_path / "certs" / "order")
+    )
+    without = build_parser().parse_args(["bench"])
+    with pytest.raises(CliError, match=str(tmp_path / "other" / "certs" / "client")):
+        client_tls(without, elsewhere)

@@ -1,8 +1,8 @@
 """The certificate the `shop` client commands present: the ``client`` identity.
 
-By default the one `shop up` made, ``<data dir>/certs/client`` (data dir:
-$SHOP_DATA_DIR or .shop); --tls-dir or $SHOP_TLS_DIR name another directory in the
-same layout (ca.crt, tls.crt, tls.key); --insecure or SHOP_INSECURE=1 talks
+By default the one `shop up` made, ``<data dir>/certs/client`` (data dir: the command's
+--data-dir, else $SHOP_DATA_DIR, else .shop); --tls-dir or $SHOP_TLS_DIR name another
+directory in the same layout (ca.crt, tls.crt, tls.key); --insecure or SHOP_INSECURE=1 talks
 plaintext to a suite started with --insecure.
 """
 
@@ -35,10 +35,10 @@ def add_tls_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def default_directory(environ: Mapping[str, str]) -> Path:
+def default_directory(environ: Mapping[str, str], data_dir: Path | None = None) -> Path:
     if environ.get("SHOP_TLS_DIR"):
         return Path(environ["SHOP_TLS_DIR"])
-    return Path(environ.get("SHOP_DATA_DIR") or ".shop") / CERTS_DIR / CLIENT
+    return (data_dir or Path(environ.get("SHOP_DATA_DIR") or ".shop")) / CERTS_DIR / CLIENT
 
 
 def client_tls(args: argparse.Namespace, environ: Mapping[str, str]) -> TlsSettings:
@@ -49,7 +49,9 @@ def client_tls(args: argparse.Namespace, environ: Mapping[str, str]) -> TlsSetti
         "yes",
     }:
         return PLAINTEXT
-    directory = getattr(args, "tls_dir", None) or default_directory(environ)
+    directory = getattr(args, "tls_dir", None) or default_directory(
+        environ, getattr(args, "data_dir", None)
+    )
     missing = [name for name in (CA_FILE, CERT_FILE, KEY_FILE) if not (directory / name).is_file()]
     if missing:
         raise CliError(

@@ -16,6 +16,7 @@ import pytest
 import structlog
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from shop_grpc import storage
 from shop_grpc.errors import Unavailable
@@ -249,12 +250,46 @@ async def count(db: Database) -> int:
 
 async def test_insert_once_refuses_a_taken_key_and_the_transaction_goes_on(db):
     async with UnitOfWork(db) as uow:
-        assert await insert_once(uow.session, insert(keys).values(key="a"))
-        assert not await insert_once(uow.session, insert(keys).values(key="a"))
+        assert await insert_once(uow.session, keys, {"key": "a"})
+        assert not await insert_once(uow.session, keys, {"key": "a"})
         # Still usable: the clash did not abort the transaction (as it would on PostgreSQL).
         await uow.session.execute(insert(keys).values(key="b"))
         await uow.commit()
     assert await count(db) == 2
+
+
+async def test_insert_once_waits_for_a_concurrent_writer_of_the_same_key(db):
+    first = UnitOfWork(db)
+    await first.__aenter__()
+    assert await insert_once(first.session, keys, {"key": "a"})
+
+    async def second() -> bool:
+        async with UnitOfWork(db) as uow:
+            inserted = await insert_once(uow.session, keys, {"key": "a"})
+            await uow.commit()
+            return inserted
+
+    racing = asyncio.create_task(second())
+    await asyncio.sleep(0.2)
+    # The first one's row is not committed yet: the second may neither insert nor give up.
+    assert not racing.done()
+    await first.commit()
+    await first.__aexit__(None, None, None)
+
+    assert await asyncio.wait_for(racing, 5) is False
+    assert await count(db) == 1
+
+
+async def test_a_row_that_breaks_another_constraint_is_no_duplicate_key(db):
+    # A NOT NULL column left empty is a defect, not a lost race: a use case must not read
+    # a winner's row that is not there.
+    with pytest.raises(IntegrityError):
+        async with UnitOfWork(db) as uow:
+            await insert_once(uow.session, keys, {"key": None})
+    with pytest.raises(IntegrityError):
+        async with UnitOfWork(db) as uow:
+            await uow.session.execute(insert(keys).values(key=None))
+    assert await count(db) == 0
 
 
 async def add_in_a_unit_of_work(db: Database, key: str) -> None:

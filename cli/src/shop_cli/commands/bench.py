@@ -57,9 +57,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(".shop"),
         help="the local suite's data directory, whose pid files give the services' CPU time "
-        "(default .shop, as shop up)",
+        "and whose client certificate the benchmark presents (default .shop, as shop up)",
     )
     add_target_flags(parser, *CLIENT_SERVICES)
     add_timeout_flag(parser)
@@ -89,7 +88,7 @@ async def run(args: argparse.Namespace) -> int:
         fixture = await seed(clients, args.timeout)
         say(f"seeded {', '.join(fixture.product_ids)} and user {fixture.user_id}")
         say(f"running {plan.clients} clients for {plan.duration:g} s")
-        meter = CpuMeter(args.data_dir)
+        meter = CpuMeter(args.data_dir or Path(".shop"))
         meter.start()
         progress = await load(clients, fixture, plan)
         seconds = progress.elapsed

@@ -40,7 +40,6 @@ def _bound(table: Table, *columns: str) -> dict[str, BindParameter[Any]]:
     return {name: bindparam(name, type_=table.c[name].type) for name in columns}
 
 
-_INSERT_PRODUCT = insert(products)
 _PRODUCTS = select(products).where(
     products.c.product_id.in_(bindparam("product_ids", expanding=True))
 )
@@ -67,7 +66,6 @@ _SAVE_LEVEL = (
     .values(_bound(stock_levels, "available", "reserved", "sold", "update_time"))
 )
 
-_INSERT_RESERVATION = insert(reservations)
 _INSERT_RESERVATION_LINES = insert(reservation_lines)
 _RESERVATION = select(reservations).where(reservations.c.order_id == bindparam("order_id"))
 _RESERVATION_FOR_UPDATE = _RESERVATION.with_for_update()
@@ -92,7 +90,6 @@ _RESERVATION_LINES = (
     .order_by(reservation_lines.c.order_id, reservation_lines.c.position)
 )
 
-_INSERT_IMPORT_BATCH = insert(import_batches)
 _FINGERPRINT_OF = select(import_batches.c.request_fingerprint).where(
     import_batches.c.request_id == bindparam("request_id")
 )
@@ -113,7 +110,7 @@ class ProductRepository:
             "create_time": product.create_time,
             "request_id": request_id,
         }
-        return await insert_once(self.session, _INSERT_PRODUCT, row)
+        return await insert_once(self.session, products, row)
 
     async def get(self, product_id: str) -> Product | None:
         found = await self.get_many([product_id])
@@ -220,7 +217,7 @@ class ReservationRepository:
             "create_time": reservation.create_time,
             "update_time": reservation.create_time,
         }
-        if not await insert_once(self.session, _INSERT_RESERVATION, row):
+        if not await insert_once(self.session, reservations, row):
             return False
         lines = [
             {
@@ -296,7 +293,7 @@ class ImportBatchRepository:
             "lines_applied": lines_applied,
             "create_time": now,
         }
-        return await insert_once(self.session, _INSERT_IMPORT_BATCH, row)
+        return await insert_once(self.session, import_batches, row)
 
     async def fingerprint_of(self, request_id: str) -> str | None:
         result = await self.session.execute(_FINGERPRINT_OF, {"request_id": request_id})
