@@ -104,7 +104,7 @@ def test_bench_alone_loads_the_suite_and_bench_rpc_runs_the_rpc_benchmark():
     assert suite.benchmark is None
     assert suite.parser.prog == "shop bench"
     assert (suite.clients, suite.duration, str(suite.data_dir)) == (2, 5.0, "elsewhere")
-    assert str(parse("bench").data_dir) == ".shop"
+    assert parse("bench").data_dir is None  # $SHOP_DATA_DIR, else .shop (test_cli_tls)
     rpc = parse("bench", "rpc", "--concurrency", "3", "--duration", "4", "--rounds", "2")
     assert rpc.benchmark == "rpc"
     assert rpc.parser.prog == "shop bench rpc"

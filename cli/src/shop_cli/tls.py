@@ -35,10 +35,16 @@ def add_tls_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def data_directory(environ: Mapping[str, str], data_dir: Path | None = None) -> Path:
+    """The suite's data directory: `data_dir` (a command's --data-dir), else $SHOP_DATA_DIR,
+    else .shop."""
+    return data_dir or Path(environ.get("SHOP_DATA_DIR") or ".shop")
+
+
 def default_directory(environ: Mapping[str, str], data_dir: Path | None = None) -> Path:
     if environ.get("SHOP_TLS_DIR"):
         return Path(environ["SHOP_TLS_DIR"])
-    return (data_dir or Path(environ.get("SHOP_DATA_DIR") or ".shop")) / CERTS_DIR / CLIENT
+    return data_directory(environ, data_dir) / CERTS_DIR / CLIENT
 
 
 def client_tls(args: argparse.Namespace, environ: Mapping[str, str]) -> TlsSettings:

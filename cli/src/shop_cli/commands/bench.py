@@ -10,6 +10,7 @@ Exit status 1 when the check found a violation.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from shop_cli.bench.seed import seed
 from shop_cli.bench.settle import settle
 from shop_cli.commands import bench_rpc
 from shop_cli.targets import CLIENT_SERVICES, Clients, add_target_flags
+from shop_cli.tls import data_directory
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +60,8 @@ def register(subparsers: Any) -> None:
         "--data-dir",
         type=Path,
         help="the local suite's data directory, whose pid files give the services' CPU time "
-        "and whose client certificate the benchmark presents (default .shop, as shop up)",
+        "and whose client certificate the benchmark presents (default $SHOP_DATA_DIR, else "
+        ".shop)",
     )
     add_target_flags(parser, *CLIENT_SERVICES)
     add_timeout_flag(parser)
@@ -88,7 +91,7 @@ async def run(args: argparse.Namespace) -> int:
         fixture = await seed(clients, args.timeout)
         say(f"seeded {', '.join(fixture.product_ids)} and user {fixture.user_id}")
         say(f"running {plan.clients} clients for {plan.duration:g} s")
-        meter = CpuMeter(args.data_dir or Path(".shop"))
+        meter = CpuMeter(data_directory(os.environ, args.data_dir))
         meter.start()
         progress = await load(clients, fixture, plan)
         seconds = progress.elapsed
