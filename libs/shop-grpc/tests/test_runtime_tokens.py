@@ -21,7 +21,10 @@ from shop_grpc import tokens
 from shop_grpc.tokens import KeyDirectory, KeyFileError, KeyRing, TokenRejected
 
 USER = str(uuid.uuid4())
-NOW = datetime.datetime.now(datetime.UTC)
+
+
+def now() -> int:
+    return int(datetime.datetime.now(datetime.UTC).timestamp())
 
 
 @pytest.fixture
@@ -40,14 +43,14 @@ def b64(data: bytes) -> str:
 
 
 def claims(**changes: object) -> dict[str, object]:
-    now = int(NOW.timestamp())
+    at = now()
     base: dict[str, object] = {
         "iss": tokens.ISSUER,
         "aud": tokens.AUDIENCE,
         "sub": USER,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 60,
+        "iat": at,
+        "nbf": at,
+        "exp": at + 60,
         "jti": str(uuid.uuid4()),
     }
     base.update(changes)
@@ -95,9 +98,9 @@ def test_a_malformed_token_is_unauthenticated(keys, token):
 def test_an_expired_token_is_unauthenticated_and_says_so(keys):
     private, public = rings(keys)
     expired = claims(
-        iat=int(NOW.timestamp()) - 120,
-        nbf=int(NOW.timestamp()) - 120,
-        exp=int(NOW.timestamp()) - 60,
+        iat=now() - 120,
+        nbf=now() - 120,
+        exp=now() - 60,
     )
 
     error = rejected(public, signed(private, expired))
@@ -107,14 +110,14 @@ def test_an_expired_token_is_unauthenticated_and_says_so(keys):
 
 def test_clock_skew_within_the_leeway_is_forgiven(keys):
     private, public = rings(keys)
-    just_expired = claims(exp=int(NOW.timestamp()) - tokens.LEEWAY_SECONDS // 2)
+    just_expired = claims(exp=now() - tokens.LEEWAY_SECONDS // 2)
 
     assert tokens.verify(public, signed(private, just_expired)).subject == USER
 
 
 def test_a_token_not_yet_valid_is_unauthenticated(keys):
     private, public = rings(keys)
-    later = int(NOW.timestamp()) + 600
+    later = now() + 600
 
     rejected(public, signed(private, claims(nbf=later, exp=later + 60)))
     rejected(public, signed(private, claims(iat=later, exp=later + 60)))

@@ -184,8 +184,6 @@ class KeyDirectory:
         self._checked = time.monotonic()
         self._signature = self._stat()
         self._ring = read_ring(directory)
-        if not self._ring.keys:
-            log.warning("no token keys: customer tokens are refused", directory=str(directory))
 
     def _stat(self) -> Signature:
         try:
