@@ -228,6 +228,8 @@ class Issued:
     token: str = field(repr=False)
     """The compact JWS; a secret of its holder, never logged."""
     kid: str
+    token_id: str
+    """``jti``: names the token in logs without revealing it."""
     expire_time: datetime.datetime
 
 
@@ -274,7 +276,8 @@ def issue(
     }
     headers = {"kid": key.kid, "typ": TOKEN_TYPE}
     token = jwt.encode(claims, key.private, algorithm=key.algorithm, headers=headers)
-    return Issued(token, key.kid, datetime.datetime.fromtimestamp(expires, datetime.UTC))
+    expire_time = datetime.datetime.fromtimestamp(expires, datetime.UTC)
+    return Issued(token, key.kid, str(claims["jti"]), expire_time)
 
 
 def verify(ring: KeyRing, token: str) -> Claims:

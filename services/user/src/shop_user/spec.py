@@ -1,7 +1,7 @@
 """The user service, as the suite knows it (shop_grpc.registry)."""
 
 from shop.user.v1 import user_pb2
-from shop_grpc.registry import CLIENT, ServiceSpec
+from shop_grpc.registry import ANYONE, CLIENT, ServiceSpec
 
 OPERATOR = (CLIENT,)
 
@@ -18,5 +18,9 @@ SPEC = ServiceSpec(
         "ListUsers": OPERATOR,
         "WatchUsers": OPERATOR,
         "BatchCreateUsers": OPERATOR,
+        # Whatever carries customers' calls signs them in (the CLI, a web front end) and
+        # reads the keys that verify their tokens.
+        "Login": (ANYONE,),
+        "GetJsonWebKeySet": (ANYONE,),
     },
 )

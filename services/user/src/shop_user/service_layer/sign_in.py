@@ -1,0 +1,105 @@
+"""Signing in: a login name and a password give an access token (shop_grpc.tokens).
+
+What a reviewer looks for, and where it is:
+
+- **No hint of which part was wrong.** An unknown login and a wrong password are the same
+  Unauthenticated, with the same message (OWASP Authentication Cheat Sheet, "Authentication
+  and error messages").
+- **The same time either way.** An unknown login is checked against a stand-in hash of the
+  same scrypt cost, so the answer takes as long as a wrong password for a real account; the
+  hash comparison itself is constant-time (domain.passwords).
+- **Repeated failures slow down**, per account (the login name as given, lower-cased, whether
+  or not such an account exists, so the limit says nothing about existence either) and per
+  caller (its address): RESOURCE_EXHAUSTED with how long to wait (domain.throttle). A
+  throttled try is refused before its password is looked at, so it teaches nothing.
+- Neither the login name nor the password is logged; the user id of a success is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from shop_grpc import tokens
+from shop_grpc.errors import FailedPrecondition, ResourceExhausted, Unauthenticated
+from shop_user.domain import passwords
+from shop_user.domain.throttle import FailureThrottle, Limit
+from shop_user.service_layer.unit_of_work import UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+
+WRONG = "wrong login or password"
+ACCOUNT_LIMIT = Limit(free_failures=5, window_seconds=900)
+"""Five free failures per account in 15 minutes, then 1 s, 2 s, 4 s … up to 15 minutes."""
+CALLER_LIMIT = Limit(free_failures=50, window_seconds=900)
+"""A caller may mistype for many accounts (a gateway carries many customers), so more."""
+
+
+@dataclass
+class Throttles:
+    accounts: FailureThrottle
+    callers: FailureThrottle
+
+    @classmethod
+    def default(cls) -> Throttles:
+        return cls(FailureThrottle(ACCOUNT_LIMIT), FailureThrottle(CALLER_LIMIT))
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user_id: str
+    token: tokens.Issued
+
+
+async def login(
+    uow: UnitOfWorkFactory,
+    keys: tokens.KeyDirectory,
+    throttles: Throttles,
+    login_name: str,
+    password: str,
+    caller: str,
+) -> SignedIn:
+    """An access token for the user `login_name` (username or email) names, if `password`
+    is theirs. `caller` identifies where the try came from (its address).
+
+    Raises ResourceExhausted while the account or the caller must wait, Unauthenticated for
+    wrong credentials, FailedPrecondition (SIGNING_KEY_MISSING) when no key can sign.
+    """
+    account = login_name.lower()
+    _check_throttles(throttles, account, caller)
+    async with uow(readonly=True) as tx:
+        found = await tx.users.credentials(account)
+    stored = found[1] if found else passwords.unknown_account_hash()
+    matches = await passwords.verify_password_async(password, stored)
+    if found is None or not matches:
+        throttles.accounts.failed(account)
+        throttles.callers.failed(caller)
+        log.info("sign-in refused")
+        raise Unauthenticated(WRONG)
+    user_id = found[0]
+    throttles.accounts.succeeded(account)
+    try:
+        issued = tokens.issue(keys.ring(), user_id)
+    except tokens.NoSigningKey:
+        log.error("no signing key: nobody can sign in", directory=str(keys.directory))
+        raise FailedPrecondition(
+            "sign-in is not available: the service has no signing key",
+            reason="SIGNING_KEY_MISSING",
+        ) from None
+    log.info("signed in", user_id=user_id, token_id=issued.token_id, kid=issued.kid)
+    return SignedIn(user_id, issued)
+
+
+def _check_throttles(throttles: Throttles, account: str, caller: str) -> None:
+    for scope, wait in (
+        ("account", throttles.accounts.wait_seconds(account)),
+        ("caller", throttles.callers.wait_seconds(caller)),
+    ):
+        if wait > 0:
+            log.warning("sign-in throttled", scope=scope, wait_seconds=round(wait, 1))
+            raise ResourceExhausted(
+                f"too many failed sign-ins; try again in {wait:.0f} s",
+                wait,
+                reason="TOO_MANY_FAILED_SIGN_INS",
+            )
