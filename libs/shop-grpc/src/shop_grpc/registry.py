@@ -52,6 +52,9 @@ class ServiceSpec:
     ``ANYONE``, or ``CUSTOMER``). A method left out is closed to everyone."""
     depends_on: tuple[str, ...] = ()
     """The services it calls."""
+    signs_tokens: bool = False
+    """Whether it issues customer access tokens, and so gets the private signing keys
+    (shop_grpc.tokens); every other service gets only the public ones."""
     module: str = field(default="")
     """What `python -m` runs; ``shop_<name>`` when empty."""
 

@@ -9,6 +9,7 @@ SPEC = ServiceSpec(
     name="user",
     default_port=50054,
     descriptor=user_pb2.DESCRIPTOR.services_by_name["UserService"],
+    signs_tokens=True,
     callers={
         "CreateUser": OPERATOR,
         # The order saga checks that its customer exists.
