@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from opentelemetry.trace import SpanKind
 
 from shop.common.v1 import money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
@@ -286,3 +287,23 @@ async def test_logs_name_the_customer_and_never_hold_the_token(shop, capsys):
     assert f"user_id={ALICE}" in logged
     assert "unauthenticated" in logged
     assert token.split(".")[2] not in logged and token.split(".")[1] not in logged
+
+
+async def test_spans_name_the_customer_and_never_hold_the_token(traced, shop):
+    token = shop.keys.token_for(ALICE)
+    alices = await place(shop, ALICE)
+
+    await shop.stub().GetOrder(
+        order_pb2.GetOrderRequest(order_id=alices.order_id), metadata=bearer(token)
+    )
+
+    spans = traced.spans()
+    served = [
+        s
+        for s in spans
+        if s.name == "/shop.order.v1.OrderService/GetOrder" and s.kind == SpanKind.SERVER
+    ]
+    assert served and served[-1].attributes["enduser.id"] == ALICE
+    for span in spans:
+        recorded = repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
+        assert token not in recorded and token.split(".")[2] not in recorded
