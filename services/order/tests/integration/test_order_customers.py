@@ -212,8 +212,10 @@ async def test_the_operator_without_a_token_acts_on_any_order(shop):
 async def test_another_identity_without_a_token_is_unauthenticated(shop):
     alices = await place(shop, ALICE)
 
-    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
+    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED) as failure:
         await shop.stub("payment").GetOrder(order_pb2.GetOrderRequest(order_id=alices.order_id))
+
+    assert dict(failure.rpc_error.trailing_metadata() or ())["www-authenticate"] == "Bearer"
 
 
 # -- tokens that do not hold ---------------------------------------------------------------
@@ -249,6 +251,8 @@ async def test_a_bad_authorization_is_unauthenticated_even_from_the_operator(sho
         )
     credentials = authorization.partition(" ")[2].strip()
     assert not credentials or credentials not in failure.details  # never echoed back
+    challenge = dict(failure.rpc_error.trailing_metadata() or ())["www-authenticate"]
+    assert challenge == 'Bearer error="invalid_token"'
 
 
 async def test_a_token_signed_by_a_removed_key_is_unauthenticated(shop):

@@ -38,6 +38,9 @@ log = structlog.get_logger("shop_grpc.identity")
 UNKNOWN = "unknown"
 AUTHORIZATION = "authorization"
 SCHEME = "bearer"
+CHALLENGE = "Bearer"
+"""RFC 6750 section 3: no credentials were sent, so the challenge names only the scheme."""
+INVALID_TOKEN = 'Bearer error="invalid_token"'
 NEEDS_TOKEN = "this method needs `authorization: Bearer <access token>` (UserService.Login)"
 
 
@@ -114,13 +117,13 @@ class IdentityCheck(AroundEachCall):
                 return Caller(identity, claims.subject)
         except tokens.TokenRejected as rejected:
             log.warning("unauthenticated", caller=identity, rpc=method, reason=rejected.reason)
-            await _abort_unauthenticated(context, rejected.message)
+            await _abort_unauthenticated(context, rejected.message, INVALID_TOKEN)
         if self.namespace is None or policy.allowed(identity, method, self.rules):
             # On the call's own log line (interceptors.logging), not one more line per call.
             structlog.contextvars.bind_contextvars(acting_for="any customer")
             return Caller(identity)
         log.warning("unauthenticated", caller=identity, rpc=method, reason="NO_TOKEN")
-        await _abort_unauthenticated(context, NEEDS_TOKEN)
+        await _abort_unauthenticated(context, NEEDS_TOKEN, CHALLENGE)
         raise AssertionError("abort raises")
 
     @staticmethod
@@ -140,10 +143,15 @@ class IdentityCheck(AroundEachCall):
         )
 
 
-async def _abort_unauthenticated(context: grpc.aio.ServicerContext, message: str) -> None:
+async def _abort_unauthenticated(
+    context: grpc.aio.ServicerContext, message: str, challenge: str
+) -> None:
     # RFC 6750 section 3: the scheme the caller should use, said the way HTTP would.
-    context.set_trailing_metadata((("www-authenticate", 'Bearer error="invalid_token"'),))
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+    await context.abort(
+        grpc.StatusCode.UNAUTHENTICATED,
+        message,
+        trailing_metadata=(("www-authenticate", challenge),),
+    )
 
 
 def identity_check(settings: ServerSettings) -> list[IdentityCheck]:
