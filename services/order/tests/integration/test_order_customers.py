@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 from shop.common.v1 import money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
+from shop_grpc import tokens
 from shop_grpc.channels import open_channel
 from shop_grpc.config import Env, TlsSettings
 from shop_grpc.service import Storage
@@ -289,6 +290,7 @@ async def test_logs_name_the_customer_and_never_hold_the_token(shop, capsys):
 
     logged = capsys.readouterr().out
     assert f"user_id={ALICE}" in logged
+    assert f"token_id={tokens.verify(tokens.read_ring(shop.keys.public), token).token_id}" in logged
     assert "unauthenticated" in logged
     assert token.split(".")[2] not in logged and token.split(".")[1] not in logged
 

@@ -488,3 +488,20 @@ async def test_the_jwks_lists_every_verifying_key_and_new_tokens_use_the_newest(
         issuer=tokens.ISSUER,
     )
     assert claims["sub"]
+
+
+async def test_guesses_sent_all_at_once_are_throttled_like_guesses_in_a_row(api):
+    await api.create("alice")
+
+    async def guess(i: int) -> grpc.StatusCode:
+        try:
+            await api.stub.Login(login("alice", f"guess {i}"), timeout=20)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(guess(i) for i in range(10)))
+
+    # Five free failures, the sixth starts the wait: the other four are refused unchecked.
+    assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == 6
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 4

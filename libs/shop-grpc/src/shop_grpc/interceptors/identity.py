@@ -14,7 +14,8 @@ from the server's namespace in every case. A plaintext server (SHOP_INSECURE=1) 
 identities to check: only tokens are.
 
 The token itself is never logged nor put into a span or a status message; its user id and
-``jti`` are (the ``user_id`` log field, the ``enduser.id`` span attribute).
+``jti`` are (the ``user_id`` and ``token_id`` fields of the call's log line; the user id as the
+``enduser.id`` span attribute).
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ class IdentityCheck(AroundEachCall):
             token = bearer_token(context.invocation_metadata())
             if token is not None:
                 claims = tokens.verify(self.keys.ring(), token)
-                structlog.contextvars.bind_contextvars(user_id=claims.subject)
+                structlog.contextvars.bind_contextvars(
+                    user_id=claims.subject, token_id=claims.token_id
+                )
                 trace.get_current_span().set_attribute("enduser.id", claims.subject)
                 return Caller(identity, claims.subject)
         except tokens.TokenRejected as rejected:

@@ -7,7 +7,9 @@ the account's owner is never locked out for good. A success forgets the key's fa
 Failures older than the window are forgotten too.
 
 The count is per replica and in memory: a restart forgets it, and an attacker spread over N
-replicas gets N times the attempts — still doubling waits on each.
+replicas gets N times the attempts — still doubling waits on each. The table holds a bounded
+number of keys; one that fills it with new keys pushes the oldest out, which the per-caller
+count (one of the keys it fills) slows down in turn.
 """
 
 from __future__ import annotations

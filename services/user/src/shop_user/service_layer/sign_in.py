@@ -11,13 +11,17 @@ What a reviewer looks for, and where it is:
 - **Repeated failures slow down**, per account (the login name as given, lower-cased, whether
   or not such an account exists, so the limit says nothing about existence either) and per
   caller (its address): RESOURCE_EXHAUSTED with how long to wait (domain.throttle). A
-  throttled try is refused before its password is looked at, so it teaches nothing.
+  throttled try is refused before its password is looked at, so it teaches nothing; tries for
+  one account take turns, so a burst of guesses cannot all pass the check at once.
 - Neither the login name nor the password is logged; the user id of a success is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -40,10 +44,27 @@ CALLER_LIMIT = Limit(free_failures=50, window_seconds=900)
 class Throttles:
     accounts: FailureThrottle
     callers: FailureThrottle
+    _turns: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
 
     @classmethod
     def default(cls) -> Throttles:
         return cls(FailureThrottle(ACCOUNT_LIMIT), FailureThrottle(CALLER_LIMIT))
+
+    @contextlib.asynccontextmanager
+    async def turn(self, account: str) -> AsyncIterator[None]:
+        """One try at a time per account: guesses sent all at once would otherwise all be
+        checked before the first failure was counted, and slip past the limit together."""
+        lock, waiting = self._turns.get(account, (asyncio.Lock(), 0))
+        self._turns[account] = (lock, waiting + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, waiting = self._turns[account]
+            if waiting == 1:
+                del self._turns[account]
+            else:
+                self._turns[account] = (lock, waiting - 1)
 
 
 @dataclass(frozen=True)
@@ -67,18 +88,19 @@ async def login(
     wrong credentials, FailedPrecondition (SIGNING_KEY_MISSING) when no key can sign.
     """
     account = login_name.lower()
-    _check_throttles(throttles, account, caller)
-    async with uow(readonly=True) as tx:
-        found = await tx.users.credentials(account)
-    stored = found[1] if found else passwords.unknown_account_hash()
-    matches = await passwords.verify_password_async(password, stored)
-    if found is None or not matches:
-        throttles.accounts.failed(account)
-        throttles.callers.failed(caller)
-        log.info("sign-in refused")
-        raise Unauthenticated(WRONG)
+    async with throttles.turn(account):
+        _check_throttles(throttles, account, caller)
+        async with uow(readonly=True) as tx:
+            found = await tx.users.credentials(account)
+        stored = found[1] if found else passwords.unknown_account_hash()
+        matches = await passwords.verify_password_async(password, stored)
+        if found is None or not matches:
+            throttles.accounts.failed(account)
+            throttles.callers.failed(caller)
+            log.info("sign-in refused")
+            raise Unauthenticated(WRONG)
+        throttles.accounts.succeeded(account)
     user_id = found[0]
-    throttles.accounts.succeeded(account)
     try:
         issued = tokens.issue(keys.ring(), user_id)
     except tokens.NoSigningKey:
