@@ -433,6 +433,9 @@ async def test_repeated_failures_for_an_account_are_resource_exhausted_with_a_re
     retry = error_details_pb2.RetryInfo()
     assert rich is not None and any(d.Unpack(retry) for d in rich.details if d.Is(retry.DESCRIPTOR))
     assert 0 < retry.retry_delay.ToTimedelta().total_seconds() <= 1
+    # Her e-mail is the same account, counted together.
+    with rpc_fails(grpc.StatusCode.RESOURCE_EXHAUSTED):
+        await api.stub.Login(login("alice@example.com"), timeout=10)
     # Another account from the same caller is not held back by alice's.
     await api.create("bob")
     assert (await api.call("Login", login("bob"))).user_id

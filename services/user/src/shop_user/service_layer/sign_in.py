@@ -8,8 +8,8 @@ What a reviewer looks for, and where it is:
 - **The same time either way.** An unknown login is checked against a stand-in hash of the
   same scrypt cost, so the answer takes as long as a wrong password for a real account; the
   hash comparison itself is constant-time (domain.passwords).
-- **Repeated failures slow down**, per account (the login name as given, lower-cased, whether
-  or not such an account exists, so the limit says nothing about existence either) and per
+- **Repeated failures slow down**, per account (its username and e-mail counted together;
+  a name no account has is counted alike, so the limit says nothing about existence) and per
   caller (its address): RESOURCE_EXHAUSTED with how long to wait (domain.throttle). A
   throttled try is refused before its password is looked at, so it teaches nothing; tries for
   one account take turns, so a burst of guesses cannot all pass the check at once.
@@ -87,11 +87,13 @@ async def login(
     Raises ResourceExhausted while the account or the caller must wait, Unauthenticated for
     wrong credentials, FailedPrecondition (SIGNING_KEY_MISSING) when no key can sign.
     """
-    account = login_name.lower()
-    async with throttles.turn(account):
-        _check_throttles(throttles, account, caller)
+    name = login_name.lower()
+    async with throttles.turn(name):
         async with uow(readonly=True) as tx:
-            found = await tx.users.credentials(account)
+            found = await tx.users.credentials(name)
+        # An account's username and e-mail share one count; a name no account has, its own.
+        account = f"user:{found[0]}" if found else f"name:{name}"
+        _check_throttles(throttles, account, caller)
         stored = found[1] if found else passwords.unknown_account_hash()
         matches = await passwords.verify_password_async(password, stored)
         if found is None or not matches:
