@@ -310,3 +310,11 @@ def test_new_key_writes_the_private_half_for_its_owner_only(tmp_path):
     assert tokens.KID.match(kid)
     assert (tmp_path / "private" / f"{kid}.pem").stat().st_mode & 0o777 == 0o600
     assert b"PRIVATE" not in (tmp_path / "public" / f"{kid}.pem").read_bytes()
+
+
+def test_the_new_key_command_prints_the_kid_it_wrote(tmp_path, capsys):
+    assert tokens.main(["new-key", str(tmp_path / "private"), str(tmp_path / "public")]) == 0
+
+    kid = capsys.readouterr().out.strip()
+    assert tokens.read_ring(tmp_path / "private").signing.kid == kid  # type: ignore[union-attr]
+    assert set(tokens.read_ring(tmp_path / "public").keys) == {kid}

@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from shop_grpc.certs import write_file
 from shop_grpc.config import ConfigError
 from shop_grpc.errors import Unauthenticated
 
@@ -345,8 +346,6 @@ def new_key_pems() -> tuple[bytes, bytes]:
 def write_new_key(private_dir: Path, public_dir: Path, kid: str | None = None) -> str:
     """Writes a new key pair as ``<kid>.pem`` into each directory (the private one readable
     by its owner only); returns the kid."""
-    from shop_grpc.certs import write_file  # the certificate tools' atomic write
-
     kid = kid or new_kid()
     private_pem, public_pem = new_key_pems()
     write_file(public_dir / f"{kid}{KEY_SUFFIX}", public_pem)
