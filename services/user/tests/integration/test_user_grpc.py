@@ -418,6 +418,7 @@ async def test_an_unknown_account_costs_as_long_as_a_wrong_password(api):
 
 async def test_repeated_failures_for_an_account_are_resource_exhausted_with_a_retry_delay(api):
     await api.create("alice")
+    changes = testing.MetricChanges()
     for i in range(5):
         with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
             await api.stub.Login(login("alice", f"guess {i}"), timeout=10)
@@ -439,6 +440,9 @@ async def test_repeated_failures_for_an_account_are_resource_exhausted_with_a_re
     # Another account from the same caller is not held back by alice's.
     await api.create("bob")
     assert (await api.call("Login", login("bob"))).user_id
+    assert changes.of("shop_user_sign_ins_total", outcome="REFUSED") == 6
+    assert changes.of("shop_user_sign_ins_total", outcome="THROTTLED") == 2
+    assert changes.of("shop_user_sign_ins_total", outcome="SIGNED_IN") == 1
 
 
 async def test_many_failures_from_one_caller_slow_that_caller_down(api, signing):

@@ -29,6 +29,7 @@ from shop_grpc import tokens
 from shop_grpc.errors import FailedPrecondition, ResourceExhausted, Unauthenticated
 from shop_user.domain import passwords
 from shop_user.domain.throttle import FailureThrottle, Limit
+from shop_user.service_layer import metrics
 from shop_user.service_layer.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -100,6 +101,7 @@ async def login(
             throttles.accounts.failed(account)
             throttles.callers.failed(caller)
             log.info("sign-in refused")
+            metrics.sign_in(metrics.REFUSED)
             raise Unauthenticated(WRONG)
         throttles.accounts.succeeded(account)
     user_id = found[0]
@@ -112,6 +114,7 @@ async def login(
             reason="SIGNING_KEY_MISSING",
         ) from None
     log.info("signed in", user_id=user_id, token_id=issued.token_id, kid=issued.kid)
+    metrics.sign_in(metrics.SIGNED_IN)
     return SignedIn(user_id, issued)
 
 
@@ -122,6 +125,7 @@ def _check_throttles(throttles: Throttles, account: str, caller: str) -> None:
     ):
         if wait > 0:
             log.warning("sign-in throttled", scope=scope, wait_seconds=round(wait, 1))
+            metrics.sign_in(metrics.THROTTLED)
             raise ResourceExhausted(
                 f"too many failed sign-ins; try again in {wait:.0f} s",
                 wait,
