@@ -593,6 +593,7 @@ def test_what_objects_refer_to_is_named_alike_with_the_longest_release_name(case
             made_secrets |= {
                 spec.get("tls", {}).get("caSecret"),
                 spec.get("database", {}).get("secret"),
+                *spec.get("tokens", {}).values(),
             }
     external = {ref["name"] for ref in production_external_secrets(case)}
     for where, spec in pod_specs(docs):
@@ -1067,3 +1068,16 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     checked = promtool("check", "rules", tmp_path / "queries.yaml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert len(queries) >= 15
+
+
+def test_only_the_services_that_sign_tokens_mount_the_signing_keys(
+    rendered: list[dict[str, Any]],
+) -> None:
+    for name, deployment in service_deployments(rendered).items():
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        secret = volumes["token-keys"]["secret"]["secretName"]
+        spec = registry.spec(name)
+        assert spec is not None
+        wanted = "token-signing" if spec.signs_tokens else "token-verifying"
+        assert secret.endswith(wanted), f"{name} mounts {secret}"
+        assert env_of(deployment)["SHOP_TOKEN_KEYS_DIR"]["value"] == "/etc/shop/token-keys"

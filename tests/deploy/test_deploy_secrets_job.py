@@ -10,6 +10,8 @@ from typing import Any
 
 from cryptography import x509
 
+from shop_grpc import tokens
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
     "shop_make_secrets", ROOT / "deploy/helm/shop/files/make_secrets.py"
@@ -104,3 +106,43 @@ def test_database_urls_carry_their_own_password() -> None:
     assert data(api, "shop-postgresql", "order-url").decode() == (
         f"postgresql://shop_order:{password}@db:5432/shop_order"
     )
+
+
+TOKENS: dict[str, Any] = {
+    **SPEC,
+    "tokens": {"signingSecret": "shop-token-signing", "verifyingSecret": "shop-token-verifying"},
+}
+
+
+def secret_dir(api: FakeApi, name: str, where: Path) -> Path:
+    """The Secret's keys as the files its mount shows."""
+    where.mkdir()
+    for key, value in api.secrets[f"shop/{name}"]["data"].items():
+        (where / key).write_bytes(base64.b64decode(value))
+    return where
+
+
+def test_the_first_token_key_signs_in_one_secret_and_verifies_from_the_other(tmp_path) -> None:
+    api = FakeApi()
+    job.make_tokens(api, TOKENS)
+
+    signing = tokens.read_ring(secret_dir(api, "shop-token-signing", tmp_path / "signing"))
+    verifying = tokens.read_ring(secret_dir(api, "shop-token-verifying", tmp_path / "verifying"))
+
+    assert signing.signing is not None
+    assert set(signing.keys) == set(verifying.keys) and verifying.signing is None
+    token = tokens.issue(signing, "0b0e7c1e-2c4e-4c59-9a8a-0f6a7d1c2b3a").token
+    assert tokens.verify(verifying, token).subject == "0b0e7c1e-2c4e-4c59-9a8a-0f6a7d1c2b3a"
+
+
+def test_token_secrets_are_kept_and_a_lost_verifying_one_is_made_from_the_signing_keys() -> None:
+    api = FakeApi()
+    job.make_tokens(api, TOKENS)
+    before = json.dumps(api.secrets, sort_keys=True)
+    job.make_tokens(api, TOKENS)
+    assert json.dumps(api.secrets, sort_keys=True) == before
+
+    verifying = api.secrets.pop("shop/shop-token-verifying")
+    job.make_tokens(api, TOKENS)
+
+    assert api.secrets["shop/shop-token-verifying"]["data"] == verifying["data"]

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import grpc
 
 from shop_cli.arguments import CliError
-from shop_cli.commands import bench, catalog, certs, demo, orders, probe, up, users
+from shop_cli.commands import bench, catalog, certs, demo, login, orders, probe, up, users
 from shop_cli.output import describe_rpc_error
 
-COMMAND_GROUPS = (up, users, catalog, orders, demo, probe, bench, certs)
+COMMAND_GROUPS = (up, users, login, catalog, orders, demo, probe, bench, certs)
 
 
 def build_parser() -> argparse.ArgumentParser:

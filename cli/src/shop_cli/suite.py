@@ -9,7 +9,9 @@ The services are those installed (shop_grpc.registry), started each after the on
 Each child is ``python -m shop_<service>`` configured only through SHOP_*
 variables, exactly as a deployment would configure it: mTLS with its own
 identity from ``<data_dir>/certs/<service>`` (made on first start; ``client`` is
-the `shop` commands' identity), and a plaintext health-only probe port. Its stdout and stderr
+the `shop` commands' identity), the access token keys from ``<data_dir>/token-keys`` (a first
+key made on first start: private keys for the service that signs, public ones for the others),
+and a plaintext health-only probe port. Its stdout and stderr
 go to ``<data_dir>/logs/<service>.log`` and, when ``echo`` is given, to that
 stream prefixed with the service name. Its pid is published under ``<data_dir>/pids``
 (shop_cli.pidfiles) while it runs.
@@ -35,7 +37,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shop_cli import pidfiles
-from shop_grpc import certs, registry
+from shop_grpc import certs, registry, tokens
 from shop_grpc.config import stop_timeout
 
 LOG_TAIL_LINES = 30
@@ -192,6 +194,16 @@ class Suite:
     def certs_dir(self) -> Path:
         return self.data_dir / "certs"
 
+    @property
+    def token_keys_dir(self) -> Path:
+        """``private/``: the signing keys, for the service that signs; ``public/``: the
+        verifying keys, for the others (shop_grpc.tokens)."""
+        return self.data_dir / "token-keys"
+
+    def _token_keys(self, service: str) -> Path:
+        signs = registry.services()[service].signs_tokens
+        return self.token_keys_dir / ("private" if signs else "public")
+
     def _transport_env(self, service: str) -> dict[str, str]:
         if self.insecure:
             return {"SHOP_INSECURE": "1"}
@@ -211,6 +223,7 @@ class Suite:
             SHOP_PROBE_ADDRESS=self.probe_endpoints()[service],
             SHOP_METRICS_ADDRESS=self.metrics_endpoints()[service],
             **self._transport_env(service),
+            SHOP_TOKEN_KEYS_DIR=str(self._token_keys(service)),
             # Without it a child's log lines would reach the pipe in blocks, late.
             PYTHONUNBUFFERED="1",
         )
@@ -226,6 +239,7 @@ class Suite:
         """Launches every service (dependencies first); returns without waiting for readiness."""
         if not self.insecure:
             certs.ensure(self.certs_dir, NAMESPACE)
+        tokens.ensure_key(self.token_keys_dir / "private", self.token_keys_dir / "public")
         for service in registry.start_order():
             self._spawn(service)
 

@@ -15,6 +15,7 @@ from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_cli.session import bearer
 from shop_cli.tls import add_tls_flags, client_tls
 from shop_grpc import registry
 from shop_grpc.channels import open_channel
@@ -66,23 +67,34 @@ class Clients:
 
     Every call the CLI makes is a read or carries a request_id, so each
     service's methods may be retried on UNAVAILABLE by the channel.
+
+    `token`: a customer's access token, sent on every call to the order service (the only
+    one with customer-facing methods); without it the calls act as the certificate's operator.
     """
 
-    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        environ: Mapping[str, str] | None = None,
+        token: str | None = None,
+    ) -> None:
         self._args = args
         self._environ = dict(os.environ if environ is None else environ)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.token = token
 
     def channel(self, api: ServiceDescriptor) -> grpc.aio.Channel:
         """The channel to the service serving `api`."""
         service = _service_name(api)
         if service not in self._channels:
             target = target_of(self._args, service, self._environ)
+            customer = self.token is not None and api is _ORDER
             self._channels[service] = open_channel(
                 target,
                 retry_services=[api.full_name],
                 tls=client_tls(self._args, self._environ),
                 server_name=service,
+                interceptors=bearer(self.token) if customer and self.token else [],
             )
         return self._channels[service]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
 from shop_grpc import errors, status
 from shop_grpc.server import Registration
@@ -175,3 +177,18 @@ async def test_an_answer_naming_a_thousand_bad_fields_still_reaches_the_caller(c
     assert back.violations[-1] == errors.FieldViolation(
         "request", f"{1000 - shown} more violations not shown"
     )
+
+
+async def test_unauthenticated_and_resource_exhausted_carry_their_code_and_retry_delay(call):
+    rpc_error = await call(errors.Unauthenticated("sign in", reason="TOKEN_EXPIRED"))
+    assert rpc_error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert rpc_error.details() == "sign in"
+
+    rpc_error = await call(errors.ResourceExhausted("too many failed sign-ins", 2.5))
+    assert rpc_error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    rich = rpc_status.from_call(rpc_error)
+    assert rich is not None
+    (detail,) = rich.details
+    retry = error_details_pb2.RetryInfo()
+    assert detail.Unpack(retry)
+    assert retry.retry_delay.ToTimedelta().total_seconds() == 2.5

@@ -23,8 +23,10 @@ import shop
 from shop_grpc import certs, policy, reflection, registry, reloading_channel
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ConfigError, Env, TlsSettings, server_settings
+from shop_grpc.interceptors.identity import bearer_token
 from shop_grpc.server import GrpcServer, Registration
 from shop_grpc.testing import MtlsServing, serving_mtls
+from shop_grpc.tokens import TokenRejected
 
 PAYMENTS = "shop.payment.v1.PaymentService"
 NAMESPACE = "test"
@@ -359,3 +361,29 @@ def test_the_operator_may_run_the_shop_but_unknown_methods_are_closed():
     assert policy.allowed("order", "/shop.user.v1.UserService/GetUser")
     assert not policy.allowed("order", "/shop.user.v1.UserService/DeleteUser")
     assert not policy.allowed("client", "/shop.user.v1.UserService/NotYetDecided")
+
+
+# -- customers' bearer tokens --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metadata", "token"),
+    [
+        ((), None),
+        ((("x-other", "Bearer abc"),), None),
+        ((("authorization", "Bearer abc.def.ghi"),), "abc.def.ghi"),
+        ((("authorization", "bearer  abc.def.ghi "),), "abc.def.ghi"),  # RFC 6750: 1*SP
+    ],
+)
+def test_the_bearer_token_is_read_from_the_authorization_metadata(metadata, token) -> None:
+    assert bearer_token(metadata) == token
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["Basic YWxpY2U6cHc="], ["Bearer"], ["Bearer   "], ["Token abc"], ["Bearer a", "Bearer b"]],
+    ids=["basic", "no-token", "blank-token", "other-scheme", "twice"],
+)
+def test_any_other_authorization_is_refused(values) -> None:
+    with pytest.raises(TokenRejected):
+        bearer_token([("authorization", value) for value in values])

@@ -25,7 +25,7 @@ from shop_grpc.errors import (
 )
 from shop_grpc.money import Money
 from shop_grpc.storage import Database
-from shop_grpc.testing import database_url, db  # noqa: F401
+from shop_grpc.testing import database_url, db, traced  # noqa: F401
 from shop_order.adapters.orm import metadata
 from shop_order.adapters.unit_of_work import SqlUnitOfWork
 from shop_order.domain.model import Lease, OrderLine

@@ -1,4 +1,5 @@
-"""`shop demo`: seed a little catalogue and a customer, place one order, show how it ended."""
+"""`shop demo`: seed a little catalogue and a customer, sign in as that customer, place one
+order as them, show how it ended."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from shop_cli.arguments import (
     expiry,
     run_async,
 )
+from shop_cli.commands.login import sign_in
 from shop_cli.commands.orders import TEST_CARD, card, create_request, follow
 from shop_cli.money import to_proto
 from shop_cli.targets import CLIENT_SERVICES, Clients, add_target_flags
@@ -119,11 +121,15 @@ async def run(args: argparse.Namespace) -> int:
         await ensure_products(clients, args.timeout)
         await ensure_stock(clients, args.timeout)
         user = await ensure_user(clients, args.timeout)
+        session = await sign_in(clients, DEMO_USER, DEMO_PASSWORD, args.timeout)
+        say(f"signed in as {DEMO_USER}")
+    # The order is placed by the customer, with their token, not by the operator.
+    async with Clients(args, token=session.access_token) as customer:
         request = create_request(
             user.user_id, ORDER, card(TEST_CARD, expiry(default_expiry()), "123"), str(uuid.uuid4())
         )
-        order = await clients.orders.CreateOrder(request, timeout=args.timeout)
+        order = await customer.orders.CreateOrder(request, timeout=args.timeout)
         say(f"placed order {order.order_id}; following it")
-        order = await follow(clients, order, args.timeout)
+        order = await follow(customer, order, args.timeout)
     print(output.message_json(order) if args.json else views.order(order))
     return 0 if order.status == order_pb2.Order.STATUS_CONFIRMED else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from shop.common.v1 import money_pb2
@@ -24,6 +25,7 @@ from shop_cli.arguments import (
 )
 from shop_cli.checkout import CheckoutSession
 from shop_cli.paging import PAGE_SIZE, collect
+from shop_cli.session import Session, token_file
 from shop_cli.targets import Clients, add_target_flags
 
 FINAL = frozenset(
@@ -132,6 +134,12 @@ async def follow(clients: Clients, order: order_pb2.Order, call_timeout: float) 
     return order
 
 
+def _clients(args: argparse.Namespace) -> Clients:
+    """Clients acting for the customer `shop login` signed in, if any (shop_cli.session)."""
+    session = Session.load(token_file(os.environ))
+    return Clients(args, token=None if session is None else session.access_token)
+
+
 def _show(args: argparse.Namespace, order: order_pb2.Order) -> None:
     print(output.message_json(order) if args.json else views.order(order))
 
@@ -140,7 +148,7 @@ async def place(args: argparse.Namespace) -> int:
     request = create_request(
         args.user_id, args.items, card(args.card, args.exp, args.cvc), request_id(args)
     )
-    async with Clients(args) as clients:
+    async with _clients(args) as clients:
         order = await clients.orders.CreateOrder(request, timeout=args.timeout)
         if args.wait:
             order = await follow(clients, order, args.timeout)
@@ -156,7 +164,7 @@ async def checkout(args: argparse.Namespace) -> int:
         request_id=request_id(args),
     )
     order: order_pb2.Order | None = None
-    async with Clients(args) as clients:
+    async with _clients(args) as clients:
         session = CheckoutSession(clients.orders.Checkout(timeout=args.timeout))
         for product_id, quantity in args.items:
             cart = await session.set_line(product_id, quantity)
@@ -175,7 +183,7 @@ async def checkout(args: argparse.Namespace) -> int:
 
 
 async def get(args: argparse.Namespace) -> int:
-    async with Clients(args) as clients:
+    async with _clients(args) as clients:
         order = await clients.orders.GetOrder(
             order_pb2.GetOrderRequest(order_id=args.order_id), timeout=args.timeout
         )
@@ -185,7 +193,7 @@ async def get(args: argparse.Namespace) -> int:
 
 async def cancel(args: argparse.Namespace) -> int:
     request = order_pb2.CancelOrderRequest(order_id=args.order_id, request_id=request_id(args))
-    async with Clients(args) as clients:
+    async with _clients(args) as clients:
         order = await clients.orders.CancelOrder(request, timeout=args.timeout)
     _show(args, order)
     return 0
@@ -205,14 +213,14 @@ async def list_all(
 
 
 async def list_orders(args: argparse.Namespace) -> int:
-    async with Clients(args) as clients:
+    async with _clients(args) as clients:
         found = await list_all(clients, args.user_id, args.timeout, args.limit)
     output.print_list(found, args.json, views.orders)
     return 0
 
 
 async def watch(args: argparse.Namespace) -> int:
-    async with Clients(args) as clients:
+    async with _clients(args) as clients:
         call = clients.orders.WatchOrder(
             order_pb2.WatchOrderRequest(order_id=args.order_id), timeout=args.timeout
         )

@@ -1,4 +1,5 @@
-"""Creates the release's missing Secrets: mTLS identities and database passwords.
+"""Creates the release's missing Secrets: mTLS identities, database passwords, and the first
+access token key pair.
 
 Run by the chart's hook Job in the order image, with the spec the chart renders
 (spec.json). A Secret that exists is never changed, so `helm upgrade` keeps the CA,
@@ -26,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shop_grpc import certs
+from shop_grpc import certs, tokens
 
 ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 API = "https://kubernetes.default.svc"
@@ -146,6 +147,40 @@ def make_database(api: Api, spec: dict[str, Any]) -> None:
     print(f"created Secret {wanted['secret']} with a password per database")
 
 
+def token_data(signing: dict[str, bytes]) -> dict[str, bytes]:
+    """The public halves (``<kid>.pem``) of the private keys in `signing`."""
+    public = {}
+    for name, pem in signing.items():
+        key = serialization.load_pem_private_key(pem, None)
+        public[name] = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    return public
+
+
+def make_tokens(api: Api, spec: dict[str, Any]) -> None:
+    """A first signing key unless the signing Secret exists; the verifying Secret from the
+    signing one's keys unless it exists. Rotation adds keys to both by hand (README)."""
+    namespace, wanted = spec["namespace"], spec["tokens"]
+    found = api.get_secret(namespace, wanted["signingSecret"])
+    if found is None:
+        private_pem, _ = tokens.new_key_pems()
+        data = {f"{tokens.new_kid()}{tokens.KEY_SUFFIX}": private_pem}
+        api.create_secret(
+            namespace, secret(wanted["signingSecret"], spec["labels"], data, "Opaque")
+        )
+        print(f"created Secret {wanted['signingSecret']} with a first token signing key")
+        found = api.get_secret(namespace, wanted["signingSecret"])
+        assert found is not None
+    if api.get_secret(namespace, wanted["verifyingSecret"]) is None:
+        signing = {name: decoded(found, name) for name in found.get("data", {})}
+        data = token_data(signing)
+        api.create_secret(
+            namespace, secret(wanted["verifyingSecret"], spec["labels"], data, "Opaque")
+        )
+        print(f"created Secret {wanted['verifyingSecret']} with its public keys")
+
+
 def main(argv: list[str]) -> None:
     spec = json.loads(Path(argv[1]).read_text())
     context = ssl.create_default_context(cafile=str(ACCOUNT / "ca.crt"))
@@ -154,6 +189,8 @@ def main(argv: list[str]) -> None:
         make_tls(api, spec)
     if "database" in spec:
         make_database(api, spec)
+    if "tokens" in spec:
+        make_tokens(api, spec)
 
 
 if __name__ == "__main__":

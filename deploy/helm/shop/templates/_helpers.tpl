@@ -129,6 +129,14 @@ spiffe://shop/ns/{{ .root.Release.Namespace }}/sa/{{ .identity }}
 {{- end -}}
 {{- end }}
 
+{{/* The Secret of access token keys a service mounts: the private signing keys when it
+     signs tokens (signsTokens), else the public verifying keys. */}}
+{{- define "shop.tokenSecret" -}}
+{{- $which := ternary "signing" "verifying" (.signs | default false) -}}
+{{- $default := include "shop.name" (dict "root" .root "part" (printf "token-%s" $which)) -}}
+{{- index .root.Values.tokens (printf "%sSecret" $which) | default $default -}}
+{{- end }}
+
 {{/* The pod's whole shutdown budget: the preStop sleep, then the process's own parts (the
      SHOP_SHUTDOWN_* variables of shop.shutdownEnv), then a margin for the process's exit. */}}
 {{- define "shop.terminationGracePeriodSeconds" -}}

@@ -192,6 +192,9 @@ spec:
             - name: tls
               mountPath: /etc/shop/tls
               readOnly: true
+            - name: token-keys
+              mountPath: /etc/shop/token-keys
+              readOnly: true
             - name: tmp
               mountPath: /tmp
       volumes:
@@ -199,6 +202,12 @@ spec:
         - name: tls
           secret:
             secretName: {{ include "shop.tlsSecret" (dict "root" .root "identity" .svc) }}
+            defaultMode: 0440
+        # Keys added or removed in the Secret reach the pod in place; the service reads the
+        # directory again (shop_grpc.tokens.KeyDirectory).
+        - name: token-keys
+          secret:
+            secretName: {{ include "shop.tokenSecret" (dict "root" .root "signs" .cfg.signsTokens) }}
             defaultMode: 0440
         - name: tmp
           emptyDir: {sizeLimit: 64Mi}
@@ -214,6 +223,8 @@ spec:
   value: {{ ternary (printf "[::]:%d" (int $values.ports.metrics)) "off" $values.metrics.enabled | quote }}
 - name: SHOP_TLS_DIR
   value: /etc/shop/tls
+- name: SHOP_TOKEN_KEYS_DIR
+  value: /etc/shop/token-keys
 - name: SHOP_INSTANCE_ID
   valueFrom: {fieldRef: {fieldPath: metadata.name}}
 - name: SHOP_DATABASE_URL

@@ -14,6 +14,7 @@ telemetry    OpenTelemetry tracing from the OTEL_* variables; absent when no exp
 storage      SQLAlchemy async engines for SQLite and PostgreSQL, migrations, units of work
 changes      wake-ups for watch streams
 pagination   opaque page tokens
+tokens       customer access tokens (JWT): signing keys from a directory, issue, verify
 money        integer minor-unit money
 protoconv    timestamps and money <-> proto messages
 testing      fixtures other packages reuse (servers, processes, certificates, grpcurl)

@@ -68,12 +68,14 @@ def open_channel(
     default_timeout: float | None = None,
     tls: TlsSettings = PLAINTEXT,
     server_name: str = "",
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     """A channel to `target` (host:port or a dns:/// name); retries only the named services.
 
     `default_timeout`: the budget of each call made outside any inbound call's budget.
     `tls`: the identity the channel presents (a ReloadingChannel), or PLAINTEXT; `server_name`:
     the name the server's certificate must carry, e.g. "inventory" (default: target's host).
+    `interceptors`: the caller's own, innermost (after the suite's).
     Raises shop_grpc.credentials.CertificateError when the identity's files are unusable.
     """
     options = [
@@ -85,7 +87,7 @@ def open_channel(
         ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
         *keepalive.CLIENT_OPTIONS,
     ]
-    interceptors = client_interceptors(default_timeout)
+    interceptors = [*client_interceptors(default_timeout), *interceptors]
     if tls.directory is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
     if server_name:

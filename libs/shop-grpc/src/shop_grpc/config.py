@@ -25,6 +25,10 @@ Variables every service reads (``SHOP_`` prefix):
                                    start without them unless SHOP_INSECURE=1
     SHOP_INSECURE                  1: plaintext, no client certificates, no identity checks
                                    (debugging only; logged loudly at start)
+    SHOP_TOKEN_KEYS_DIR            customer access token keys, one <kid>.pem each (a mounted
+                                   Secret; default /etc/shop/token-keys): public keys verify,
+                                   private keys also sign (shop_grpc.tokens). Missing: every
+                                   token is refused, calls without one are as before
     SHOP_PROBE_ADDRESS             plaintext grpc.health.v1-only port for probes (default [::]:8081)
     SHOP_METRICS_ADDRESS           plaintext HTTP port serving /metrics for Prometheus (default
                                    [::]:9090); off: no metrics at all (shop_grpc.metrics)
@@ -153,6 +157,17 @@ def tls_settings(env: Env) -> TlsSettings:
 
 
 @dataclass(frozen=True)
+class TokenSettings:
+    keys_directory: Path = Path("/etc/shop/token-keys")
+    """The access token keys, ``<kid>.pem`` each (shop_grpc.tokens): the user service's holds
+    private keys, which sign; every other service's public keys, which only verify."""
+
+
+def token_settings(env: Env) -> TokenSettings:
+    return TokenSettings(Path(env.str("SHOP_TOKEN_KEYS_DIR", str(TokenSettings.keys_directory))))
+
+
+@dataclass(frozen=True)
 class ShutdownSettings:
     """The budget of a graceful stop: its parts, in seconds, spent in this order after SIGTERM.
 
@@ -230,6 +245,8 @@ class ServerSettings:
     """Test-only injected faults; empty in any real deployment."""
     tracing: TracingSettings = TracingSettings()
     """Whether and where spans are exported (shop_grpc.telemetry)."""
+    tokens: TokenSettings = TokenSettings()
+    """Where the customer access token keys are."""
 
 
 MAX_INSTANCE_ID = 200
@@ -258,6 +275,7 @@ def server_settings(service: str, env: Env) -> ServerSettings:
         faults=_faults(env),
         tracing=tracing_settings(env),
         tls=tls_settings(env),
+        tokens=token_settings(env),
         probe_address=env.str("SHOP_PROBE_ADDRESS", "[::]:8081"),
         metrics_address=_metrics_address(env),
     )

@@ -33,6 +33,8 @@ from typing import Any
 
 import grpc
 
+from shop_grpc import call_details
+
 HOP_MARGIN_SECONDS = 0.03
 """Kept back from the remaining budget for the hop to the next service. It also absorbs
 grpc core's clock: a server may see up to ~10 ms more than the timeout its client asked for."""
@@ -89,57 +91,17 @@ def _spent_error() -> grpc.aio.AioRpcError:
     )
 
 
-class _Propagation:
-    """Rewrites each call's timeout; subclasses say which kind of call they see."""
-
-    def __init__(self, default_seconds: float | None) -> None:
-        self.default_seconds = default_seconds
-
-    def _details(self, details: Any) -> Any:
+def _propagated(default_seconds: float | None) -> Callable[[Any], Any]:
+    def rewrite(details: Any) -> Any:
         try:
-            timeout = outbound_timeout(details.timeout, self.default_seconds)
+            timeout = outbound_timeout(details.timeout, default_seconds)
         except BudgetSpent:
             raise _spent_error() from None
         return details._replace(timeout=timeout)
 
-
-Continuation = Callable[[Any, Any], Any]
-
-
-# grpc ships no type information, so mypy sees these base classes as Any.
-class _UnaryUnary(_Propagation, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_unary(
-        self, continuation: Continuation, client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(self._details(client_call_details), request)
-
-
-class _UnaryStream(_Propagation, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_stream(
-        self, continuation: Continuation, client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(self._details(client_call_details), request)
-
-
-class _StreamUnary(_Propagation, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
-    async def intercept_stream_unary(
-        self, continuation: Continuation, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await continuation(self._details(client_call_details), request_iterator)
-
-
-class _StreamStream(_Propagation, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
-    async def intercept_stream_stream(
-        self, continuation: Continuation, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await continuation(self._details(client_call_details), request_iterator)
+    return rewrite
 
 
 def client_interceptors(default_seconds: float | None) -> list[grpc.aio.ClientInterceptor]:
-    """One interceptor per kind of call: a grpc.aio channel files each under one kind only."""
-    return [
-        _UnaryUnary(default_seconds),
-        _UnaryStream(default_seconds),
-        _StreamUnary(default_seconds),
-        _StreamStream(default_seconds),
-    ]
+    """Each call's timeout rewritten, for every kind of call."""
+    return call_details.rewriting(_propagated(default_seconds))

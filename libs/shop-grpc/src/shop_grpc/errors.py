@@ -5,7 +5,9 @@
     ├── NotFound             a named resource does not exist
     ├── AlreadyExists        a unique key is taken
     ├── FailedPrecondition   the system is not in a state that allows the call
+    ├── Unauthenticated      the call carries no valid credentials of a customer
     ├── PermissionDenied     the caller may not do this
+    ├── ResourceExhausted    the caller must wait before trying again (RetryInfo says how long)
     ├── Internal             a dependency is broken (it answered INTERNAL, UNKNOWN, ...)
     ├── Aborted            * a concurrent change won; retry the whole operation
     ├── Unavailable        * a dependency cannot be reached right now
@@ -102,6 +104,24 @@ class FailedPrecondition(ShopError):
 
 class PermissionDenied(ShopError):
     code = "PERMISSION_DENIED"
+
+
+class Unauthenticated(ShopError):
+    """No credentials, or credentials that do not hold (RFC 6750 section 3.1, invalid_token).
+    The message never says which part was wrong beyond what the caller can act on."""
+
+    code = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(ShopError):
+    """The caller has used up an allowance (too many failed sign-ins) and must wait
+    `retry_after_seconds` before the same call can succeed; travels with a RetryInfo."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after_seconds: float, *, reason: str = "") -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Internal(ShopError):

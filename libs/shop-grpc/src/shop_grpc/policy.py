@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shop_grpc import registry
-from shop_grpc.registry import ANYONE
+from shop_grpc.registry import ANYONE, CUSTOMER
 
 Policy = Mapping[str, Mapping[str, tuple[str, ...]]]
 """Proto service name → method → the identities that may call it."""
@@ -34,7 +34,15 @@ def allowed(identity: str, method: str, policy: Policy | None = None) -> bool:
     service, _, name = method.lstrip("/").partition("/")
     table = registry.policy() if policy is None else policy
     callers = table.get(service, {}).get(name, ())
-    return ANYONE in callers or identity in callers
+    # CUSTOMER names no certificate: it is a token's holder (accepts_customers).
+    return ANYONE in callers or (identity != CUSTOMER and identity in callers)
+
+
+def accepts_customers(method: str, policy: Policy | None = None) -> bool:
+    """Whether `method` may be called with a customer's access token (registry.CUSTOMER)."""
+    service, _, name = method.lstrip("/").partition("/")
+    table = registry.policy() if policy is None else policy
+    return CUSTOMER in table.get(service, {}).get(name, ())
 
 
 def is_open(method: str) -> bool:

@@ -31,6 +31,10 @@ CLIENT = "client"
 """The identity of the `shop` CLI an operator runs."""
 ANYONE = "*"
 """Any caller holding a certificate from the suite's CA."""
+CUSTOMER = "customer"
+"""A customer: a call carrying a valid access token (``authorization: Bearer …``), over any
+certificate of the suite's CA. It acts for that customer only. The other identities named
+for the same method may call it without a token, as operators acting for any customer."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,13 @@ class ServiceSpec:
     descriptor: ServiceDescriptor
     """Its gRPC service, from the generated code."""
     callers: Mapping[str, tuple[str, ...]]
-    """Method name → the identities that may call it (``client``, a service's name, or
-    ``ANYONE``). A method left out is closed to everyone."""
+    """Method name → the identities that may call it (``client``, a service's name,
+    ``ANYONE``, or ``CUSTOMER``). A method left out is closed to everyone."""
     depends_on: tuple[str, ...] = ()
     """The services it calls."""
+    signs_tokens: bool = False
+    """Whether it issues customer access tokens, and so gets the private signing keys
+    (shop_grpc.tokens); every other service gets only the public ones."""
     module: str = field(default="")
     """What `python -m` runs; ``shop_<name>`` when empty."""
 

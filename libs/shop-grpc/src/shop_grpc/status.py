@@ -1,18 +1,19 @@
 """The one mapping between the error tree and gRPC statuses, both directions.
 
 Servers turn a ShopError into a status code plus ``google.rpc.Status`` details
-(BadRequest, PreconditionFailure, ResourceInfo, ErrorInfo) in the
+(BadRequest, PreconditionFailure, ResourceInfo, RetryInfo, ErrorInfo) in the
 ``grpc-status-details-bin`` trailer; clients turn an ``AioRpcError`` back into
 the matching ShopError with the same details.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -103,6 +104,10 @@ def to_status(error: errors.ShopError) -> status_pb2.Status:
                 )
             )
         )
+    if isinstance(error, errors.ResourceExhausted):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(datetime.timedelta(seconds=max(error.retry_after_seconds, 0.0)))
+        status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     if error.reason:
         status.details.append(
             _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN))

@@ -291,3 +291,14 @@ async def test_the_same_order_asked_otherwise_is_a_retry_not_a_reuse(stub):
     assert again.order_id == first.order_id
     unknown = order_pb2.CreateOrderRequest.FromString(with_unknown)
     assert (await stub.CreateOrder(unknown, timeout=5)).order_id == first.order_id
+
+
+async def test_a_plaintext_server_still_refuses_a_token_that_does_not_hold(stub):
+    # SHOP_INSECURE drops the certificate checks, not the customer's: no call with a bad
+    # token acts as the operator.
+    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
+        await stub.ListOrders(
+            order_pb2.ListOrdersRequest(user_id=ALICE),
+            metadata=(("authorization", "Bearer not.a.token"),),
+            timeout=5,
+        )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from functools import partial
 
-from shop_grpc import service
+from shop_grpc import service, tokens
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.server import App
 from shop_user.adapters.orm import metadata
 from shop_user.adapters.unit_of_work import SqlUnitOfWork
 from shop_user.config import Settings
-from shop_user.entrypoints.grpc import registration
+from shop_user.domain import passwords
+from shop_user.entrypoints.grpc import SignIn, registration
+from shop_user.service_layer.sign_in import Throttles
 
 
 async def serve(settings: Settings) -> None:
@@ -21,4 +23,9 @@ async def serve(settings: Settings) -> None:
 def build(settings: Settings, storage: service.Storage) -> App:
     changes = ChangeSignal()
     uow = partial(SqlUnitOfWork, storage.db, changes)
-    return App([registration(uow, changes, storage.tokens)], stopping=[changes.close])
+    # Made now, so that no sign-in for an unknown account pays for making it.
+    passwords.unknown_account_hash()
+    signing = SignIn(
+        tokens.KeyDirectory(settings.server.tokens.keys_directory), Throttles.default()
+    )
+    return App([registration(uow, changes, storage.tokens, signing)], stopping=[changes.close])

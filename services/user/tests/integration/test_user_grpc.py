@@ -5,12 +5,16 @@ from dataclasses import dataclass
 from functools import partial
 
 import grpc
+import jwt
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.json_format import MessageToDict
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from sqlalchemy import func, select
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_grpc import errors, testing
+from shop_grpc import errors, testing, tokens
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.pagination import PageTokens
 from shop_grpc.status import from_rpc_error
@@ -18,7 +22,9 @@ from shop_grpc.storage import Database
 from shop_grpc.testing import rpc_fails
 from shop_user.adapters.orm import user_events, users
 from shop_user.adapters.unit_of_work import SqlUnitOfWork
-from shop_user.entrypoints.grpc import registration
+from shop_user.domain.throttle import Limit
+from shop_user.entrypoints.grpc import SignIn, registration
+from shop_user.service_layer.sign_in import Throttles
 
 PASSWORD = "correct horse battery"
 UNKNOWN_ID = "0b0e7c1e-2c4e-4c59-9a8a-0f6a7d1c2b3a"
@@ -55,12 +61,22 @@ class Api:
 
 
 @pytest.fixture
-async def api(db, database_url):
+def keys(tmp_path) -> testing.TokenKeys:
+    return testing.make_token_keys(tmp_path / "keys")
+
+
+@pytest.fixture
+def signing(keys) -> SignIn:
+    return SignIn(tokens.KeyDirectory(keys.private, check_seconds=0), Throttles.default())
+
+
+@pytest.fixture
+async def api(db, database_url, signing):
     settings = testing.test_settings("user", database_url)
     changes = ChangeSignal(poll_seconds=0.2)
     uow = partial(SqlUnitOfWork, db, changes)
     async with testing.serving(
-        settings, [registration(uow, changes, await PageTokens.load(db))]
+        settings, [registration(uow, changes, await PageTokens.load(db), signing)]
     ) as channel:
         api = Api(user_pb2_grpc.UserServiceStub(channel), db, [])
         yield api
@@ -347,3 +363,152 @@ async def test_a_key_used_to_update_one_user_cannot_delete_another(api):
         with rpc_fails(grpc.StatusCode.ALREADY_EXISTS, reason="REQUEST_ID_REUSED"):
             await api.call(*reused)
     assert (await api.call("GetUser", user_pb2.GetUserRequest(user_id=bob.user_id))) == bob
+
+
+# -- signing in ----------------------------------------------------------------------------
+
+
+def login(name: str, password: str = PASSWORD) -> user_pb2.LoginRequest:
+    return user_pb2.LoginRequest(login=name, password=password)
+
+
+async def test_login_by_username_or_email_gives_a_token_for_that_user(api, keys):
+    alice = await api.create("alice", "Alice@Example.com")
+
+    by_name = await api.call("Login", login("alice"))
+    by_email = await api.call("Login", login("ALICE@example.com"))
+
+    for signed_in in (by_name, by_email):
+        assert signed_in.user_id == alice.user_id and signed_in.token_type == "Bearer"
+        claims = tokens.verify(tokens.read_ring(keys.public), signed_in.access_token)
+        assert claims.subject == alice.user_id
+        assert claims.expire_time == signed_in.expire_time.ToDatetime(
+            tzinfo=claims.expire_time.tzinfo
+        )
+
+
+async def test_wrong_credentials_are_unauthenticated_without_saying_which_part(api):
+    await api.create("alice")
+
+    answers = []
+    for request in (login("alice", "wrong password"), login("nobody"), login("nobody", "x")):
+        with rpc_fails(grpc.StatusCode.UNAUTHENTICATED) as failed:
+            await api.stub.Login(request, timeout=10)
+        answers.append((failed.details, failed.rpc_error.trailing_metadata()))
+
+    assert answers[0] == answers[1] == answers[2]
+
+
+async def test_an_unknown_account_costs_as_long_as_a_wrong_password(api):
+    await api.create("alice")
+
+    async def seconds(request: user_pb2.LoginRequest) -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
+            await api.stub.Login(request, timeout=10)
+        return loop.time() - started
+
+    # Medians of a few tries each: both pay one scrypt (tens of ms); without the stand-in
+    # hash the unknown account would answer in about a millisecond.
+    known = sorted([await seconds(login("alice", f"wrong {i}")) for i in range(3)])[1]
+    unknown = sorted([await seconds(login(f"nobody{i}")) for i in range(3)])[1]
+    assert unknown > known / 3
+
+
+async def test_repeated_failures_for_an_account_are_resource_exhausted_with_a_retry_delay(api):
+    await api.create("alice")
+    changes = testing.MetricChanges()
+    for i in range(5):
+        with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
+            await api.stub.Login(login("alice", f"guess {i}"), timeout=10)
+    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
+        await api.stub.Login(login("alice", "guess 5"), timeout=10)  # the sixth starts the wait
+
+    # Even the right password waits: a throttled try teaches nothing.
+    with rpc_fails(grpc.StatusCode.RESOURCE_EXHAUSTED, reason="TOO_MANY_FAILED_SIGN_INS") as failed:
+        await api.stub.Login(login("alice"), timeout=10)
+
+    assert isinstance(failed.error, errors.Unavailable)  # what a client maps it to: wait, retry
+    rich = rpc_status.from_call(failed.rpc_error)
+    retry = error_details_pb2.RetryInfo()
+    assert rich is not None and any(d.Unpack(retry) for d in rich.details if d.Is(retry.DESCRIPTOR))
+    assert 0 < retry.retry_delay.ToTimedelta().total_seconds() <= 1
+    # Her e-mail is the same account, counted together.
+    with rpc_fails(grpc.StatusCode.RESOURCE_EXHAUSTED):
+        await api.stub.Login(login("alice@example.com"), timeout=10)
+    # Another account from the same caller is not held back by alice's.
+    await api.create("bob")
+    assert (await api.call("Login", login("bob"))).user_id
+    assert changes.of("shop_user_sign_ins_total", outcome="REFUSED") == 6
+    assert changes.of("shop_user_sign_ins_total", outcome="THROTTLED") == 2
+    assert changes.of("shop_user_sign_ins_total", outcome="SIGNED_IN") == 1
+
+
+async def test_many_failures_from_one_caller_slow_that_caller_down(api, signing):
+    signing.throttles.callers.limit = Limit(free_failures=2, window_seconds=900)
+    await api.create("carol")
+    for i in range(3):
+        with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
+            await api.stub.Login(login(f"user{i}"), timeout=10)
+
+    with rpc_fails(grpc.StatusCode.RESOURCE_EXHAUSTED):
+        await api.stub.Login(login("carol"), timeout=10)
+
+
+async def test_login_without_a_signing_key_is_failed_precondition(api, keys):
+    await api.create("alice")
+    for path in keys.private.iterdir():
+        path.unlink()
+
+    with rpc_fails(grpc.StatusCode.FAILED_PRECONDITION, reason="SIGNING_KEY_MISSING"):
+        await api.stub.Login(login("alice"), timeout=10)
+
+
+async def test_bad_login_requests_are_invalid_argument(api):
+    with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT, fields={"login", "password"}):
+        await api.stub.Login(user_pb2.LoginRequest(login="", password=""), timeout=10)
+
+
+async def test_the_jwks_lists_every_verifying_key_and_new_tokens_use_the_newest(api, keys):
+    await api.create("alice")
+    keys.rotate("20270101T000000Z")
+
+    jwks = await api.call("GetJsonWebKeySet", user_pb2.GetJsonWebKeySetRequest())
+    token = (await api.call("Login", login("alice"))).access_token
+
+    assert [key.kid for key in jwks.keys] == ["20260101T000000Z", "20270101T000000Z"]
+    assert {(key.kty, key.crv, key.alg, key.use) for key in jwks.keys} == {
+        ("OKP", "Ed25519", "EdDSA", "sig")
+    }
+    published = {
+        key.kid: jwt.PyJWK.from_dict(MessageToDict(key, preserving_proto_field_name=True))
+        for key in jwks.keys
+    }
+    header = jwt.get_unverified_header(token)
+    assert header["kid"] == "20270101T000000Z"
+    claims = jwt.decode(
+        token,
+        published[header["kid"]],
+        algorithms=["EdDSA"],
+        audience=tokens.AUDIENCE,
+        issuer=tokens.ISSUER,
+    )
+    assert claims["sub"]
+
+
+async def test_guesses_sent_all_at_once_are_throttled_like_guesses_in_a_row(api):
+    await api.create("alice")
+
+    async def guess(i: int) -> grpc.StatusCode:
+        try:
+            await api.stub.Login(login("alice", f"guess {i}"), timeout=20)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(guess(i) for i in range(10)))
+
+    # Five free failures, the sixth starts the wait: the other four are refused unchecked.
+    assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == 6
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 4

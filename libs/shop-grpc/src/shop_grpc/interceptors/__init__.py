@@ -10,8 +10,10 @@ through these once; per call, each is one coroutine around the next):
                       families (shop_grpc.metrics.rpc). Inside the span, so a duration's
                       exemplar names its trace; outside everything else, so denials count.
   3. RequestLogging   binds the method to the log context; one line per call
-  4. IdentityCheck    with mTLS only: the caller's certificate identity against
-                      shop_grpc.policy; PERMISSION_DENIED before any later step or handler
+  4. IdentityCheck    the caller's certificate identity against shop_grpc.policy (with mTLS),
+                      and on the methods open to customers their access token
+                      (shop_grpc.tokens): PERMISSION_DENIED or UNAUTHENTICATED before any
+                      later step or handler; binds who the call acts for (shop_grpc.principal)
   5. ErrorMapping     ShopError -> status code + google.rpc details; anything else -> INTERNAL
   6. DeadlineBinding  binds the call's deadline (or the default budget) for outbound calls;
                       answers a stray CancelledError with a status (shop_grpc.deadlines)
@@ -73,7 +75,7 @@ def server_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterce
         *telemetry.server_interceptors(),
         *([ServerMetrics()] if settings.metrics_address else []),
         RequestLogging(),
-        *identity_check(settings.tls),
+        *identity_check(settings),
         ErrorMapping(),
         DeadlineBinding(settings.default_deadline_seconds),
         RequestValidation(),

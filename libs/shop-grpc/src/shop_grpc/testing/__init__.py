@@ -13,6 +13,8 @@
     tracing       ``traced``: a fixture recording the test's spans in memory (``Traced``)
     metrics       ``MetricChanges``: how much each Prometheus series grew during a test;
                   ``scrape``: a /metrics endpoint's answer
+    tokens        ``make_token_keys``: an access token key pair laid out for the issuer and the
+                  verifiers (``TokenKeys``); ``bearer``: the metadata carrying a token
     calls         handlers that never answer and ``end_early``: a call cancelled or expired
 
 Import from here; fixtures are taken into a conftest.py by importing them:
@@ -39,6 +41,7 @@ from shop_grpc.testing.ports import free_port
 from shop_grpc.testing.processes import SERVING, ServiceProcess
 from shop_grpc.testing.rpc import RpcFailure, rpc_fails
 from shop_grpc.testing.serving import MtlsServing, serving, serving_mtls, test_settings
+from shop_grpc.testing.tokens import TokenKeys, bearer, make_token_keys
 from shop_grpc.testing.tracing import Traced, traced
 
 __all__ = [
@@ -54,14 +57,17 @@ __all__ = [
     "MtlsServing",
     "RpcFailure",
     "ServiceProcess",
+    "TokenKeys",
     "Traced",
     "UniqueViolation",
+    "bearer",
     "database_url",
     "db",
     "free_port",
     "fresh_database_url",
     "id_for",
     "issue_certificates",
+    "make_token_keys",
     "migrated_database",
     "postgres_database",
     "postgres_server_url",

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 
 from shop_grpc.certs import Authority
-from shop_grpc.config import LogSettings, ServerSettings, ShutdownSettings
+from shop_grpc.config import LogSettings, ServerSettings, ShutdownSettings, TokenSettings
 from shop_grpc.server import GrpcServer, Registration
 from shop_grpc.testing.certificates import issue_certificates
 
@@ -71,16 +71,22 @@ class MtlsServing:
 
 @asynccontextmanager
 async def serving_mtls(
-    tmp_path: Path, service: str, services: Sequence[Registration] = (), namespace: str = "test"
+    tmp_path: Path,
+    service: str,
+    services: Sequence[Registration] = (),
+    namespace: str = "test",
+    tokens: TokenSettings | None = None,
 ) -> AsyncIterator[MtlsServing]:
     """Serves `services` as `service`'s identity on free loopback ports, SERVING, with a new
-    CA and certificates under ``tmp_path/certs``; stops the server afterwards."""
+    CA and certificates under ``tmp_path/certs`` and the access token keys `tokens` names;
+    stops the server afterwards."""
     certificates = issue_certificates(tmp_path / "certs", namespace)
     settings = test_settings(
         service,
         f"sqlite:///{tmp_path / 'unused.db'}",
         tls=certificates.tls(service),
         probe_address="127.0.0.1:0",
+        tokens=tokens or TokenSettings(),
     )
     server = GrpcServer(settings, services)
     await server.start()

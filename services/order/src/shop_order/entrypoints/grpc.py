@@ -1,4 +1,8 @@
-"""OrderService over gRPC: validates requests, converts proto <-> domain, calls the use cases."""
+"""OrderService over gRPC: validates requests, converts proto <-> domain, calls the use cases.
+
+Every method acts for the caller the caller check bound (shop_grpc.principal): a customer's
+user id comes from their access token, and the use cases hold them to their own orders.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import DeadlineExceeded, FieldViolation, InvalidArgument
 from shop_grpc.idempotency import fingerprint
 from shop_grpc.pagination import PageTokens
+from shop_grpc.principal import current
 from shop_grpc.protoconv import money_to_proto, timestamp
 from shop_grpc.server import Registration
 from shop_grpc.validation import Violations, check_message
@@ -57,13 +62,18 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        return to_proto(await orders.get_order(self.uow, request.order_id))
+        return to_proto(await orders.get_order(self.uow, request.order_id, current()))
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.ListOrdersResponse:
         page = await orders.list_orders(
-            self.uow, self.tokens, request.user_id, request.page_size, request.page_token
+            self.uow,
+            self.tokens,
+            request.user_id,
+            request.page_size,
+            request.page_token,
+            current(),
         )
         found, token = page.fitted(to_proto)
         return order_pb2.ListOrdersResponse(orders=found, next_page_token=token)
@@ -71,13 +81,14 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        order = await orders.cancel_order(self.uow, self.runner, request.order_id)
+        order = await orders.cancel_order(self.uow, self.runner, request.order_id, current())
         return await self._reply_when_final(order, context)
 
     async def WatchOrder(
         self, request: order_pb2.WatchOrderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[order_pb2.Order]:
-        async for order in orders.watch_order(self.uow, self.signal, request.order_id):
+        watched = orders.watch_order(self.uow, self.signal, request.order_id, current())
+        async for order in watched:
             yield to_proto(order)
 
     async def Checkout(
@@ -111,6 +122,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             card=_card(request.card),
             request_id=request.request_id,
             fingerprint=fingerprint(request, redact=_canonical),
+            caller=current(),
         )
 
     async def _place_cart(
@@ -133,7 +145,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         # which are this message's fields too.
         with _fields_under(prefix):
             order = await self._place(request)
-        async for update in orders.watch_order(self.uow, self.signal, order.order_id):
+        watched = orders.watch_order(self.uow, self.signal, order.order_id, current())
+        async for update in watched:
             yield order_pb2.CheckoutResponse(order=to_proto(update))
 
     async def _set_line(self, cart: Cart, line: order_pb2.SetCartLine) -> None:

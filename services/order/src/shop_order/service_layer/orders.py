@@ -1,4 +1,11 @@
-"""The order use cases: plain async functions over a unit of work and the saga runner."""
+"""The order use cases: plain async functions over a unit of work and the saga runner.
+
+Each takes the ``Caller`` the call acts for (shop_grpc.principal): a customer sees and changes
+only their own orders. Another customer's order is NOT_FOUND, exactly as one that does not
+exist, so its id cannot be probed (OWASP API Security Top 10, API1: broken object level
+authorization); naming another user to place or list orders for is PERMISSION_DENIED, as
+there is nothing to hide about one's own user id. Operators and services act for anyone.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,10 @@ from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import Unavailable
 from shop_grpc.idempotency import check_replay
 from shop_grpc.pagination import Page, PageTokens
+from shop_grpc.principal import ANYONE, Caller
 from shop_grpc.storage import DuplicateKey, utcnow
 from shop_order.domain import saga
-from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound
+from shop_order.domain.errors import OrderAlreadyFailed, OrderNotFound, OtherCustomer
 from shop_order.domain.model import Order, OrderLine, Status
 from shop_order.service_layer.ports import Card, Payments
 from shop_order.service_layer.saga_runner import SagaRunner
@@ -38,12 +46,15 @@ async def place_order(
     card: Card,
     request_id: str,
     fingerprint: str,
+    caller: Caller = ANYONE,
 ) -> Order:
     """Records the order and starts its saga.
 
     A repeated request_id with the same request (same `fingerprint`) returns the first order;
     with a different one it raises RequestIdReused (ALREADY_EXISTS) and changes nothing.
+    Raises OtherCustomer when a customer orders for another user.
     """
+    _own(caller, user_id)
     request_id = request_id or str(uuid.uuid4())
     existing = await _replayed(uow, request_id, fingerprint)
     if existing is not None:
@@ -87,18 +98,35 @@ async def _by_request_id(uow: UnitOfWorkFactory, request_id: str) -> Order | Non
         return await tx.orders.get_by_request_id(request_id)
 
 
-async def get_order(uow: UnitOfWorkFactory, order_id: str) -> Order:
-    async with uow(readonly=True) as tx:
-        order = await tx.orders.get(order_id)
-    if order is None:
+def _own(caller: Caller, user_id: str) -> None:
+    if not caller.may_act_for(user_id):
+        raise OtherCustomer()
+
+
+def _visible(caller: Caller, order: Order | None, order_id: str) -> Order:
+    """`order` if it exists and `caller` may see it; OrderNotFound for both otherwise."""
+    if order is None or not caller.may_act_for(order.user_id):
         raise OrderNotFound(order_id)
     return order
 
 
+async def get_order(uow: UnitOfWorkFactory, order_id: str, caller: Caller = ANYONE) -> Order:
+    async with uow(readonly=True) as tx:
+        order = await tx.orders.get(order_id)
+    return _visible(caller, order, order_id)
+
+
 async def list_orders(
-    uow: UnitOfWorkFactory, tokens: PageTokens, user_id: str, page_size: int, page_token: str
+    uow: UnitOfWorkFactory,
+    tokens: PageTokens,
+    user_id: str,
+    page_size: int,
+    page_token: str,
+    caller: Caller = ANYONE,
 ) -> Page[Order]:
-    """One page of the user's orders, newest first."""
+    """One page of the user's orders, newest first. Raises OtherCustomer when a customer
+    asks for another user's."""
+    _own(caller, user_id)
     scope = f"orders/{user_id}"
     after = tokens.read_time_and_id(scope, page_token)
 
@@ -113,12 +141,12 @@ async def list_orders(
     return await pagination.page_of(fetch, page_size, resume_after)
 
 
-async def cancel_order(uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str) -> Order:
+async def cancel_order(
+    uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str, caller: Caller = ANYONE
+) -> Order:
     """Undoes a confirmed order; stops and undoes one in flight."""
     async with uow() as tx:
-        order = await tx.orders.get(order_id, for_update=True)
-        if order is None:
-            raise OrderNotFound(order_id)
+        order = _visible(caller, await tx.orders.get(order_id, for_update=True), order_id)
         if order.status is Status.CANCELLED or order.undo_outcome is Status.CANCELLED:
             return order
         if order.status is Status.FAILED or order.undo_outcome is Status.FAILED:
@@ -164,13 +192,13 @@ async def wait_until_final(
 
 
 async def watch_order(
-    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str
+    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str, caller: Caller = ANYONE
 ) -> AsyncIterator[Order]:
     """The order now, then after every change, ending with its final state."""
     last: tuple[object, ...] | None = None
     while True:
         seen = signal.version(order_id)
-        order = await get_order(uow, order_id)
+        order = await get_order(uow, order_id, caller)
         state = (order.status, order.step, order.payment_id, order.update_time)
         if state != last:
             last = state

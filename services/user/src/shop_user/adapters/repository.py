@@ -46,6 +46,9 @@ _USER_COLUMNS = (
 _USER = select(*_USER_COLUMNS).where(users.c.user_id == bindparam("user_id"))
 _USER_FOR_UPDATE = _USER.with_for_update()
 _USER_FOR_REQUEST = select(*_USER_COLUMNS).where(users.c.request_id == bindparam("request_id"))
+_CREDENTIALS = select(users.c.user_id, users.c.password_hash).where(
+    or_(users.c.username == bindparam("login"), users.c.email == bindparam("login"))
+)
 _HOLDERS = select(*_USER_COLUMNS).where(
     or_(
         users.c.username.in_(bindparam("usernames", expanding=True)),
@@ -147,6 +150,11 @@ class SqlUserRepository:
     async def get_by_request_id(self, request_id: str) -> User | None:
         found = await self._users(_USER_FOR_REQUEST, {"request_id": request_id})
         return found[0] if found else None
+
+    async def credentials(self, login: str) -> tuple[str, str] | None:
+        result = await self.session.execute(_CREDENTIALS, {"login": login})
+        row = result.first()
+        return None if row is None else (row.user_id, row.password_hash)
 
     async def holders(self, usernames: Collection[str], emails: Collection[str]) -> list[User]:
         if not usernames and not emails:

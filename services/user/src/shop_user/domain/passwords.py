@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -53,6 +54,15 @@ def verify_password(password: str, encoded: str) -> bool:
         return False
     # Constant time, so response timing reveals nothing about how close a guess was.
     return hmac.compare_digest(actual, expected)
+
+
+@functools.cache
+def unknown_account_hash() -> str:
+    """A hash of a random password nobody knows, made once per process: checking a password
+    against it costs what checking a real account's does, so a sign-in for an account that
+    does not exist takes as long as one with a wrong password (OWASP Authentication Cheat
+    Sheet). The composition root makes it at start, so no sign-in pays for making it."""
+    return hash_password(base64.b64encode(os.urandom(24)).decode())
 
 
 async def hash_password_async(password: str) -> str:

@@ -7,10 +7,12 @@ straight into a use case; they are never logged and never put into a response.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_grpc import tokens
 from shop_grpc.changes import ChangeSignal
 from shop_grpc.errors import FieldViolation, InvalidArgument
 from shop_grpc.idempotency import fingerprint
@@ -20,7 +22,8 @@ from shop_grpc.server import Registration
 from shop_grpc.validation import Violations
 from shop_user.domain import model
 from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, UserEvent
-from shop_user.service_layer import services
+from shop_user.service_layer import services, sign_in
+from shop_user.service_layer.sign_in import Throttles
 from shop_user.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE_NAME: str = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
@@ -104,14 +107,69 @@ def changes_of(request: user_pb2.UpdateUserRequest) -> Changes:
     return Changes(**{path: value for path, value in values.items() if path in paths})
 
 
+def signed_in_to_proto(signed_in: sign_in.SignedIn) -> user_pb2.LoginResponse:
+    return user_pb2.LoginResponse(
+        access_token=signed_in.token.token,
+        token_type="Bearer",
+        expire_time=timestamp(signed_in.token.expire_time),
+        user_id=signed_in.user_id,
+    )
+
+
+def jwks_to_proto(ring: tokens.KeyRing) -> user_pb2.JsonWebKeySet:
+    fields = user_pb2.JsonWebKey.DESCRIPTOR.fields_by_name
+    return user_pb2.JsonWebKeySet(
+        keys=[
+            user_pb2.JsonWebKey(**{k: v for k, v in jwk.items() if k in fields})
+            for jwk in ring.jwks()["keys"]
+        ]
+    )
+
+
+def caller_address(context: grpc.aio.ServicerContext) -> str:
+    """The caller's address without its port (``ipv4:10.0.0.7``): what a caller's failed
+    sign-ins are counted by."""
+    peer: str = context.peer()
+    return peer.rpartition(":")[0] or peer
+
+
 # --- the servicer -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """What signing in needs: the signing keys and the failure counts."""
+
+    keys: tokens.KeyDirectory
+    throttles: Throttles
+
+
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, uow: UnitOfWorkFactory, changes: ChangeSignal, tokens: PageTokens) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, changes: ChangeSignal, tokens: PageTokens, signing: SignIn
+    ) -> None:
         self.uow = uow
         self.changes = changes
         self.tokens = tokens
+        self.signing = signing
+
+    async def Login(
+        self, request: user_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.LoginResponse:
+        signed_in = await sign_in.login(
+            self.uow,
+            self.signing.keys,
+            self.signing.throttles,
+            request.login,
+            request.password,
+            caller_address(context),
+        )
+        return signed_in_to_proto(signed_in)
+
+    async def GetJsonWebKeySet(
+        self, request: user_pb2.GetJsonWebKeySetRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.JsonWebKeySet:
+        return jwks_to_proto(self.signing.keys.ring())
 
     async def CreateUser(
         self, request: user_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
@@ -190,8 +248,10 @@ async def _read_batch(
     return entries
 
 
-def registration(uow: UnitOfWorkFactory, changes: ChangeSignal, tokens: PageTokens) -> Registration:
-    servicer = UserServicer(uow, changes, tokens)
+def registration(
+    uow: UnitOfWorkFactory, changes: ChangeSignal, tokens: PageTokens, signing: SignIn
+) -> Registration:
+    servicer = UserServicer(uow, changes, tokens, signing)
     return Registration(
         name=SERVICE_NAME,
         add_to=lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),

@@ -16,6 +16,11 @@ class UserRepository(Protocol):
 
     async def get_by_request_id(self, request_id: str) -> User | None: ...
 
+    async def credentials(self, login: str) -> tuple[str, str] | None:
+        """(user id, password hash) of the user whose username or (lower-cased) email is
+        `login`, or None."""
+        ...
+
     async def holders(self, usernames: Collection[str], emails: Collection[str]) -> list[User]:
         """Users that already have one of these usernames or (lower-cased) emails."""
         ...

@@ -31,6 +31,13 @@ class OrderServiceStub:
     card, commit the reservation. A failed step undoes the earlier ones and
     the order ends FAILED with a reason. Each step is recorded before it runs,
     so an order interrupted by a crash is finished after restart.
+
+    Every method is customer-facing: a call carrying a customer's access token
+    (`authorization: Bearer <token>`, from UserService.Login) acts for that
+    customer only, and one from the operator's certificate without a token acts
+    for anyone. A missing or bad token is UNAUTHENTICATED; another customer's
+    order is NOT_FOUND, exactly as one that does not exist; another user_id to
+    place or list orders for is PERMISSION_DENIED (reason OTHER_CUSTOMER).
     """
 
     @_typing.overload
@@ -72,6 +79,13 @@ class OrderServiceAsyncStub(OrderServiceStub):
     card, commit the reservation. A failed step undoes the earlier ones and
     the order ends FAILED with a reason. Each step is recorded before it runs,
     so an order interrupted by a crash is finished after restart.
+
+    Every method is customer-facing: a call carrying a customer's access token
+    (`authorization: Bearer <token>`, from UserService.Login) acts for that
+    customer only, and one from the operator's certificate without a token acts
+    for anyone. A missing or bad token is UNAUTHENTICATED; another customer's
+    order is NOT_FOUND, exactly as one that does not exist; another user_id to
+    place or list orders for is PERMISSION_DENIED (reason OTHER_CUSTOMER).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -109,6 +123,13 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     card, commit the reservation. A failed step undoes the earlier ones and
     the order ends FAILED with a reason. Each step is recorded before it runs,
     so an order interrupted by a crash is finished after restart.
+
+    Every method is customer-facing: a call carrying a customer's access token
+    (`authorization: Bearer <token>`, from UserService.Login) acts for that
+    customer only, and one from the operator's certificate without a token acts
+    for anyone. A missing or bad token is UNAUTHENTICATED; another customer's
+    order is NOT_FOUND, exactly as one that does not exist; another user_id to
+    place or list orders for is PERMISSION_DENIED (reason OTHER_CUSTOMER).
     """
 
     @_abc_1.abstractmethod

@@ -71,6 +71,16 @@ class UserServiceStub:
                 request_serializer=shop_dot_user_dot_v1_dot_user__pb2.BatchCreateUsersRequest.SerializeToString,
                 response_deserializer=shop_dot_user_dot_v1_dot_user__pb2.BatchCreateUsersResponse.FromString,
                 _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/shop.user.v1.UserService/Login',
+                request_serializer=shop_dot_user_dot_v1_dot_user__pb2.LoginRequest.SerializeToString,
+                response_deserializer=shop_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.GetJsonWebKeySet = channel.unary_unary(
+                '/shop.user.v1.UserService/GetJsonWebKeySet',
+                request_serializer=shop_dot_user_dot_v1_dot_user__pb2.GetJsonWebKeySetRequest.SerializeToString,
+                response_deserializer=shop_dot_user_dot_v1_dot_user__pb2.JsonWebKeySet.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -131,6 +141,27 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Login(self, request, context):
+        """Signs a customer in: a username or e-mail and the password give an
+        access token (a JWT, README "Customers") that lives 15 minutes; sign in
+        again for a new one. Wrong credentials are UNAUTHENTICATED, never saying
+        which part was wrong, and take as long whether or not the account
+        exists. After repeated failures for one account or from one caller,
+        RESOURCE_EXHAUSTED with a RetryInfo saying how long to wait.
+        FAILED_PRECONDITION (SIGNING_KEY_MISSING) if the service has no key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJsonWebKeySet(self, request, context):
+        """The public keys that verify access tokens, as a JSON Web Key Set
+        (RFC 7517 section 5): every key a token may still be signed with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -168,6 +199,16 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.BatchCreateUsers,
                     request_deserializer=shop_dot_user_dot_v1_dot_user__pb2.BatchCreateUsersRequest.FromString,
                     response_serializer=shop_dot_user_dot_v1_dot_user__pb2.BatchCreateUsersResponse.SerializeToString,
+            ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=shop_dot_user_dot_v1_dot_user__pb2.LoginRequest.FromString,
+                    response_serializer=shop_dot_user_dot_v1_dot_user__pb2.LoginResponse.SerializeToString,
+            ),
+            'GetJsonWebKeySet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJsonWebKeySet,
+                    request_deserializer=shop_dot_user_dot_v1_dot_user__pb2.GetJsonWebKeySetRequest.FromString,
+                    response_serializer=shop_dot_user_dot_v1_dot_user__pb2.JsonWebKeySet.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +402,60 @@ class UserService:
             '/shop.user.v1.UserService/BatchCreateUsers',
             shop_dot_user_dot_v1_dot_user__pb2.BatchCreateUsersRequest.SerializeToString,
             shop_dot_user_dot_v1_dot_user__pb2.BatchCreateUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shop.user.v1.UserService/Login',
+            shop_dot_user_dot_v1_dot_user__pb2.LoginRequest.SerializeToString,
+            shop_dot_user_dot_v1_dot_user__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJsonWebKeySet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shop.user.v1.UserService/GetJsonWebKeySet',
+            shop_dot_user_dot_v1_dot_user__pb2.GetJsonWebKeySetRequest.SerializeToString,
+            shop_dot_user_dot_v1_dot_user__pb2.JsonWebKeySet.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,19 @@ class UserServiceStub:
     """Creates many users from a stream, all or nothing: any bad or duplicate
     entry rejects the whole batch, naming it as requests[i] in the details.
     """
+    Login: _grpc.UnaryUnaryMultiCallable[_user_pb2.LoginRequest, _user_pb2.LoginResponse]
+    """Signs a customer in: a username or e-mail and the password give an
+    access token (a JWT, README "Customers") that lives 15 minutes; sign in
+    again for a new one. Wrong credentials are UNAUTHENTICATED, never saying
+    which part was wrong, and take as long whether or not the account
+    exists. After repeated failures for one account or from one caller,
+    RESOURCE_EXHAUSTED with a RetryInfo saying how long to wait.
+    FAILED_PRECONDITION (SIGNING_KEY_MISSING) if the service has no key.
+    """
+    GetJsonWebKeySet: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetJsonWebKeySetRequest, _user_pb2.JsonWebKeySet]
+    """The public keys that verify access tokens, as a JSON Web Key Set
+    (RFC 7517 section 5): every key a token may still be signed with.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -86,6 +99,19 @@ class UserServiceAsyncStub(UserServiceStub):
     BatchCreateUsers: _aio.StreamUnaryMultiCallable[_user_pb2.BatchCreateUsersRequest, _user_pb2.BatchCreateUsersResponse]  # type: ignore[assignment]
     """Creates many users from a stream, all or nothing: any bad or duplicate
     entry rejects the whole batch, naming it as requests[i] in the details.
+    """
+    Login: _aio.UnaryUnaryMultiCallable[_user_pb2.LoginRequest, _user_pb2.LoginResponse]  # type: ignore[assignment]
+    """Signs a customer in: a username or e-mail and the password give an
+    access token (a JWT, README "Customers") that lives 15 minutes; sign in
+    again for a new one. Wrong credentials are UNAUTHENTICATED, never saying
+    which part was wrong, and take as long whether or not the account
+    exists. After repeated failures for one account or from one caller,
+    RESOURCE_EXHAUSTED with a RetryInfo saying how long to wait.
+    FAILED_PRECONDITION (SIGNING_KEY_MISSING) if the service has no key.
+    """
+    GetJsonWebKeySet: _aio.UnaryUnaryMultiCallable[_user_pb2.GetJsonWebKeySetRequest, _user_pb2.JsonWebKeySet]  # type: ignore[assignment]
+    """The public keys that verify access tokens, as a JSON Web Key Set
+    (RFC 7517 section 5): every key a token may still be signed with.
     """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -155,6 +181,31 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_user_pb2.BatchCreateUsersResponse, _abc.Awaitable[_user_pb2.BatchCreateUsersResponse]]:
         """Creates many users from a stream, all or nothing: any bad or duplicate
         entry rejects the whole batch, naming it as requests[i] in the details.
+        """
+
+    @_abc_1.abstractmethod
+    def Login(
+        self,
+        request: _user_pb2.LoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.LoginResponse, _abc.Awaitable[_user_pb2.LoginResponse]]:
+        """Signs a customer in: a username or e-mail and the password give an
+        access token (a JWT, README "Customers") that lives 15 minutes; sign in
+        again for a new one. Wrong credentials are UNAUTHENTICATED, never saying
+        which part was wrong, and take as long whether or not the account
+        exists. After repeated failures for one account or from one caller,
+        RESOURCE_EXHAUSTED with a RetryInfo saying how long to wait.
+        FAILED_PRECONDITION (SIGNING_KEY_MISSING) if the service has no key.
+        """
+
+    @_abc_1.abstractmethod
+    def GetJsonWebKeySet(
+        self,
+        request: _user_pb2.GetJsonWebKeySetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_pb2.JsonWebKeySet, _abc.Awaitable[_user_pb2.JsonWebKeySet]]:
+        """The public keys that verify access tokens, as a JSON Web Key Set
+        (RFC 7517 section 5): every key a token may still be signed with.
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

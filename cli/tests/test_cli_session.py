@@ -1,0 +1,40 @@
+"""The stored session: where it lives, that only its owner can read it, and what a bad file
+says."""
+
+from __future__ import annotations
+
+import datetime
+import stat
+from pathlib import Path
+
+import pytest
+
+from shop_cli.arguments import CliError
+from shop_cli.session import Session, token_file
+
+EXPIRES = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+def test_the_token_file_is_shop_token_file_else_under_the_data_dir():
+    assert token_file({"SHOP_TOKEN_FILE": "/x/t"}) == Path("/x/t")
+    assert token_file({"SHOP_DATA_DIR": "/data"}) == Path("/data/token")
+    assert token_file({}) == Path(".shop/token")
+
+
+def test_a_saved_session_reads_back_and_only_its_owner_may_read_it(tmp_path):
+    path = tmp_path / "dir" / "token"
+    session = Session("header.claims.signature", "u-1", EXPIRES)
+
+    session.save(path)
+
+    assert Session.load(path) == session
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "header.claims.signature" not in repr(session)
+
+
+def test_no_file_is_no_session_and_a_bad_one_is_an_error_naming_it(tmp_path):
+    assert Session.load(tmp_path / "missing") is None
+    (tmp_path / "bad").write_text("{not json")
+
+    with pytest.raises(CliError, match="bad"):
+        Session.load(tmp_path / "bad")
