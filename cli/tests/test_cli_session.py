@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from shop_cli.__main__ import run
 from shop_cli.arguments import CliError
-from shop_cli.session import Session, token_file
+from shop_cli.session import Session, signed_in, token_file
 
 EXPIRES = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
 
@@ -38,3 +39,24 @@ def test_no_file_is_no_session_and_a_bad_one_is_an_error_naming_it(tmp_path):
 
     with pytest.raises(CliError, match="bad"):
         Session.load(tmp_path / "bad")
+
+
+def test_a_token_file_named_in_the_environment_must_be_there(tmp_path):
+    # Else a mistyped $SHOP_TOKEN_FILE would run a customer's command as the operator.
+    assert signed_in({"SHOP_DATA_DIR": str(tmp_path)}) is None  # nobody signed in here
+    with pytest.raises(CliError, match="SHOP_TOKEN_FILE"):
+        signed_in({"SHOP_TOKEN_FILE": str(tmp_path / "typo")})
+    session = Session("header.claims.signature", "u-1", EXPIRES)
+    session.save(tmp_path / "token")
+    assert signed_in({"SHOP_TOKEN_FILE": str(tmp_path / "token")}) == session
+
+
+def test_logout_says_whether_anyone_was_signed_in(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SHOP_TOKEN_FILE", str(tmp_path / "token"))
+    Session("header.claims.signature", "u-1", EXPIRES).save(tmp_path / "token")
+
+    assert run(["logout"]) == 0
+    assert "signed out" in capsys.readouterr().err
+    assert not (tmp_path / "token").exists()
+    assert run(["logout"]) == 0
+    assert "nobody was signed in" in capsys.readouterr().err

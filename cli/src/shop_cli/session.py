@@ -32,6 +32,20 @@ def token_file(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("SHOP_DATA_DIR") or ".shop") / TOKEN_FILE
 
 
+def signed_in(environ: Mapping[str, str]) -> Session | None:
+    """The stored session, None when nobody is signed in (no file where `shop login` writes
+    by default). A token file named in $SHOP_TOKEN_FILE must be there: a mistyped name must
+    not turn a customer's command into the operator's. Raises CliError otherwise."""
+    path = token_file(environ)
+    session = Session.load(path)
+    if session is None and environ.get(TOKEN_FILE_ENV):
+        raise CliError(
+            f"no token at {path} (${TOKEN_FILE_ENV}): `shop login` writes one; "
+            f"unset ${TOKEN_FILE_ENV} to act as the operator"
+        )
+    return session
+
+
 @dataclass(frozen=True)
 class Session:
     access_token: str = field(repr=False)

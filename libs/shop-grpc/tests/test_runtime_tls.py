@@ -387,3 +387,10 @@ def test_the_bearer_token_is_read_from_the_authorization_metadata(metadata, toke
 def test_any_other_authorization_is_refused(values) -> None:
     with pytest.raises(TokenRejected):
         bearer_token([("authorization", value) for value in values])
+
+
+def test_an_authorization_sent_as_binary_is_refused_not_passed_over() -> None:
+    # Passed over, it would leave the operator's certificate acting for anyone on a call
+    # that carried a customer's token.
+    with pytest.raises(TokenRejected):
+        bearer_token([("authorization-bin", b"Bearer abc.def.ghi")])

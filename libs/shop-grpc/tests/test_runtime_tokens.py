@@ -141,6 +141,16 @@ def test_a_token_without_a_required_claim_is_unauthenticated(keys, missing):
     rejected(public, signed(private, claims(**{missing: None})))
 
 
+@pytest.mark.parametrize("exp", [10**20, 1e300, -(10**20)], ids=["huge", "float", "negative"])
+def test_a_time_claim_out_of_any_range_is_unauthenticated(keys, exp):
+    # Only the signing key's holder could send one; still an answer, never an internal error.
+    private, public = rings(keys)
+    assert rejected(public, signed(private, claims(exp=exp))).reason in {
+        "TOKEN_INVALID",
+        "TOKEN_EXPIRED",
+    }
+
+
 def test_a_subject_that_is_not_a_string_is_unauthenticated(keys):
     private, public = rings(keys)
 
@@ -220,7 +230,10 @@ def test_a_key_of_another_kind_is_refused_naming_its_file(tmp_path, key):
     )
 
     with pytest.raises(KeyFileError, match=r"bad\.pem"):
-        tokens.read_ring(tmp_path)
+        tokens.load_key(tmp_path / "bad.pem")
+    ring = tokens.read_ring(tmp_path)
+    assert ring.keys == {}
+    assert len(ring.skipped) == 1 and "bad.pem" in ring.skipped[0]
 
 
 def test_a_key_file_named_without_a_kid_is_refused(tmp_path):
@@ -228,7 +241,8 @@ def test_a_key_file_named_without_a_kid_is_refused(tmp_path):
     os.rename(tmp_path / "k1.pem", tmp_path / "k 1.pem")
 
     with pytest.raises(KeyFileError, match=r"named <kid>\.pem"):
-        tokens.read_ring(tmp_path)
+        tokens.load_key(tmp_path / "k 1.pem")
+    assert "named <kid>.pem" in tokens.read_ring(tmp_path).skipped[0]
 
 
 def test_a_secrets_hidden_entries_are_not_keys(keys):
@@ -281,13 +295,22 @@ def test_rotation_new_tokens_use_the_new_key_old_ones_verify_until_the_key_is_re
     assert tokens.verify(directory.ring(), new.token).subject == USER
 
 
-def test_a_directory_that_stops_reading_keeps_its_last_good_keys(keys):
+def test_a_stray_file_holds_back_neither_the_good_keys_nor_a_removal(keys):
     directory = KeyDirectory(keys[1], check_seconds=0)
-    token = tokens.issue(tokens.read_ring(keys[0]), USER).token
+    old = tokens.issue(tokens.read_ring(keys[0]), USER).token
+    tokens.write_new_key(keys[0], keys[1], "k2")
+    new = tokens.issue(tokens.read_ring(keys[0]), USER).token
 
-    (keys[1] / "k2.pem").write_text("half-written")
+    (keys[1] / "k3.pem").write_text("half-written")
+    (keys[1] / "backup.v1.pem").write_bytes((keys[1] / "k1.pem").read_bytes())
 
-    assert tokens.verify(directory.ring(), token).subject == USER
+    assert tokens.verify(directory.ring(), old).subject == USER
+    assert tokens.verify(directory.ring(), new).subject == USER
+    assert len(directory.ring().skipped) == 2
+    # k1 leaked: removed at once, it stops verifying though the stray files are still there.
+    (keys[1] / "k1.pem").unlink()
+    assert rejected(directory.ring(), old).reason == "TOKEN_INVALID"
+    assert tokens.verify(directory.ring(), new).subject == USER
 
 
 def test_the_newest_private_key_signs(tmp_path):

@@ -57,6 +57,10 @@ async def login(args: argparse.Namespace) -> int:
 
 def logout(args: argparse.Namespace) -> int:
     path = token_file(os.environ)
-    path.unlink(missing_ok=True)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        print(f"nobody was signed in here (no token at {path})", file=sys.stderr)
+        return 0
     print(f"signed out ({path} removed)", file=sys.stderr)
     return 0

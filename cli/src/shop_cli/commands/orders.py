@@ -25,7 +25,7 @@ from shop_cli.arguments import (
 )
 from shop_cli.checkout import CheckoutSession
 from shop_cli.paging import PAGE_SIZE, collect
-from shop_cli.session import Session, token_file
+from shop_cli.session import signed_in
 from shop_cli.targets import Clients, add_target_flags
 
 FINAL = frozenset(
@@ -136,7 +136,7 @@ async def follow(clients: Clients, order: order_pb2.Order, call_timeout: float) 
 
 def _clients(args: argparse.Namespace) -> Clients:
     """Clients acting for the customer `shop login` signed in, if any (shop_cli.session)."""
-    session = Session.load(token_file(os.environ))
+    session = signed_in(os.environ)
     return Clients(args, token=None if session is None else session.access_token)
 
 

@@ -143,6 +143,9 @@ class KeyRing:
     """The keys of one reading of a directory, by kid."""
 
     keys: Mapping[str, Key]
+    skipped: tuple[str, ...] = ()
+    """Why each file of the directory that is no usable key was left out (KeyFileError's
+    message, naming the file)."""
 
     @property
     def signing(self) -> Key | None:
@@ -160,15 +163,29 @@ EMPTY = KeyRing({})
 
 def read_ring(directory: Path) -> KeyRing:
     """Every ``<kid>.pem`` of `directory`; names starting with a dot (a Secret's ``..data``)
-    are not keys. A missing directory is an empty ring. Raises KeyFileError for a bad file."""
+    are not keys. A missing directory is an empty ring. A file that is no usable key (half
+    written, another kind of key, a name that is no kid) is left out and named in
+    ``skipped``, rather than holding back the rest: a key removed because it leaked must
+    stop verifying even while a stray file sits beside it. Raises KeyFileError only when
+    the directory itself cannot be read."""
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
         return EMPTY
     except OSError as error:
         raise KeyFileError(f"{directory}: {error.strerror}") from error
-    files = [directory / n for n in names if n.endswith(KEY_SUFFIX) and not n.startswith(".")]
-    return KeyRing({key.kid: key for key in map(load_key, files)})
+    keys: dict[str, Key] = {}
+    skipped: list[str] = []
+    for name in names:
+        if not name.endswith(KEY_SUFFIX) or name.startswith("."):
+            continue
+        try:
+            key = load_key(directory / name)
+        except KeyFileError as error:
+            skipped.append(str(error))
+            continue
+        keys[key.kid] = key
+    return KeyRing(keys, tuple(skipped))
 
 
 Signature = tuple[tuple[str, int, int, int], ...]
@@ -176,7 +193,8 @@ Signature = tuple[tuple[str, int, int, int], ...]
 
 class KeyDirectory:
     """A key directory, read again when its files change, looked at most every
-    `check_seconds`. A reading that fails keeps the last good ring (and is logged)."""
+    `check_seconds`. Files that are no usable key are logged and left out; a directory that
+    cannot be read at all keeps the last ring (and is logged)."""
 
     def __init__(self, directory: Path, check_seconds: float = 1.0) -> None:
         self.directory = directory
@@ -185,6 +203,7 @@ class KeyDirectory:
         self._checked = time.monotonic()
         self._signature = self._stat()
         self._ring = read_ring(directory)
+        _log_skipped(self._ring)
 
     def _stat(self) -> Signature:
         try:
@@ -218,10 +237,16 @@ class KeyDirectory:
         try:
             ring = read_ring(self.directory)
         except KeyFileError as error:
-            log.warning("token keys not usable; keeping the last good ones", error=str(error))
+            log.warning("token keys not readable; keeping the last ones", error=str(error))
             return
         self._ring = ring
         log.info("token keys reloaded", directory=str(self.directory), kids=sorted(ring.keys))
+        _log_skipped(ring)
+
+
+def _log_skipped(ring: KeyRing) -> None:
+    for reason in ring.skipped:
+        log.warning("token key file left out", error=reason)
 
 
 @dataclass(frozen=True)
@@ -314,10 +339,17 @@ def verify(ring: KeyRing, token: str) -> Claims:
         raise TokenRejected("the access token has expired; sign in again", expired=True) from None
     except jwt.PyJWTError as error:
         raise TokenRejected(f"the access token is not valid: {error}") from None
+    except (OverflowError, ValueError, TypeError):
+        # A time claim PyJWT accepts as a number but cannot compare or convert (1e300).
+        raise TokenRejected("the access token is not valid: a time claim is out of range") from None
     subject, token_id = claims["sub"], claims["jti"]
     if not isinstance(subject, str) or not subject or not isinstance(token_id, str):
         raise TokenRejected("the access token is not valid: bad sub or jti")
-    return Claims(subject, token_id, datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC))
+    try:
+        expire_time = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
+    except (OverflowError, ValueError, OSError):
+        raise TokenRejected("the access token is not valid: exp is out of range") from None
+    return Claims(subject, token_id, expire_time)
 
 
 # -- making keys ---------------------------------------------------------------------------

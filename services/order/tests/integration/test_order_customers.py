@@ -256,6 +256,17 @@ async def test_a_bad_authorization_is_unauthenticated_even_from_the_operator(sho
     assert challenge == 'Bearer error="invalid_token"'
 
 
+async def test_a_binary_authorization_is_unauthenticated_not_the_operator_acting(shop):
+    alices = await place(shop, ALICE)
+    token = shop.keys.token_for(BOB)
+
+    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED):
+        await shop.stub("client").GetOrder(
+            order_pb2.GetOrderRequest(order_id=alices.order_id),
+            metadata=(("authorization-bin", f"Bearer {token}".encode()),),
+        )
+
+
 async def test_a_token_signed_by_a_removed_key_is_unauthenticated(shop):
     alices = await place(shop, ALICE)
     old = shop.as_user(ALICE)

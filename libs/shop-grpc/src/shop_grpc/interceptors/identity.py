@@ -38,6 +38,7 @@ log = structlog.get_logger("shop_grpc.identity")
 
 UNKNOWN = "unknown"
 AUTHORIZATION = "authorization"
+AUTHORIZATION_BIN = "authorization-bin"
 SCHEME = "bearer"
 CHALLENGE = "Bearer"
 """RFC 6750 section 3: no credentials were sent, so the challenge names only the scheme."""
@@ -54,9 +55,13 @@ def caller_of(context: grpc.aio.ServicerContext) -> tuple[str, str]:
 
 def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
     """The token of the call's ``authorization`` metadata (RFC 6750 section 2.1), None when
-    there is none. Raises TokenRejected for any other shape: another scheme, no token, or the
-    key given twice."""
-    values = [value for key, value in metadata or () if key == AUTHORIZATION]
+    there is none. Raises TokenRejected for any other shape: another scheme, no token, the
+    key given twice, or given as binary (``authorization-bin``: a credential the check
+    would otherwise pass over, acting as the operator for a call that meant a customer)."""
+    pairs = list(metadata or ())
+    if any(key == AUTHORIZATION_BIN for key, _ in pairs):
+        raise tokens.TokenRejected("authorization must be text: `Bearer <access token>`")
+    values = [value for key, value in pairs if key == AUTHORIZATION]
     if not values:
         return None
     if len(values) > 1 or not isinstance(values[0], str):

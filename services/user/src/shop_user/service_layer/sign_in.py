@@ -8,11 +8,15 @@ What a reviewer looks for, and where it is:
 - **The same time either way.** An unknown login is checked against a stand-in hash of the
   same scrypt cost, so the answer takes as long as a wrong password for a real account; the
   hash comparison itself is constant-time (domain.passwords).
-- **Repeated failures slow down**, per account (its username and e-mail counted together;
-  a name no account has is counted alike, so the limit says nothing about existence) and per
-  caller (its address): RESOURCE_EXHAUSTED with how long to wait (domain.throttle). A
-  throttled try is refused before its password is looked at, so it teaches nothing; tries for
-  one account take turns, so a burst of guesses cannot all pass the check at once.
+- **Repeated failures slow down**, per login name (an account's username and its e-mail
+  are counted apart: counting them together would make an e-mail's throttling say which
+  account it belongs to, while a name no account has is counted like any other) and per
+  caller (the client's address: see entrypoints.grpc.caller_address): RESOURCE_EXHAUSTED
+  with how long to wait (domain.throttle). A throttled try is refused before its password
+  is looked at, so it teaches nothing; tries for one name take turns, so a burst of guesses
+  cannot all pass the check at once. Whoever knows a customer's login name can keep that
+  name waiting (up to 15 minutes at a time, for as long as they keep failing): the price of
+  slowing guesses per account, which OWASP's cheat sheet accepts over locking accounts.
 - Neither the login name nor the password is logged; the user id of a success is.
 """
 
@@ -35,25 +39,26 @@ from shop_user.service_layer.unit_of_work import UnitOfWorkFactory
 log = structlog.get_logger(__name__)
 
 WRONG = "wrong login or password"
-ACCOUNT_LIMIT = Limit(free_failures=5, window_seconds=900)
-"""Five free failures per account in 15 minutes, then 1 s, 2 s, 4 s … up to 15 minutes."""
+NAME_LIMIT = Limit(free_failures=5, window_seconds=900)
+"""Five free failures per login name in 15 minutes, then 1 s, 2 s, 4 s … up to 15 minutes."""
 CALLER_LIMIT = Limit(free_failures=50, window_seconds=900)
-"""A caller may mistype for many accounts (a gateway carries many customers), so more."""
+"""One client address may sign in to many accounts (a household, an office behind one
+address), so more."""
 
 
 @dataclass
 class Throttles:
-    accounts: FailureThrottle
+    names: FailureThrottle
     callers: FailureThrottle
     _turns: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
 
     @classmethod
     def default(cls) -> Throttles:
-        return cls(FailureThrottle(ACCOUNT_LIMIT), FailureThrottle(CALLER_LIMIT))
+        return cls(FailureThrottle(NAME_LIMIT), FailureThrottle(CALLER_LIMIT))
 
     @contextlib.asynccontextmanager
     async def turn(self, account: str) -> AsyncIterator[None]:
-        """One try at a time per account: guesses sent all at once would otherwise all be
+        """One try at a time per login name: guesses sent all at once would otherwise all be
         checked before the first failure was counted, and slip past the limit together."""
         lock, waiting = self._turns.get(account, (asyncio.Lock(), 0))
         self._turns[account] = (lock, waiting + 1)
@@ -90,20 +95,18 @@ async def login(
     """
     name = login_name.lower()
     async with throttles.turn(name):
+        _check_throttles(throttles, name, caller)
         async with uow(readonly=True) as tx:
             found = await tx.users.credentials(name)
-        # An account's username and e-mail share one count; a name no account has, its own.
-        account = f"user:{found[0]}" if found else f"name:{name}"
-        _check_throttles(throttles, account, caller)
         stored = found[1] if found else passwords.unknown_account_hash()
         matches = await passwords.verify_password_async(password, stored)
         if found is None or not matches:
-            throttles.accounts.failed(account)
+            throttles.names.failed(name)
             throttles.callers.failed(caller)
             log.info("sign-in refused")
             metrics.sign_in(metrics.REFUSED)
             raise Unauthenticated(WRONG)
-        throttles.accounts.succeeded(account)
+        throttles.names.succeeded(name)
     user_id = found[0]
     try:
         issued = tokens.issue(keys.ring(), user_id)
@@ -118,9 +121,9 @@ async def login(
     return SignedIn(user_id, issued)
 
 
-def _check_throttles(throttles: Throttles, account: str, caller: str) -> None:
+def _check_throttles(throttles: Throttles, name: str, caller: str) -> None:
     for scope, wait in (
-        ("account", throttles.accounts.wait_seconds(account)),
+        ("login name", throttles.names.wait_seconds(name)),
         ("caller", throttles.callers.wait_seconds(caller)),
     ):
         if wait > 0:
