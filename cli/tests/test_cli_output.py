@@ -62,6 +62,18 @@ def test_failed_precondition_error_lists_its_violations():
     ]
 
 
+def test_an_expired_token_says_how_to_sign_in_again():
+    error = errors.Unauthenticated(
+        "the access token has expired; sign in again", reason="TOKEN_EXPIRED"
+    )
+    lines = describe_rpc_error(FakeRpcError(error))
+    assert lines[:2] == [
+        "error: UNAUTHENTICATED: the access token has expired; sign in again",
+        "  reason: TOKEN_EXPIRED",
+    ]
+    assert "shop login" in lines[2]
+
+
 def test_not_found_error_is_one_line():
     lines = describe_rpc_error(FakeRpcError(errors.NotFound("user", "u1")))
     assert lines == ["error: NOT_FOUND: user 'u1' not found"]

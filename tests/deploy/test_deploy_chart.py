@@ -466,6 +466,9 @@ async def run_checks(script: str, address: str) -> asyncio.subprocess.Process:
     """The helm test pod's own waiting and check function, run here against `address`."""
     prelude, calls = script.split("\ncheck -", 1)
     assert "shop demo" in calls  # the order is placed only after every check passed
+    # A release's test signs up a customer of its own, whose password nobody knows: never
+    # the shared demo customer, whose password the README shows.
+    assert "shop demo --fresh-customer" in calls
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the real `shop`
     return await asyncio.create_subprocess_exec(
         "sh",

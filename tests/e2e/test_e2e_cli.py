@@ -76,6 +76,19 @@ def test_demo_places_a_confirmed_order_and_can_run_again(suite, target_flags):
         assert "CONFIRMED" in demo.stdout
 
 
+def test_demo_with_a_fresh_customer_signs_up_one_per_run_and_shows_no_password(suite, target_flags):
+    targets = [*target_flags, f"--tls-dir={suite.certs_dir / 'client'}"]
+    signed_in = []
+    for _ in range(2):
+        demo = shop("demo", "--fresh-customer", *targets)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "CONFIRMED" in demo.stdout
+        (line,) = [x for x in demo.stderr.splitlines() if x.startswith("signed in as ")]
+        signed_in.append(line.removeprefix("signed in as "))
+        assert "password" not in (demo.stdout + demo.stderr).lower()
+    assert signed_in[0] != signed_in[1] and all(n.startswith("demo-") for n in signed_in)
+
+
 @pytest.mark.local_only
 def test_bench_prints_each_services_cpu_per_confirmed_order_from_the_published_pids(
     suite, target_flags

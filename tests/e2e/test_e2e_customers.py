@@ -16,13 +16,16 @@ from shop.user.v1 import user_pb2
 PASSWORD = "correct horse battery"
 
 
-def cli(*args: str, token_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, token_file: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ}
     env.pop("SHOP_TOKEN_FILE", None)
     if token_file is not None:
         env["SHOP_TOKEN_FILE"] = str(token_file)
     return subprocess.run(
         [sys.executable, "-m", "shop_cli", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -46,14 +49,16 @@ async def test_two_customers_each_see_and_act_on_only_their_own_orders(suite, sh
     tokens = {name: tmp_path / f"{name}.token" for name in names}
 
     for name, username in names.items():
+        # The password on standard input, where other users of the machine cannot see it.
         signed_in = ok(
             cli(
                 "login",
                 username,
-                f"--password={PASSWORD}",
+                "--password-stdin",
                 user_flag,
                 client,
                 token_file=tokens[name],
+                stdin=f"{PASSWORD}\n",
             )
         )
         assert signed_in.strip() == ids[name]

@@ -110,4 +110,12 @@ def describe_rpc_error(exc: grpc.RpcError) -> list[str]:
         lines += [f"  {v.type} {v.subject}: {v.description}" for v in error.violations]
     if error.reason:
         lines.append(f"  reason: {error.reason}")
+    if error.reason in SIGN_IN_AGAIN:
+        lines.append(
+            "  `shop login` signs the customer in again; `shop logout` acts as the operator"
+        )
     return lines
+
+
+SIGN_IN_AGAIN = frozenset({"TOKEN_EXPIRED", "TOKEN_INVALID"})
+"""Reasons of an UNAUTHENTICATED answer to the stored customer's token."""

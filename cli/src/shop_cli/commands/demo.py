@@ -4,8 +4,10 @@ order as them, show how it ended."""
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -48,6 +50,12 @@ def register(subparsers: Any) -> None:
         "demo",
         run_async(run),
         "seed demo products, stock and a user, then place and follow one order",
+    )
+    parser.add_argument(
+        "--fresh-customer",
+        action="store_true",
+        help="sign up a new customer with a random password nobody is shown, instead of the "
+        f"shared {DEMO_USER!r} (whose password is in the README): for a suite others use",
     )
     add_target_flags(parser, *CLIENT_SERVICES)
     add_json_flag(parser)
@@ -95,11 +103,36 @@ async def ensure_stock(clients: Clients, call_timeout: float) -> None:
         say(f"stock of {level.product_id} topped up to {level.available}")
 
 
-async def ensure_user(clients: Clients, call_timeout: float) -> user_pb2.User:
+@dataclass(frozen=True)
+class Customer:
+    username: str
+    email: str
+    password: str = field(repr=False)
+    request_id: str
+
+
+SHARED = Customer(DEMO_USER, DEMO_EMAIL, DEMO_PASSWORD, DEMO_USER_REQUEST_ID)
+
+
+def fresh_customer() -> Customer:
+    """A customer of this run alone, whose password is never shown or stored: nobody can
+    sign in as it afterwards."""
+    suffix = secrets.token_hex(4)
+    return Customer(
+        f"{DEMO_USER}-{suffix}",
+        f"{DEMO_USER}-{suffix}@example.com",
+        secrets.token_urlsafe(24),
+        str(uuid.uuid4()),
+    )
+
+
+async def ensure_user(clients: Clients, call_timeout: float, customer: Customer) -> user_pb2.User:
     request = user_pb2.CreateUserRequest(
-        user=user_pb2.User(username=DEMO_USER, email=DEMO_EMAIL, display_name="Demo Customer"),
-        password=DEMO_PASSWORD,
-        request_id=DEMO_USER_REQUEST_ID,
+        user=user_pb2.User(
+            username=customer.username, email=customer.email, display_name="Demo Customer"
+        ),
+        password=customer.password,
+        request_id=customer.request_id,
     )
     try:
         user: user_pb2.User = await clients.users.CreateUser(request, timeout=call_timeout)
@@ -107,8 +140,8 @@ async def ensure_user(clients: Clients, call_timeout: float) -> user_pb2.User:
         if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
             raise
         raise CliError(
-            f"user {DEMO_USER!r} or {DEMO_EMAIL} exists but was not created by an earlier "
-            f"`shop demo` (CreateUser with request_id {DEMO_USER_REQUEST_ID!r} would have "
+            f"user {customer.username!r} or {customer.email} exists but was not created by an "
+            f"earlier `shop demo` (CreateUser with request_id {customer.request_id!r} would have "
             "returned it): delete that user with `shop users delete ID`, or start the suite "
             "with a fresh data directory"
         ) from exc
@@ -120,9 +153,10 @@ async def run(args: argparse.Namespace) -> int:
     async with Clients(args) as clients:
         await ensure_products(clients, args.timeout)
         await ensure_stock(clients, args.timeout)
-        user = await ensure_user(clients, args.timeout)
-        session = await sign_in(clients, DEMO_USER, DEMO_PASSWORD, args.timeout)
-        say(f"signed in as {DEMO_USER}")
+        signing_up = fresh_customer() if args.fresh_customer else SHARED
+        user = await ensure_user(clients, args.timeout, signing_up)
+        session = await sign_in(clients, signing_up.username, signing_up.password, args.timeout)
+        say(f"signed in as {signing_up.username}")
     # The order is placed by the customer, with their token, not by the operator.
     async with Clients(args, token=session.access_token) as customer:
         request = create_request(

@@ -10,7 +10,7 @@ from typing import Any
 
 from shop.user.v1 import user_pb2
 from shop_cli.arguments import add_timeout_flag, command, run_async
-from shop_cli.commands.users import PASSWORD_ENV, password
+from shop_cli.commands.users import add_password_flags, password
 from shop_cli.session import Session, token_file
 from shop_cli.targets import Clients, add_target_flags
 
@@ -23,9 +23,7 @@ def register(subparsers: Any) -> None:
         "sign a customer in: the order commands then act for them (shop logout ends it)",
     )
     login_p.add_argument("login", metavar="USERNAME_OR_EMAIL")
-    login_p.add_argument(
-        "--password", help=f"default: ${PASSWORD_ENV}, else asked for without echo"
-    )
+    add_password_flags(login_p)
     add_target_flags(login_p, "user")
     add_timeout_flag(login_p)
     command(subparsers, "logout", logout, "forget the signed-in customer's token")

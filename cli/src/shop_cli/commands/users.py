@@ -37,9 +37,7 @@ def register(subparsers: Any) -> None:
     create_p.add_argument("username")
     create_p.add_argument("--email", required=True)
     create_p.add_argument("--display-name", default="")
-    create_p.add_argument(
-        "--password", help=f"default: ${PASSWORD_ENV}, else asked for without echo"
-    )
+    add_password_flags(create_p)
     add_request_id_flag(create_p)
 
     get_p = command(sub, "get", run_async(get), "show one user")
@@ -66,15 +64,36 @@ def register(subparsers: Any) -> None:
             add_timeout_flag(parser)
 
 
+def add_password_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password",
+        help=f"default: ${PASSWORD_ENV}, else asked for without echo (a password on the "
+        "command line is visible to other users of the machine: prefer --password-stdin)",
+    )
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+
+
 def password(args: argparse.Namespace) -> str:
-    """--password, else $SHOP_PASSWORD, else asked for at the terminal; CliError when none."""
+    """--password-stdin's line, else --password, else $SHOP_PASSWORD, else asked for at the
+    terminal; CliError when none."""
+    if args.password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise CliError("--password-stdin: standard input held no password")
+        return line
     value: str = args.password or os.environ.get(PASSWORD_ENV) or ""
     # Asked only at a terminal: elsewhere getpass would read a line of standard input, or
     # fail at its end, with warnings about echo either way.
     if not value and sys.stdin.isatty():
         value = getpass.getpass("password: ")
     if not value:
-        raise CliError(f"a password is required: --password, ${PASSWORD_ENV}, or a terminal")
+        raise CliError(
+            f"a password is required: --password-stdin, --password, ${PASSWORD_ENV}, or a terminal"
+        )
     return value
 
 

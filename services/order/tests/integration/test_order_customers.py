@@ -213,7 +213,7 @@ async def test_the_operator_without_a_token_acts_on_any_order(shop):
 async def test_another_identity_without_a_token_is_unauthenticated(shop):
     alices = await place(shop, ALICE)
 
-    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED) as failure:
+    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED, reason="NO_TOKEN") as failure:
         await shop.stub("payment").GetOrder(order_pb2.GetOrderRequest(order_id=alices.order_id))
 
     assert dict(failure.rpc_error.trailing_metadata() or ())["www-authenticate"] == "Bearer"
@@ -245,7 +245,7 @@ def _b64(data: bytes) -> str:
 async def test_a_bad_authorization_is_unauthenticated_even_from_the_operator(shop, authorization):
     alices = await place(shop, ALICE)
 
-    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED) as failure:
+    with rpc_fails(grpc.StatusCode.UNAUTHENTICATED, reason="TOKEN_INVALID") as failure:
         await shop.stub("client").GetOrder(
             order_pb2.GetOrderRequest(order_id=alices.order_id),
             metadata=(("authorization", authorization),),

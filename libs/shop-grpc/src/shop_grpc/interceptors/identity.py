@@ -27,10 +27,11 @@ import grpc
 import structlog
 from opentelemetry import trace
 
-from shop_grpc import policy, principal, tokens
+from shop_grpc import policy, principal, status, tokens
 from shop_grpc.certs import parse_spiffe_id
 from shop_grpc.config import ServerSettings
 from shop_grpc.credentials import read_material
+from shop_grpc.errors import Unauthenticated
 from shop_grpc.interceptors._wrap import AroundEachCall, Behavior
 from shop_grpc.principal import Caller
 
@@ -43,6 +44,8 @@ SCHEME = "bearer"
 CHALLENGE = "Bearer"
 """RFC 6750 section 3: no credentials were sent, so the challenge names only the scheme."""
 INVALID_TOKEN = 'Bearer error="invalid_token"'
+NO_TOKEN = "NO_TOKEN"
+"""The reason of a call that carries no token to a method only customers' tokens open."""
 NEEDS_TOKEN = "this method needs `authorization: Bearer <access token>` (UserService.Login)"
 
 
@@ -125,13 +128,15 @@ class IdentityCheck(AroundEachCall):
                 return Caller(identity, claims.subject)
         except tokens.TokenRejected as rejected:
             log.warning("unauthenticated", caller=identity, rpc=method, reason=rejected.reason)
-            await _abort_unauthenticated(context, rejected.message, INVALID_TOKEN)
+            await _abort_unauthenticated(context, rejected, INVALID_TOKEN)
         if self.namespace is None or policy.allowed(identity, method, self.rules):
             # On the call's own log line (interceptors.logging), not one more line per call.
             structlog.contextvars.bind_contextvars(acting_for="any customer")
             return Caller(identity)
-        log.warning("unauthenticated", caller=identity, rpc=method, reason="NO_TOKEN")
-        await _abort_unauthenticated(context, NEEDS_TOKEN, CHALLENGE)
+        log.warning("unauthenticated", caller=identity, rpc=method, reason=NO_TOKEN)
+        await _abort_unauthenticated(
+            context, Unauthenticated(NEEDS_TOKEN, reason=NO_TOKEN), CHALLENGE
+        )
         raise AssertionError("abort raises")
 
     @staticmethod
@@ -152,13 +157,18 @@ class IdentityCheck(AroundEachCall):
 
 
 async def _abort_unauthenticated(
-    context: grpc.aio.ServicerContext, message: str, challenge: str
+    context: grpc.aio.ServicerContext, error: Unauthenticated, challenge: str
 ) -> None:
-    # RFC 6750 section 3: the scheme the caller should use, said the way HTTP would.
+    # With an ErrorInfo naming the reason (NO_TOKEN, TOKEN_EXPIRED, TOKEN_INVALID) as every
+    # other refusal has, and RFC 6750 section 3's challenge: the scheme the caller should
+    # use, said the way HTTP would.
     await context.abort(
         grpc.StatusCode.UNAUTHENTICATED,
-        message,
-        trailing_metadata=(("www-authenticate", challenge),),
+        error.message,
+        trailing_metadata=(
+            *status.trailing_metadata(status.to_status(error)),
+            ("www-authenticate", challenge),
+        ),
     )
 
 
