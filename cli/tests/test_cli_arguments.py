@@ -149,3 +149,29 @@ def test_without_a_terminal_a_missing_password_is_an_error_not_a_prompt(tmp_path
     assert result.returncode == 1
     assert "a password is required" in result.stderr
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    # `shop orders list | head -1`: the pipe closes while the command still prints.
+    script = """
+import argparse, sys
+from shop_cli import __main__ as cli
+
+def build():
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(handler=lambda args: [print("x" * 80) for _ in range(100_000)] and 0)
+    parser.set_defaults(parser=parser)
+    return parser
+
+cli.build_parser = build
+sys.exit(cli.run([]))
+"""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.readline()
+    reader.stdout.close()
+    errors = reader.stderr.read()
+    assert reader.wait(timeout=30) == 141
+    assert b"Traceback" not in errors and b"Exception" not in errors

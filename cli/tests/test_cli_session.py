@@ -60,3 +60,15 @@ def test_logout_says_whether_anyone_was_signed_in(tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "token").exists()
     assert run(["logout"]) == 0
     assert "nobody was signed in" in capsys.readouterr().err
+
+
+def test_a_customers_token_sent_without_tls_is_warned_about(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SHOP_TOKEN_FILE", str(tmp_path / "token"))
+    Session("header.claims.signature", "u-1", EXPIRES).save(tmp_path / "token")
+    flags = ["--insecure", "--order", "127.0.0.1:1", "--timeout", "1"]
+
+    assert run(["orders", "get", "o-1", *flags]) == 1  # nothing listens there
+
+    err = capsys.readouterr().err
+    assert "warning: sending the signed-in customer's token without TLS" in err
+    assert "header.claims.signature" not in err

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,6 +24,10 @@ def cli(
     env.pop("SHOP_TOKEN_FILE", None)
     if token_file is not None:
         env["SHOP_TOKEN_FILE"] = str(token_file)
+    else:
+        # The operator: no token where the CLI looks by default either (a developer's own
+        # `shop login` may have left one in .shop/token).
+        env["SHOP_DATA_DIR"] = tempfile.mkdtemp(prefix="shop-no-token-")
     return subprocess.run(
         [sys.executable, "-m", "shop_cli", *args],
         input=stdin,
@@ -66,11 +71,13 @@ async def test_two_customers_each_see_and_act_on_only_their_own_orders(suite, sh
 
     placed = {}
     for name in names:
+        # Ann names herself; Ben leaves it to his sign-in.
+        myself = [f"--user={ids[name]}"] if name == "ann" else []
         out = ok(
             cli(
                 "orders",
                 "place",
-                f"--user={ids[name]}",
+                *myself,
                 f"--item={product}=1",
                 "--json",
                 order_flag,
@@ -110,6 +117,9 @@ async def test_two_customers_each_see_and_act_on_only_their_own_orders(suite, sh
     for name in names:
         seen = ok(cli("orders", "get", placed[name], "--json", order_flag, client))
         assert '"STATUS_CONFIRMED"' in seen  # nobody's cancel went through
+    # Without a sign-in, a command that names a customer needs one named.
+    unnamed = cli("orders", "list", order_flag, client)
+    assert unnamed.returncode == 1 and "--user ID is required" in unnamed.stderr
 
 
 async def test_a_wrong_password_is_refused_and_stores_nothing(suite, shop, tmp_path):

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from shop_grpc import registry
+from shop_grpc import registry, tokens
+from shop_grpc.config import TokenSettings
 from shop_grpc.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +63,10 @@ START_TIMEOUT_SECONDS = 60
 
 SUMMARY = pytest.StashKey[list[str]]()
 """Lines for the end of the run: how the base image came about, each image's build and size."""
+
+
+TOKEN_KEYS_DIR = TokenSettings.keys_directory
+"""Where a service looks for its token keys by default, as the chart mounts them."""
 
 
 def image(svc: str) -> str:
@@ -324,6 +329,9 @@ class Suite:
     podman: Podman
     certs: Path
     """`shop certs init` output: one directory per identity, the client's included."""
+    token_keys: Path
+    """A first access token key pair: ``private/`` for the service that signs, ``public/``
+    for the others, as the chart's Secrets hold them."""
     containers: dict[str, Container] = field(default_factory=dict)
     """By service, in the order they were started (each after those it calls)."""
 
@@ -357,11 +365,16 @@ class Suite:
             "--read-only",
             "--tmpfs=/tmp",
             f"--volume={self.certs / svc}:/etc/shop/tls:ro",
+            f"--volume={self.token_keys / self.key_half(svc)}:{TOKEN_KEYS_DIR}:ro",
             *(f"--env={key}={value}" for key, value in env.items()),
             image,
             capture=True,
         )
         return container
+
+    @staticmethod
+    def key_half(svc: str) -> str:
+        return "private" if registry.services()[svc].signs_tokens else "public"
 
     def state(self, container: Container) -> tuple[str, int]:
         """The container's status (running, exited, ...) and its exit code."""
@@ -415,10 +428,21 @@ def mount_certs(certs: Path) -> Path:
     """`shop certs init` output, readable by the image's user as a Secret volume would be."""
     made = shop("certs", "init", "--namespace", "default", "--out", certs)
     assert made.returncode == 0, made.stdout + made.stderr
-    for path in certs.rglob("*"):
+    return readable_as_a_secret(certs)
+
+
+def mount_token_keys(keys: Path) -> Path:
+    """A first token key pair, as the chart's secrets Job makes it, readable by the image's
+    user as a Secret volume would be."""
+    tokens.write_new_key(keys / "private", keys / "public")
+    return readable_as_a_secret(keys)
+
+
+def readable_as_a_secret(tree: Path) -> Path:
+    for path in tree.rglob("*"):
         path.chmod(0o555 if path.is_dir() else 0o444)
-    certs.chmod(0o555)
-    return certs
+    tree.chmod(0o555)
+    return tree
 
 
 @pytest.fixture(scope="session")
@@ -427,7 +451,8 @@ def suite(
 ) -> Iterator[Suite]:
     """Every image running side by side; removed at the end of the session."""
     tags = {svc: images.tag(svc) for svc in registry.start_order()}
-    running = Suite(podman, mount_certs(tmp_path_factory.mktemp("images") / "certs"))
+    made = tmp_path_factory.mktemp("images")
+    running = Suite(podman, mount_certs(made / "certs"), mount_token_keys(made / "token-keys"))
     try:
         # Each service is given the addresses of those it calls, so those start first.
         for svc, tag in tags.items():

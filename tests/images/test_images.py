@@ -2,7 +2,9 @@
 
 The images run side by side as a pod would run them (tests/images/conftest.py: read-only root
 filesystem, /tmp the only writable place, the image's own non-root user, certificates from
-`shop certs init` mounted read-only at /etc/shop/tls), and each one must:
+`shop certs init` mounted read-only at /etc/shop/tls, and a token key pair at
+/etc/shop/token-keys: the private half for the user service, the public one for the others),
+and each one must:
   - build;
   - answer SERVING on its plaintext probe port, and over mTLS on its gRPC port;
   - serve its Prometheus metrics over plain HTTP on its metrics port;

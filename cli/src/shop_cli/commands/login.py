@@ -20,13 +20,19 @@ def register(subparsers: Any) -> None:
         subparsers,
         "login",
         run_async(login),
-        "sign a customer in: the order commands then act for them (shop logout ends it)",
+        "sign a customer in: the order commands then act for them (shop logout ends it); "
+        "the token goes to $SHOP_TOKEN_FILE, else <data dir>/token, readable by you alone",
     )
     login_p.add_argument("login", metavar="USERNAME_OR_EMAIL")
     add_password_flags(login_p)
     add_target_flags(login_p, "user")
     add_timeout_flag(login_p)
-    command(subparsers, "logout", logout, "forget the signed-in customer's token")
+    command(
+        subparsers,
+        "logout",
+        logout,
+        "forget the signed-in customer's token ($SHOP_TOKEN_FILE, else <data dir>/token)",
+    )
 
 
 async def sign_in(clients: Clients, login: str, secret: str, call_timeout: float) -> Session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from shop.common.v1 import money_pb2
@@ -27,6 +28,8 @@ from shop_cli.checkout import CheckoutSession
 from shop_cli.paging import PAGE_SIZE, collect
 from shop_cli.session import signed_in
 from shop_cli.targets import Clients, add_target_flags
+from shop_cli.tls import client_tls
+from shop_grpc.config import PLAINTEXT
 
 FINAL = frozenset(
     {
@@ -40,7 +43,9 @@ WATCH_TIMEOUT = 60.0
 
 
 def register(subparsers: Any) -> None:
-    group = subparsers.add_parser("orders", help="place, show, cancel, list and watch orders")
+    group = subparsers.add_parser(
+        "orders", help="place (at once or through a checkout), get, cancel, list and watch orders"
+    )
     sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     place_p = command(sub, "place", run_async(place), "place an order and follow it")
@@ -67,7 +72,12 @@ def register(subparsers: Any) -> None:
     add_request_id_flag(cancel_p)
 
     list_p = command(sub, "list", run_async(list_orders), "list a user's orders, newest first")
-    list_p.add_argument("--user", dest="user_id", required=True, metavar="ID")
+    list_p.add_argument(
+        "--user",
+        dest="user_id",
+        metavar="ID",
+        help="the customer (default: the one `shop login` signed in)",
+    )
     list_p.add_argument("--limit", type=positive_int, help="show at most this many")
 
     watch_p = command(sub, "watch", run_async(watch), "print an order's changes until it is final")
@@ -85,7 +95,12 @@ def register(subparsers: Any) -> None:
 
 def _add_order_flags(parser: argparse.ArgumentParser) -> None:
     """Who orders what, and the card: the same for placing at once and through a checkout."""
-    parser.add_argument("--user", dest="user_id", required=True, metavar="ID")
+    parser.add_argument(
+        "--user",
+        dest="user_id",
+        metavar="ID",
+        help="the customer (default: the one `shop login` signed in)",
+    )
     parser.add_argument(
         "--item",
         dest="items",
@@ -135,8 +150,20 @@ async def follow(clients: Clients, order: order_pb2.Order, call_timeout: float) 
 
 
 def _clients(args: argparse.Namespace) -> Clients:
-    """Clients acting for the customer `shop login` signed in, if any (shop_cli.session)."""
+    """Clients acting for the customer `shop login` signed in, if any (shop_cli.session);
+    a command's --user defaults to that customer. Raises CliError when a command that names
+    a customer has neither."""
     session = signed_in(os.environ)
+    if hasattr(args, "user_id") and not args.user_id:
+        if session is None:
+            raise CliError("--user ID is required when no customer is signed in (shop login)")
+        args.user_id = session.user_id
+    if session is not None and client_tls(args, os.environ) == PLAINTEXT:
+        print(
+            "warning: sending the signed-in customer's token without TLS (--insecure): "
+            "anyone on the way can read it and act as them until it expires",
+            file=sys.stderr,
+        )
     return Clients(args, token=None if session is None else session.access_token)
 
 
@@ -145,10 +172,11 @@ def _show(args: argparse.Namespace, order: order_pb2.Order) -> None:
 
 
 async def place(args: argparse.Namespace) -> int:
+    acting = _clients(args)
     request = create_request(
         args.user_id, args.items, card(args.card, args.exp, args.cvc), request_id(args)
     )
-    async with _clients(args) as clients:
+    async with acting as clients:
         order = await clients.orders.CreateOrder(request, timeout=args.timeout)
         if args.wait:
             order = await follow(clients, order, args.timeout)
@@ -158,13 +186,14 @@ async def place(args: argparse.Namespace) -> int:
 
 async def checkout(args: argparse.Namespace) -> int:
     """Sets each line in turn (printing the priced cart), then places the cart."""
+    acting = _clients(args)
     place_order = order_pb2.PlaceOrder(
         user_id=args.user_id,
         card=card(args.card, args.exp, args.cvc),
         request_id=request_id(args),
     )
     order: order_pb2.Order | None = None
-    async with _clients(args) as clients:
+    async with acting as clients:
         session = CheckoutSession(clients.orders.Checkout(timeout=args.timeout))
         for product_id, quantity in args.items:
             cart = await session.set_line(product_id, quantity)
