@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import date
@@ -28,11 +30,36 @@ def command(
     return parser
 
 
+TERMINATED = 128 + signal.SIGTERM
+"""The exit status of a command stopped by SIGTERM, as a shell reports one it killed."""
+
+
 def run_async(function: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> Handler:
-    """A handler that runs an async command in a fresh event loop."""
+    """A handler that runs an async command in a fresh event loop.
+
+    SIGTERM (a `timeout`, a supervisor, `kill`) cancels the command as Ctrl-C does, so its
+    cleanup runs — `shop bench rpc` stops the servers it started, rather than leaving them
+    running with no parent — and the exit status is 143.
+    """
+
+    async def until_terminated(args: argparse.Namespace) -> int:
+        if threading.current_thread() is not threading.main_thread():
+            # Signals reach the main thread only (a command run from another, as tests do).
+            return await function(args)
+        loop = asyncio.get_running_loop()
+        command = asyncio.current_task()
+        assert command is not None
+        loop.add_signal_handler(signal.SIGTERM, command.cancel)
+        try:
+            return await function(args)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
 
     def handler(args: argparse.Namespace) -> int:
-        return asyncio.run(function(args))
+        try:
+            return asyncio.run(until_terminated(args))
+        except asyncio.CancelledError:
+            return TERMINATED
 
     handler.__name__ = function.__name__
     return handler
