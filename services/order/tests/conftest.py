@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import functools
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -15,6 +17,7 @@ import pytest
 from sqlalchemy import MetaData
 
 from shop_grpc.changes import ChangeSignal
+from shop_grpc.config import Env
 from shop_grpc.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -24,11 +27,16 @@ from shop_grpc.errors import (
     Unavailable,
 )
 from shop_grpc.money import Money
+from shop_grpc.service import Storage
 from shop_grpc.storage import Database
-from shop_grpc.testing import database_url, db, traced  # noqa: F401
+from shop_grpc.testing import database_url, db, test_settings, traced  # noqa: F401
+from shop_order import bootstrap, config
 from shop_order.adapters.orm import metadata
 from shop_order.adapters.unit_of_work import SqlUnitOfWork
+from shop_order.bootstrap import OrderApp
+from shop_order.config import Settings
 from shop_order.domain.model import Lease, OrderLine
+from shop_order.service_layer.orders import WaitSettings
 from shop_order.service_layer.ports import (
     Card,
     Dependencies,
@@ -255,3 +263,30 @@ def new_runner(db: Database, world: World) -> RunnerFactory:  # noqa: F811
         )
 
     return build
+
+
+AssembleOrder = Callable[[float], contextlib.AbstractAsyncContextManager[tuple[Settings, OrderApp]]]
+
+
+@pytest.fixture
+def assemble_order(database_url: str, world: World) -> AssembleOrder:  # noqa: F811
+    """The order service as its bootstrap assembles it, on the test's database and `world`'s
+    fakes, with `default_wait_seconds` for CreateOrder and CancelOrder: a context manager
+    yielding its settings and app, closed (and the database let go) on leaving."""
+
+    @contextlib.asynccontextmanager
+    async def assembled(default_wait_seconds: float) -> AsyncIterator[tuple[Settings, OrderApp]]:
+        settings = dataclasses.replace(
+            config.load(Env({})),
+            server=test_settings("order", database_url),
+            waits=WaitSettings(default_wait_seconds=default_wait_seconds),
+        )
+        storage = await Storage.open(database_url, metadata)
+        app = bootstrap.assemble(settings, storage, deps=world.deps)
+        try:
+            yield settings, app
+        finally:
+            await app.close()
+            await storage.db.dispose()
+
+    return assembled

@@ -19,8 +19,7 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
 from shop_grpc import tokens
 from shop_grpc.channels import open_channel
-from shop_grpc.config import Env, TlsSettings
-from shop_grpc.service import Storage
+from shop_grpc.config import TlsSettings
 from shop_grpc.testing import (
     TokenKeys,
     bearer,
@@ -28,12 +27,8 @@ from shop_grpc.testing import (
     make_token_keys,
     rpc_fails,
     serving_mtls,
-    test_settings,
 )
-from shop_order import bootstrap, config
-from shop_order.adapters.orm import metadata
 from shop_order.entrypoints.grpc import registration
-from shop_order.service_layer.orders import WaitSettings
 
 ALICE, BOB = id_for("alice"), id_for("bob")
 CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
@@ -59,28 +54,19 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(tmp_path: Path, database_url: str, world) -> AsyncIterator[Shop]:
+async def shop(tmp_path: Path, assemble_order, world) -> AsyncIterator[Shop]:
     world.users.known.update({ALICE, BOB})
     keys = make_token_keys(tmp_path / "keys")
-    settings = config.load(Env({}))
-    settings = type(settings)(
-        **{
-            **settings.__dict__,
-            "server": test_settings("order", database_url),
-            "waits": WaitSettings(default_wait_seconds=2),
-        }
-    )
-    storage = await Storage.open(database_url, metadata)
-    app = bootstrap.assemble(settings, storage, deps=world.deps)
-    async with serving_mtls(
-        tmp_path, "order", [registration(app.servicer)], tokens=keys.verifier()
-    ) as serving:
+    async with (
+        assemble_order(2) as (_, app),
+        serving_mtls(
+            tmp_path, "order", [registration(app.servicer)], tokens=keys.verifier()
+        ) as serving,
+    ):
         shop = Shop(serving.address, serving.certs, keys, [])
         yield shop
         for channel in shop.channels:
             await channel.close()
-    await app.close()
-    await storage.db.dispose()
 
 
 async def place(shop: Shop, user_id: str, stub=None) -> order_pb2.Order:

@@ -11,14 +11,9 @@ import pytest
 from shop.common.v1 import money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2
-from shop_grpc.config import Env
 from shop_grpc.money import Money
-from shop_grpc.service import Storage
-from shop_grpc.testing import id_for, rpc_fails, serving, test_settings
-from shop_order import bootstrap, config
-from shop_order.adapters.orm import metadata
+from shop_grpc.testing import id_for, rpc_fails, serving
 from shop_order.entrypoints.grpc import registration
-from shop_order.service_layer.orders import WaitSettings
 
 ALICE = id_for("alice")
 CARD = payment_pb2.PaymentCard(number="4242424242424242", exp_month=12, exp_year=2040, cvc="123")
@@ -30,21 +25,12 @@ def alice_exists(world) -> None:
 
 
 @pytest.fixture
-async def stub(database_url: str, world) -> AsyncIterator[order_pb2_grpc.OrderServiceStub]:
-    settings = config.load(Env({}))
-    settings = type(settings)(
-        **{
-            **settings.__dict__,
-            "server": test_settings("order", database_url),
-            "waits": WaitSettings(default_wait_seconds=0.5),
-        }
-    )
-    storage = await Storage.open(database_url, metadata)
-    app = bootstrap.assemble(settings, storage, deps=world.deps)
-    async with serving(settings.server, [registration(app.servicer)]) as channel:
+async def stub(assemble_order) -> AsyncIterator[order_pb2_grpc.OrderServiceStub]:
+    async with (
+        assemble_order(0.5) as (settings, app),
+        serving(settings.server, [registration(app.servicer)]) as channel,
+    ):
         yield order_pb2_grpc.OrderServiceStub(channel)
-    await app.close()
-    await storage.db.dispose()
 
 
 def line(product_id: str, quantity: int) -> money_pb2.LineItem:
