@@ -464,3 +464,25 @@ async def test_datetimes_come_back_as_the_same_utc_instant(database_url):
         read = (await session.execute(select(table.c.at))).scalar_one()
     assert read == written
     assert read.tzinfo is UTC
+
+
+async def test_insert_once_tells_apart_two_tables_of_one_name(tmp_path):
+    # Two services' tables may share a name in one process (tests, a tool): each insert
+    # writes its own table's columns.
+    first = Table("items", MetaData(), Column("id", String(8), primary_key=True))
+    second = Table(
+        "items",
+        MetaData(),
+        Column("id", String(8), primary_key=True),
+        Column("note", String(8), nullable=False),
+    )
+    for n, table in enumerate((first, second)):
+        db = Database(f"sqlite:///{tmp_path / f'{n}.db'}")
+        await db.migrate(table.metadata)
+        row = {"id": "a"} if table is first else {"id": "a", "note": "x"}
+        async with UnitOfWork(db) as uow:
+            assert await insert_once(uow.session, table, row)
+            await uow.commit()
+        async with UnitOfWork(db, readonly=True) as uow:
+            assert (await uow.session.execute(select(table))).mappings().one() == row
+        await db.dispose()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import secrets
 import sqlite3
@@ -457,18 +458,19 @@ async def insert_once(session: Session, table: Table, row: Mapping[str, Any]) ->
     row with the same key makes the insert wait for its outcome, as a unique violation
     would. Other constraints (NOT NULL, foreign keys) still raise.
     """
-    key = (session.dialect.name, table.name)
-    statement = _insert_once_statements.get(key)
-    if statement is None:
-        dialect = postgresql if session.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).on_conflict_do_nothing()
-        _insert_once_statements[key] = statement
+    statement = _insert_ignoring_conflicts(session.dialect.name, table)
     result = await session.execute(statement, dict(row))
     # An INSERT's result is a CursorResult, which counts the rows it wrote.
     return cast("CursorResult[Any]", result).rowcount == 1
 
 
-_insert_once_statements: dict[tuple[str, str], Executable] = {}
+@functools.cache
+def _insert_ignoring_conflicts(dialect_name: str, table: Table) -> Executable:
+    """Built once per table (the table itself, not its name: two services' tables may share
+    a name in one process), so SQLAlchemy finds it compiled in its cache."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 class Transaction(Protocol):
