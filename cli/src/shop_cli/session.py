@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from shop_cli.arguments import CliError
+from shop_cli.tls import data_directory
 from shop_grpc import call_details
 from shop_grpc.certs import write_file
 
@@ -29,7 +30,7 @@ TOKEN_FILE = "token"
 def token_file(environ: Mapping[str, str]) -> Path:
     if environ.get(TOKEN_FILE_ENV):
         return Path(environ[TOKEN_FILE_ENV])
-    return Path(environ.get("SHOP_DATA_DIR") or ".shop") / TOKEN_FILE
+    return data_directory(environ) / TOKEN_FILE
 
 
 def signed_in(environ: Mapping[str, str]) -> Session | None:

@@ -88,13 +88,13 @@ class Clients:
         service = _service_name(api)
         if service not in self._channels:
             target = target_of(self._args, service, self._environ)
-            customer = self.token is not None and api is _ORDER
+            token = self.token if api is _ORDER else None
             self._channels[service] = open_channel(
                 target,
                 retry_services=[api.full_name],
                 tls=client_tls(self._args, self._environ),
                 server_name=service,
-                interceptors=bearer(self.token) if customer and self.token else [],
+                interceptors=bearer(token) if token else [],
             )
         return self._channels[service]
 
