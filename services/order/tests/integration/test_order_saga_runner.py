@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from shop_grpc.errors import Internal, InvalidArgument, PermissionDenied, Unavailable
 from shop_grpc.pagination import PageTokens
+from shop_grpc.principal import ANYONE
 from shop_grpc.storage import utcnow
 from shop_grpc.testing import MetricChanges
 from shop_grpc.testing.metrics import samples
@@ -44,6 +45,7 @@ async def place(
         request_id=request_id,
         # Stands in for the entrypoint's fingerprint of the request: same content, same text.
         fingerprint=hashlib.sha256(repr((user, lines)).encode()).hexdigest(),
+        caller=ANYONE,
     )
 
 
@@ -90,7 +92,7 @@ async def test_a_wait_on_the_driving_replica_gets_the_order_as_stored_without_re
 
     assert order.status is Status.CONFIRMED
     assert reads == 0
-    assert order == await orders.get_order(stored, placed.order_id)
+    assert order == await orders.get_order(stored, placed.order_id, ANYONE)
 
 
 async def test_out_of_stock_fails_with_a_reason_and_changes_nothing(new_runner, world):
@@ -127,7 +129,7 @@ async def test_a_bad_card_is_rejected_before_anything_is_stored(new_runner, worl
     runner = new_runner()
     with pytest.raises(InvalidArgument):
         await place(runner, world, card=Card("not-a-number", 12, 2040, "123"))
-    found = (await orders.list_orders(runner.uow, TOKENS, "alice", 10, "")).items
+    found = (await orders.list_orders(runner.uow, TOKENS, "alice", 10, "", ANYONE)).items
     assert found == []
 
 
@@ -138,7 +140,7 @@ async def test_a_retried_request_returns_the_same_order_and_charges_once(new_run
     assert again.order_id == first.order_id
     await final(runner, first.order_id)
     assert await place(runner, world, request_id="req-1") == await orders.get_order(
-        runner.uow, first.order_id
+        runner.uow, first.order_id, ANYONE
     )
     assert len(world.payments.payments) == 1
     assert world.faults.calls.count("create_payment_method") == 1
@@ -153,7 +155,7 @@ async def test_the_same_request_sent_twice_at_once_places_one_order(new_runner, 
     )
     assert second.order_id == first.order_id
     await final(runner, first.order_id)
-    assert len((await orders.list_orders(runner.uow, TOKENS, "alice", 10, "")).items) == 1
+    assert len((await orders.list_orders(runner.uow, TOKENS, "alice", 10, "", ANYONE)).items) == 1
     assert len(world.payments.payments) == 1
 
 
@@ -222,7 +224,7 @@ async def test_replicas_recovering_at_once_never_drive_the_same_order(new_runner
 async def test_cancelling_a_confirmed_order_refunds_it_and_returns_the_stock(new_runner, world):
     runner = new_runner()
     order = await final(runner, (await place(runner, world)).order_id)
-    await orders.cancel_order(runner.uow, runner, order.order_id)
+    await orders.cancel_order(runner.uow, runner, order.order_id, ANYONE)
     order = await final(runner, order.order_id)
     assert order.status is Status.CANCELLED
     assert world.payments.net_charged(order.order_id) == 0
@@ -235,7 +237,7 @@ async def test_cancelling_an_order_in_flight_stops_it_before_the_charge(new_runn
     order = await place(runner, world)
     while "reserve" not in world.faults.calls:
         await asyncio.sleep(0.01)
-    await orders.cancel_order(runner.uow, runner, order.order_id)
+    await orders.cancel_order(runner.uow, runner, order.order_id, ANYONE)
     world.faults.hang["reserve"].set()
     order = await final(runner, order.order_id)
     assert order.status is Status.CANCELLED
@@ -264,7 +266,7 @@ async def test_watch_streams_every_step_and_ends_when_final(new_runner, world):
     seen: list[Order] = []
 
     async def watch() -> None:
-        async for update in orders.watch_order(runner.uow, runner.signal, order.order_id):
+        async for update in orders.watch_order(runner.uow, runner.signal, order.order_id, ANYONE):
             seen.append(update)
 
     watcher = asyncio.create_task(watch())
@@ -279,9 +281,9 @@ async def test_watch_streams_every_step_and_ends_when_final(new_runner, world):
 async def test_list_orders_pages_newest_first(new_runner, world):
     runner = new_runner()
     placed = [await place(runner, world, lines=[OrderLine("widget", 1)]) for _ in range(5)]
-    first = await orders.list_orders(runner.uow, TOKENS, "alice", 2, "")
-    second = await orders.list_orders(runner.uow, TOKENS, "alice", 2, first.next_page_token)
-    third = await orders.list_orders(runner.uow, TOKENS, "alice", 2, second.next_page_token)
+    first = await orders.list_orders(runner.uow, TOKENS, "alice", 2, "", ANYONE)
+    second = await orders.list_orders(runner.uow, TOKENS, "alice", 2, first.next_page_token, ANYONE)
+    third = await orders.list_orders(runner.uow, TOKENS, "alice", 2, second.next_page_token, ANYONE)
     page1, page2, page3 = first.items, second.items, third.items
     token3 = third.next_page_token
     ids = [o.order_id for o in page1 + page2 + page3]
@@ -296,7 +298,7 @@ async def test_a_cancel_that_lands_while_the_order_confirms_still_cancels_it(new
     order = await place(runner, world)
     while "commit" not in world.faults.calls:
         await asyncio.sleep(0.01)
-    await orders.cancel_order(runner.uow, runner, order.order_id)
+    await orders.cancel_order(runner.uow, runner, order.order_id, ANYONE)
     world.faults.hang["commit"].set()
     order = await final(runner, order.order_id)
     assert order.status is Status.CANCELLED
@@ -367,7 +369,7 @@ async def test_an_undo_step_refused_keeps_trying_slowly_and_never_gives_up(new_r
         order = await place(runner, world, card=world.declined)
         await asyncio.sleep(1.5)  # three times the give-up time
 
-        stuck = await orders.get_order(runner.uow, order.order_id)
+        stuck = await orders.get_order(runner.uow, order.order_id, ANYONE)
         assert (stuck.status, stuck.step) == (Status.PENDING, Step.RELEASING_STOCK)
         # Backing off (at least 0.05 s apart once capped), not spinning: at most 30 tries.
         assert 3 <= world.faults.calls.count("release") <= 30
@@ -472,7 +474,7 @@ async def test_an_order_that_keeps_failing_is_tried_less_and_less_often_up_to_a_
     for tries, gap in enumerate(gaps, start=1):
         assert gap >= min(0.02 * 2 ** (tries - 1), 0.32) / 2
     assert gaps[-1] < 1.0  # capped: doubling on would have made it 5 s
-    assert (await orders.get_order(runner.uow, order.order_id)).attempts >= 8
+    assert (await orders.get_order(runner.uow, order.order_id, ANYONE)).attempts >= 8
 
 
 async def test_a_cancel_does_not_wait_out_the_backoff_of_a_failing_order(new_runner, world):
@@ -491,7 +493,7 @@ async def test_a_cancel_does_not_wait_out_the_backoff_of_a_failing_order(new_run
         while "get_user" not in world.faults.calls:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)  # handed back, next try in 15 to 30 s
-        await orders.cancel_order(runner.uow, runner, order.order_id)
+        await orders.cancel_order(runner.uow, runner, order.order_id, ANYONE)
         order = await final(runner, order.order_id, wait=2.0)
     assert order.status is Status.CANCELLED
     # Cancelled before anything was held: the cancel's own write made it final, and counted.
@@ -596,7 +598,7 @@ async def test_a_replica_that_lost_its_lease_cancels_its_call_and_its_late_reser
 
     gate.open.clear()  # A stalls; its lease lapses
     await asyncio.sleep(LEASE.lease_seconds + 0.1)
-    await orders.cancel_order(b.uow, b, order.order_id)
+    await orders.cancel_order(b.uow, b, order.order_id, ANYONE)
     cancelled = await final(b, order.order_id)
     gate.open.set()  # A wakes up, finds the lease gone, and stops
     await _until(lambda: not a._tasks, seconds=1.0)
@@ -604,7 +606,7 @@ async def test_a_replica_that_lost_its_lease_cancels_its_call_and_its_late_reser
     await asyncio.gather(*world.faults.landing, return_exceptions=True)
 
     assert cancelled.status is Status.CANCELLED
-    assert (await orders.get_order(b.uow, order.order_id)).status is Status.CANCELLED
+    assert (await orders.get_order(b.uow, order.order_id, ANYONE)).status is Status.CANCELLED
     assert world.inventory.reservations[order.order_id] == ("RELEASED", [])
     assert world.inventory.available["widget"] == 10
     assert world.faults.calls.count("reserve") == 1  # nobody reserved again

@@ -46,7 +46,7 @@ async def place_order(
     card: Card,
     request_id: str,
     fingerprint: str,
-    caller: Caller = ANYONE,
+    caller: Caller,
 ) -> Order:
     """Records the order and starts its saga.
 
@@ -110,7 +110,7 @@ def _visible(caller: Caller, order: Order | None, order_id: str) -> Order:
     return order
 
 
-async def get_order(uow: UnitOfWorkFactory, order_id: str, caller: Caller = ANYONE) -> Order:
+async def get_order(uow: UnitOfWorkFactory, order_id: str, caller: Caller) -> Order:
     async with uow(readonly=True) as tx:
         order = await tx.orders.get(order_id)
     return _visible(caller, order, order_id)
@@ -122,7 +122,7 @@ async def list_orders(
     user_id: str,
     page_size: int,
     page_token: str,
-    caller: Caller = ANYONE,
+    caller: Caller,
 ) -> Page[Order]:
     """One page of the user's orders, newest first. Raises OtherCustomer when a customer
     asks for another user's."""
@@ -142,7 +142,7 @@ async def list_orders(
 
 
 async def cancel_order(
-    uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str, caller: Caller = ANYONE
+    uow: UnitOfWorkFactory, runner: SagaRunner, order_id: str, caller: Caller
 ) -> Order:
     """Undoes a confirmed order; stops and undoes one in flight."""
     async with uow() as tx:
@@ -184,7 +184,8 @@ async def wait_until_final(
                 if final is not None:
                     return final
         seen = signal.version(order_id)
-        order = await get_order(uow, order_id)
+        # The call that placed or cancelled the order has checked the caller may see it.
+        order = await get_order(uow, order_id, ANYONE)
         if order.is_final or loop.time() >= deadline or signal.closed:
             return order
         with contextlib.suppress(TimeoutError, Unavailable):
@@ -192,7 +193,7 @@ async def wait_until_final(
 
 
 async def watch_order(
-    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str, caller: Caller = ANYONE
+    uow: UnitOfWorkFactory, signal: ChangeSignal, order_id: str, caller: Caller
 ) -> AsyncIterator[Order]:
     """The order now, then after every change, ending with its final state."""
     last: tuple[object, ...] | None = None

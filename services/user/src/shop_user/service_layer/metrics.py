@@ -3,8 +3,9 @@
     shop_user_sign_ins_total   counter   outcome
 
 ``outcome``: ``SIGNED_IN`` (a token was issued), ``REFUSED`` (wrong login or password) or
-``THROTTLED`` (refused unchecked: the account or the caller must wait). Nothing about who:
-no login name, user id or address is a label, so a series says how many, never whose.
+``THROTTLED`` (refused unchecked: the login name or the client address must wait). Nothing
+about who: no login name, user id or address is a label, so a series says how many, never
+whose.
 """
 
 from __future__ import annotations
