@@ -146,3 +146,19 @@ def test_token_secrets_are_kept_and_a_lost_verifying_one_is_made_from_the_signin
     job.make_tokens(api, TOKENS)
 
     assert api.secrets["shop/shop-token-verifying"]["data"] == verifying["data"]
+
+
+def test_a_lost_verifying_secret_is_made_again_midway_through_a_rotation(tmp_path) -> None:
+    # Step 1 of a rotation put the new key's public half in the signing Secret as well.
+    api = FakeApi()
+    job.make_tokens(api, TOKENS)
+    _, public = tokens.new_key_pems()
+    signing = api.secrets["shop/shop-token-signing"]["data"]
+    signing["20990101T000000Z.pem"] = base64.b64encode(public).decode()
+    api.secrets.pop("shop/shop-token-verifying")
+
+    job.make_tokens(api, TOKENS)
+
+    verifying = tokens.read_ring(secret_dir(api, "shop-token-verifying", tmp_path / "v"))
+    assert "20990101T000000Z" in verifying.keys and len(verifying.keys) == 2
+    assert verifying.skipped == ()

@@ -148,14 +148,13 @@ def make_database(api: Api, spec: dict[str, Any]) -> None:
 
 
 def token_data(signing: dict[str, bytes]) -> dict[str, bytes]:
-    """The public halves (``<kid>.pem``) of the private keys in `signing`."""
-    public = {}
-    for name, pem in signing.items():
-        key = serialization.load_pem_private_key(pem, None)
-        public[name] = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    return public
+    """The public halves (``<kid>.pem``) of the keys in `signing`: a private key's, or the
+    public key itself, which the signing Secret holds while a rotation publishes a new key
+    (README, "Rotating the signing key")."""
+    return {
+        name: pem if b"PUBLIC KEY" in pem else tokens.public_pem(pem)
+        for name, pem in signing.items()
+    }
 
 
 def make_tokens(api: Api, spec: dict[str, Any]) -> None:

@@ -362,16 +362,20 @@ def new_kid(now: datetime.datetime | None = None) -> str:
 
 def new_key_pems() -> tuple[bytes, bytes]:
     """(private PEM, public PEM) of a new Ed25519 key."""
-    private = ed25519.Ed25519PrivateKey.generate()
-    return (
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
+    private = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return private, public_pem(private)
+
+
+def public_pem(private_pem: bytes) -> bytes:
+    """The public half (SubjectPublicKeyInfo PEM) of the private key in `private_pem`, which
+    verifies what it signs. Raises ValueError for anything but an unencrypted private key."""
+    private = serialization.load_pem_private_key(private_pem, None)
+    return private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
