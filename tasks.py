@@ -15,14 +15,16 @@
     python3 tasks.py metrics-tools  # Debian's prometheus and promtool, which the metrics tests use
 
 Every task first makes sure `.venv` holds the workspace at exactly the versions
-in the committed uv.lock, and stops when the lock no longer matches the ranges in
-the pyproject.toml files. uv is installed into `.tools/uv` the first time, from
+pinned in the root pyproject.toml, with the file hashes of the committed
+requirements.lock, and stops when the pins no longer match the ranges in the
+pyproject.toml files. uv is installed into `.tools/uv` the first time, from
 the package registry, at the version the root pyproject.toml requires, so nothing
 but Python has to be on the machine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -272,17 +274,44 @@ def task_protos_check(_: list[str]) -> None:
     print("generated code is up to date")
 
 
+def workspace_packages() -> list[str]:
+    """Every package the workspace holds, by import name, found in the tree (each ships
+    py.typed), so no list of services is kept here or in the checkers' settings."""
+    packages = sorted(p.name for p in ROOT.glob("*/*/src/shop_*") if (p / "py.typed").exists())
+    return packages + [p.name for p in (ROOT / "cli" / "src").glob("shop_*")]
+
+
+def toml_value(value: object) -> str:
+    # Strings, booleans and lists of strings: what import-linter's settings hold. JSON writes
+    # each of them as TOML reads it.
+    return json.dumps(value)
+
+
+def import_contracts() -> str:
+    """pyproject.toml's [tool.importlinter] with its root packages: every workspace package and
+    the generated messages (``shop``), so a new service is checked as soon as it exists."""
+    settings = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]
+    contracts = settings.pop("contracts")
+    settings["root_packages"] = [*workspace_packages(), "shop"]
+    lines = ["[tool.importlinter]"]
+    lines += [f"{key} = {toml_value(value)}" for key, value in settings.items()]
+    for contract in contracts:
+        lines += ["", "[[tool.importlinter.contracts]]"]
+        lines += [f"{key} = {toml_value(value)}" for key, value in contract.items()]
+    return "\n".join(lines) + "\n"
+
+
 def task_lint(_: list[str]) -> None:
     sync()
     run(tool("ruff"), "check", ".")
     run(tool("ruff"), "format", "--check", ".")
-    # Every package the workspace holds, by import name: found in the environment (each ships
-    # py.typed), so no list of services is kept here or in mypy's settings.
-    packages = sorted(p.name for p in ROOT.glob("*/*/src/shop_*") if (p / "py.typed").exists())
-    packages += [p.name for p in (ROOT / "cli" / "src").glob("shop_*")]
+    packages = workspace_packages()
     run(tool("mypy"), *(arg for package in packages for arg in ("-p", package)))
-    # The import contracts in pyproject.toml ([tool.importlinter]): which layer may import what.
-    run(tool("lint-imports"), "--no-logo")
+    # Which layer may import what (ARCHITECTURE.md, "Layers").
+    with tempfile.TemporaryDirectory() as scratch:
+        contracts = Path(scratch) / "importlinter.toml"
+        contracts.write_text(import_contracts())
+        run(tool("lint-imports"), "--no-logo", contracts)
     run(tool("buf"), "lint", cwd=PROTO_ROOT)
 
 

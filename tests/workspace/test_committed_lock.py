@@ -9,7 +9,6 @@ environment that holds another version fails here.
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
@@ -21,17 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HASHED_LOCK = ROOT / "requirements.lock"
 
 
-def load_tasks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def entries() -> list[tuple[str, str, str | None, set[str]]]:
+def entries(tasks: ModuleType) -> list[tuple[str, str, str | None, set[str]]]:
     """requirements.lock as (name, version, marker or None, sha256 hashes), one per package."""
-    tasks = load_tasks()
     text = HASHED_LOCK.read_text()
     hashes = tasks.hashes_in(text)
     return [
@@ -40,24 +30,25 @@ def entries() -> list[tuple[str, str, str | None, set[str]]]:
     ]
 
 
-def test_the_committed_lock_holds_exactly_the_pinned_versions() -> None:
-    tasks = load_tasks()
-    locked = {name: version for name, version, _, _ in entries()}
+def test_the_committed_lock_holds_exactly_the_pinned_versions(tasks: ModuleType) -> None:
+    locked = {name: version for name, version, _, _ in entries(tasks)}
     assert locked == tasks.pins()
     assert locked == tasks.versions_in(HASHED_LOCK.read_text())
 
 
-def test_every_locked_package_has_the_hashes_of_its_files_and_no_address() -> None:
+def test_every_locked_package_has_the_hashes_of_its_files_and_no_address(tasks: ModuleType) -> None:
     unhashed = [
-        name for name, _, _, hashes in entries() if not any(h.startswith("sha256:") for h in hashes)
+        name
+        for name, _, _, hashes in entries(tasks)
+        if not any(h.startswith("sha256:") for h in hashes)
     ]
-    assert entries() and not unhashed, f"packages without sha256 hashes: {unhashed}"
+    assert entries(tasks) and not unhashed, f"packages without sha256 hashes: {unhashed}"
     assert "://" not in HASHED_LOCK.read_text()
 
 
-def test_the_environment_the_tests_run_in_holds_the_locked_versions() -> None:
+def test_the_environment_the_tests_run_in_holds_the_locked_versions(tasks: ModuleType) -> None:
     applicable = [
-        (name, version) for name, version, marker, _ in entries()
+        (name, version) for name, version, marker, _ in entries(tasks)
         if marker is None or Marker(marker).evaluate()
     ]  # fmt: skip
     installed = {
@@ -72,10 +63,9 @@ def test_the_environment_the_tests_run_in_holds_the_locked_versions() -> None:
     assert not differing, f"installed here, not as requirements.lock pins them: {differing}"
 
 
-def test_the_image_build_checks_uv_lock_with_the_export_the_tasks_use() -> None:
+def test_the_image_build_checks_uv_lock_with_the_export_the_tasks_use(tasks: ModuleType) -> None:
     # deploy/Dockerfile cannot run tasks.py: it repeats the export, and must repeat it exactly,
     # or every image build refuses a lock the tasks accept.
-    tasks = load_tasks()
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text().replace("\\\n", " ")
     [command] = re.findall(r"uv (export [^;]*);", dockerfile)
     assert command.split() == list(tasks.EXPORT)
