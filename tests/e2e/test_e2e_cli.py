@@ -9,15 +9,11 @@ import sys
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from shop_grpc import registry
 from shop_grpc.channels import open_channel
 from shop_grpc.config import TlsSettings
 
-SERVICES = {
-    "order": "shop.order.v1.OrderService",
-    "inventory": "shop.inventory.v1.InventoryService",
-    "payment": "shop.payment.v1.PaymentService",
-    "user": "shop.user.v1.UserService",
-}
+SERVICES = {spec.name: spec.full_name for spec in registry.services().values()}
 
 
 def shop(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,14 +7,10 @@ import json
 import pytest
 from google.protobuf import descriptor_pool
 
+from shop_grpc import registry
 from shop_grpc.testing import Grpcurl
 
-SERVICES = {
-    "order": "shop.order.v1.OrderService",
-    "inventory": "shop.inventory.v1.InventoryService",
-    "payment": "shop.payment.v1.PaymentService",
-    "user": "shop.user.v1.UserService",
-}
+SERVICES = {spec.name: spec.full_name for spec in registry.services().values()}
 
 
 def grpcurl(suite, name: str) -> Grpcurl:
