@@ -294,10 +294,8 @@ spec:
         {{- end }}
         - podSelector:
             matchLabels: {{- toYaml $net.clientPodLabels | nindent 14 }}
-        {{- if eq .svc "order" }}
-        {{- with $net.extraOrderIngressFrom }}
+        {{- with .cfg.extraIngressFrom }}
         {{- toYaml . | nindent 8 }}
-        {{- end }}
         {{- end }}
       ports:
         - {port: grpc, protocol: TCP}
