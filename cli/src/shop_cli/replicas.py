@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from shop_cli.dns import LoopbackDns
-from shop_cli.suite import Suite, SuiteError, port_offset
+from shop_cli.suite import Suite, SuiteError, default_base_port, port_offset
 from shop_grpc import registry
 
 REPLICA_HOSTS = tuple(f"127.0.0.{i}" for i in range(1, 17))
@@ -64,7 +64,7 @@ class ReplicatedSuite:
         data_dir: str | Path,
         replicas: int,
         *,
-        base_port: int = 50051,
+        base_port: int | None = None,
         dns_port: int = DEFAULT_DNS_PORT,
         echo: TextIO | None = None,
         probe_base_port: int | None = None,
@@ -81,7 +81,8 @@ class ReplicatedSuite:
             self.dns = LoopbackDns(port=dns_port)
         except OSError as error:
             raise SuiteError(f"cannot serve DNS on 127.0.0.1:{dns_port}: {error}") from None
-        ports = {service: base_port + port_offset(service) for service in registry.names()}
+        first = default_base_port() if base_port is None else base_port
+        ports = {service: first + port_offset(service) for service in registry.names()}
         targets = {s: self.dns.target(dns_name(s), port) for s, port in ports.items()}
         env = {f"SHOP_{s.upper()}_TARGET": target for s, target in targets.items()}
         env.update(extra_env or {})

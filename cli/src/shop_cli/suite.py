@@ -52,7 +52,7 @@ _READINESS_CHANNEL_OPTIONS = [
 ]
 
 # Inherited values that would be wrong for a child: one database URL or one
-# tracing service name cannot serve four services (each defaults to its own),
+# tracing service name cannot serve several services (each defaults to its own),
 # and the suite sets addresses and targets itself.
 _NOT_INHERITED = ("SHOP_DATABASE_URL", "OTEL_SERVICE_NAME")
 
@@ -70,6 +70,12 @@ class _Child:
 def default_program(service: str) -> list[str]:
     spec = registry.spec(service)
     return [sys.executable, "-m", spec.main_module if spec else f"shop_{service}"]
+
+
+def default_base_port() -> int:
+    """The lowest of the services' declared ports: where `shop up` starts by default, so each
+    service listens on its own declared port."""
+    return min(spec.default_port for spec in registry.services().values())
 
 
 def port_offset(service: str) -> int:
@@ -121,7 +127,7 @@ class Suite:
         data_dir: str | Path,
         *,
         host: str = "127.0.0.1",
-        base_port: int = 50051,
+        base_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
         service_env: Mapping[str, Mapping[str, str]] | None = None,
         echo: TextIO | None = None,
@@ -139,16 +145,18 @@ class Suite:
         log_format: SHOP_LOG_FORMAT for the children; default console when `echo`
             is a terminal, else json.
         program: the command line that runs a service (default ``python -m shop_<service>``).
-        probe_base_port: order's plaintext probe port, the others' follow (default: right
-            after the four service ports).
-        metrics_base_port: order's /metrics port, the others' follow (default: right after
-            the probe ports).
+        base_port: the first service's port, the others' keeping their declared distance from
+            it (default: default_base_port(), each service on its declared port).
+        probe_base_port: the first service's plaintext probe port, the others' following as
+            their service ports do (default: right after the service ports).
+        metrics_base_port: the first service's /metrics port, the others' following likewise
+            (default: right after the probe ports).
         insecure: plaintext everywhere (SHOP_INSECURE=1), no certificates.
         log_dir: where the services' logs go (default <data_dir>/logs).
         """
         self.data_dir = Path(data_dir).resolve()
         self.host = host
-        self.base_port = base_port
+        self.base_port = default_base_port() if base_port is None else base_port
         self.extra_env = dict(extra_env or {})
         self.service_env = {name: dict(env) for name, env in (service_env or {}).items()}
         self.echo = echo
@@ -157,7 +165,7 @@ class Suite:
         )
         self.program = program or default_program
         self.probe_base_port = (
-            base_port + _port_span() if probe_base_port is None else probe_base_port
+            self.base_port + _port_span() if probe_base_port is None else probe_base_port
         )
         self.metrics_base_port = (
             self.probe_base_port + _port_span() if metrics_base_port is None else metrics_base_port

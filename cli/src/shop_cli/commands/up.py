@@ -16,10 +16,9 @@ from shop_cli import postgres
 from shop_cli.arguments import command, positive_float, positive_int
 from shop_cli.replicas import DEFAULT_DNS_PORT, ReplicatedSuite
 from shop_cli.scrape import write_scrape_config
-from shop_cli.suite import Suite, SuiteError
+from shop_cli.suite import Suite, SuiteError, default_base_port
 from shop_grpc import certs, registry
 
-DEFAULT_BASE_PORT = 50051
 DEFAULT_PROBE_BASE_PORT = 8081
 DEFAULT_METRICS_BASE_PORT = 9101
 
@@ -29,7 +28,7 @@ class StopRequested(Exception):
 
 
 def register(subparsers: Any) -> None:
-    parser = command(subparsers, "up", run, "run the four services here until Ctrl-C")
+    parser = command(subparsers, "up", run, "run every service of the suite here until Ctrl-C")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -40,20 +39,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--base-port",
         type=positive_int,
-        default=DEFAULT_BASE_PORT,
-        help="order's port; inventory, payment and user take the next three (default 50051)",
+        default=default_base_port(),
+        help="the first service's port; the others keep the distance their declared ports "
+        f"have from it (default {default_base_port()}: every service on its declared port)",
     )
     parser.add_argument(
         "--probe-base-port",
         type=positive_int,
-        help="order's plaintext health probe port; the others take the next three "
-        "(default 8081, or right after the service ports when --base-port is given)",
+        help="the first service's plaintext health probe port; the others follow as their "
+        "service ports do (default 8081, or right after the service ports when --base-port "
+        "is given)",
     )
     parser.add_argument(
         "--metrics-base-port",
         type=positive_int,
-        help="order's /metrics port (plain HTTP, for Prometheus); the others take the next "
-        "three (default 9101, or right after the probe ports when --base-port is given)",
+        help="the first service's /metrics port (plain HTTP, for Prometheus); the others "
+        "follow as their service ports do (default 9101, or right after the probe ports when "
+        "--base-port is given)",
     )
     parser.add_argument(
         "--insecure",
@@ -206,7 +208,7 @@ def _database_env(server_url: str | None) -> dict[str, dict[str, str]]:
 def _probe_base_port(args: argparse.Namespace) -> int | None:
     if args.probe_base_port is not None:
         return int(args.probe_base_port)
-    return DEFAULT_PROBE_BASE_PORT if args.base_port == DEFAULT_BASE_PORT else None
+    return DEFAULT_PROBE_BASE_PORT if args.base_port == default_base_port() else None
 
 
 def _urls(endpoints: str) -> str:
@@ -217,7 +219,7 @@ def _urls(endpoints: str) -> str:
 def _metrics_base_port(args: argparse.Namespace) -> int | None:
     if args.metrics_base_port is not None:
         return int(args.metrics_base_port)
-    return DEFAULT_METRICS_BASE_PORT if args.base_port == DEFAULT_BASE_PORT else None
+    return DEFAULT_METRICS_BASE_PORT if args.base_port == default_base_port() else None
 
 
 def _stop(suite: Suite | ReplicatedSuite) -> int:
