@@ -22,6 +22,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from types import MappingProxyType
 
 from google.protobuf.descriptor import ServiceDescriptor
 
@@ -57,6 +58,10 @@ class ServiceSpec:
     (shop_grpc.tokens); every other service gets only the public ones."""
     module: str = field(default="")
     """What `python -m` runs; ``shop_<name>`` when empty."""
+
+    def __post_init__(self) -> None:
+        # Frozen all the way down: a spec is read by every process-wide table (the policy).
+        object.__setattr__(self, "callers", MappingProxyType(dict(self.callers)))
 
     @property
     def full_name(self) -> str:

@@ -22,8 +22,9 @@ from shop_inventory.domain.model import Product, Reservation, ReservationState, 
 from shop_inventory.service_layer import catalogue, reservations, stock
 from shop_inventory.service_layer.stock import ImportLine
 from shop_inventory.service_layer.unit_of_work import UnitOfWorkFactory
+from shop_inventory.spec import SPEC
 
-SERVICE_NAME = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
+SERVICE_NAME = SPEC.full_name
 MAX_IMPORT_MESSAGES = 10_000
 
 _STATES = {

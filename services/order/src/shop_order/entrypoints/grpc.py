@@ -29,8 +29,9 @@ from shop_order.service_layer.orders import WaitSettings
 from shop_order.service_layer.ports import Card, Dependencies
 from shop_order.service_layer.saga_runner import SagaRunner
 from shop_order.service_layer.unit_of_work import UnitOfWorkFactory
+from shop_order.spec import SPEC
 
-SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+SERVICE_NAME = SPEC.full_name
 # Time kept back from the caller's deadline to write the reply.
 REPLY_MARGIN_SECONDS = 0.05
 

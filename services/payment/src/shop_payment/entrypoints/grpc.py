@@ -23,8 +23,9 @@ from shop_payment.domain.model import Payment, PaymentMethod, PaymentStatus
 from shop_payment.domain.processor import Processor
 from shop_payment.service_layer import payments
 from shop_payment.service_layer.unit_of_work import UnitOfWorkFactory
+from shop_payment.spec import SPEC
 
-SERVICE_NAME = payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
+SERVICE_NAME = SPEC.full_name
 
 Clock = Callable[[], datetime]
 

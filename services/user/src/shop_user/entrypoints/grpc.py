@@ -25,8 +25,9 @@ from shop_user.domain.model import Changes, EventKind, NewUser, Profile, User, U
 from shop_user.service_layer import services, sign_in
 from shop_user.service_layer.sign_in import Throttles
 from shop_user.service_layer.unit_of_work import UnitOfWorkFactory
+from shop_user.spec import SPEC
 
-SERVICE_NAME: str = user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
+SERVICE_NAME = SPEC.full_name
 
 _KINDS = {
     EventKind.CREATED: user_pb2.UserEvent.KIND_CREATED,
