@@ -348,6 +348,24 @@ def test_network_policies_allow_exactly_the_call_graph(case: str) -> None:
         assert {53, 5432} <= egress_ports, name
 
 
+def test_a_services_extra_ingress_peers_reach_its_grpc_port_and_no_other_service() -> None:
+    first, *others = SERVICES
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+    docs = render(
+        "default",
+        "--set-json",
+        f"services.{first}.extraIngressFrom={json.dumps([peer])}",
+    )
+    grpc_from = {
+        doc["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: rule["from"]
+        for doc in of_kind(docs, "NetworkPolicy")
+        for rule in doc["spec"]["ingress"]
+        if {"port": "grpc", "protocol": "TCP"} in rule["ports"]
+    }
+    assert peer in grpc_from[first]
+    assert all(peer not in grpc_from[name] for name in others)
+
+
 def hook_of(doc: dict[str, Any]) -> str:
     """The Helm hook an object belongs to ("" for the release's own objects)."""
     return str(doc["metadata"].get("annotations", {}).get("helm.sh/hook", ""))
