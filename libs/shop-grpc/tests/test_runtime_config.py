@@ -3,8 +3,11 @@ value is reported by."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from shop_grpc import certs
 from shop_grpc.config import (
     EXIT_MARGIN_SECONDS,
     ConfigError,
@@ -13,6 +16,7 @@ from shop_grpc.config import (
     server_settings,
     stop_timeout,
 )
+from shop_grpc.server import GrpcServer
 
 
 def test_settings_default_to_the_embedded_suite():
@@ -57,3 +61,15 @@ def test_replicas_on_one_host_get_instance_ids_of_their_own():
 def test_an_instance_id_that_cannot_be_stored_is_refused_at_start():
     with pytest.raises(ConfigError, match="SHOP_INSTANCE_ID"):
         server_settings("order", Env({"SHOP_INSTANCE_ID": "order-" + "x" * 230}))
+
+
+def test_plaintext_needs_an_explicit_opt_out(tmp_path, namespace):
+    assert server_settings("user", Env({})).tls.directory == Path("/etc/shop/tls")
+    missing = server_settings("user", Env({"SHOP_TLS_DIR": str(tmp_path)}))
+    with pytest.raises(ConfigError, match="SHOP_TLS_DIR"):
+        GrpcServer(missing, [])
+    assert server_settings("user", Env({"SHOP_INSECURE": "1"})).tls.directory is None
+    certs.init(tmp_path, namespace, identities=["user"])
+    settings = server_settings("user", Env({"SHOP_TLS_DIR": str(tmp_path / "user")}))
+    assert settings.tls.directory == tmp_path / "user"
+    assert settings.probe_address == "[::]:8081"

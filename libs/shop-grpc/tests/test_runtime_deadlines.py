@@ -18,7 +18,6 @@ import pytest
 
 from shop_grpc import deadlines, faults
 from shop_grpc.channels import open_channel
-from shop_grpc.config import ConfigError, Env, server_settings
 from shop_grpc.server import Registration
 from shop_grpc.testing import free_port, rpc_fails, serving, test_settings
 
@@ -235,15 +234,3 @@ async def test_fault_hook_can_fail_a_whole_service(tmp_path: Any) -> None:
             await channel.unary_unary(f"/{BACK}/Remaining")(b"", timeout=5)
 
     assert back.calls == 0
-
-
-@pytest.mark.parametrize(
-    "spec", ["Charge", "x.Y/Charge=sleep:1s", "x.Y/Charge=delay:soon", "x.Y=fail:OK", "=delay:1s"]
-)
-def test_bad_fault_specs_are_config_errors(spec: str) -> None:
-    with pytest.raises(ConfigError, match="SHOP_FAULTS"):
-        server_settings("payment", Env({"SHOP_INSECURE": "1", "SHOP_FAULTS": spec}))
-
-
-def test_faults_are_off_unless_configured() -> None:
-    assert server_settings("payment", Env({"SHOP_INSECURE": "1"})).faults == ()

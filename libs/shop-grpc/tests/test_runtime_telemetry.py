@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -16,14 +15,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 from sqlalchemy import text
 
-from shop_grpc import logs, telemetry, telemetry_sdk
+from shop_grpc import logs, telemetry
 from shop_grpc.channels import open_channel
-from shop_grpc.config import ConfigError, Env, ShutdownSettings, tracing_settings
+from shop_grpc.config import ConfigError, Env, tracing_settings
 from shop_grpc.errors import AlreadyExists
 from shop_grpc.server import GrpcServer, Registration
-from shop_grpc.span_flush import AFTER_CUT_SECONDS
 from shop_grpc.storage import Database
-from shop_grpc.testing import Traced, free_port, rpc_fails, test_settings
+from shop_grpc.testing import Traced, rpc_fails, test_settings
 from shop_grpc.testing.calls import FIRST_MESSAGE, SHAPES, end_early
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -274,19 +272,6 @@ def test_tracing_is_on_only_with_an_exporter_and_off_installs_nothing() -> None:
         assert not span.is_recording()
 
 
-def test_the_environment_overrides_the_resource_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = test_settings("payment", "sqlite://", instance_id="payment@127.0.0.3:50053")
-    defaults = telemetry_sdk.resource(settings).attributes
-    assert defaults["service.name"] == "shop-payment"
-    assert defaults["service.instance.id"] == "payment@127.0.0.3:50053"
-    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=payment-7d9f,team=shop")
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "payments")
-    overridden = telemetry_sdk.resource(settings).attributes
-    assert overridden["service.name"] == "payments"
-    assert overridden["service.instance.id"] == "payment-7d9f"
-    assert overridden["team"] == "shop"
-
-
 def test_a_graceful_stop_exports_what_is_still_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # nothing leaves on its own
     sink = Traced(test_settings("order", "sqlite://"))
@@ -297,29 +282,6 @@ def test_a_graceful_stop_exports_what_is_still_buffered(monkeypatch: pytest.Monk
     telemetry.shutdown()
     assert [s.name for s in sink.exporter.get_finished_spans()] == ["saga CHARGING_PAYMENT"]
     assert not telemetry.enabled()
-
-
-def test_an_unreachable_collector_holds_a_stop_no_longer_than_its_flush_share(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # a full batch leaves, no more
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
-    flush_seconds = 0.5
-    budget = ShutdownSettings(flush_seconds=flush_seconds)
-    settings = test_settings("order", "sqlite://", shutdown=budget)
-    # The real OTLP exporter, retrying UNAVAILABLE for up to 10 s per batch of 512.
-    telemetry.use(telemetry_sdk.build_provider(settings, telemetry_sdk.exporter("otlp")))
-    for number in range(600):
-        with telemetry.span("saga CHARGING_PAYMENT", {"shop.order.id": f"o-{number}"}):
-            pass
-    with structlog.testing.capture_logs() as lines:
-        began = time.monotonic()
-        telemetry.shutdown()
-        took = time.monotonic() - began
-    assert took < flush_seconds + AFTER_CUT_SECONDS + 0.5
-    [cut] = [line for line in lines if line["event"] == "span flush cut short"]
-    assert cut["spans_dropped"] == 600
 
 
 async def test_with_tracing_on_cancelling_a_call_still_cancels_the_calls_it_made(
