@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
@@ -23,7 +20,7 @@ from shop_cli.suite import NAMESPACE
 from shop_grpc import registry
 from shop_grpc.channels import open_channel
 from shop_grpc.config import TlsSettings
-from shop_grpc.testing import Certificates, id_for, issue_certificates
+from shop_grpc.testing import Certificates, id_for, issue_certificates, served_certificate
 
 
 def channel_as(suite, identity_dir: Path, service: str) -> grpc.aio.Channel:
@@ -127,22 +124,6 @@ def test_shop_demo_finds_the_client_identity_in_the_data_dir(suite, target_flags
     assert "CONFIRMED" in demo.stdout
 
 
-def served_serial(address: str, client: Path) -> int:
-    """Serial number of the certificate a brand-new TLS connection to `address` is shown."""
-    context = ssl.create_default_context(cafile=str(client / "ca.crt"))
-    context.check_hostname = False
-    context.set_alpn_protocols(["h2"])
-    context.load_cert_chain(client / "tls.crt", client / "tls.key")
-    host, port = address.rsplit(":", 1)
-    with (
-        socket.create_connection((host, int(port)), timeout=5) as raw,
-        context.wrap_socket(raw) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
-
-
 @pytest.mark.local_only  # reads the local suite's logs or certificates
 async def test_rewritten_certificates_are_used_without_a_restart(suite, shop):
     suite_certificates = Certificates.at(suite.certs_dir, NAMESPACE)
@@ -150,7 +131,7 @@ async def test_rewritten_certificates_are_used_without_a_restart(suite, shop):
     inventory = suite.endpoints()["inventory"]
     # Server side: inventory shows new connections the certificate now in its files.
     issued = suite_certificates.reissue("inventory")
-    assert served_serial(inventory, client) == issued.cert.serial_number
+    assert served_certificate(inventory, client).serial_number == issued.cert.serial_number
     # Client side: order's channels present its new certificate on fresh connections.
     suite_certificates.reissue("order")
     await asyncio.sleep(1.2)  # channels look at their files at most once a second

@@ -3,32 +3,12 @@ files read again when they change (shop_grpc.credentials)."""
 
 from __future__ import annotations
 
-import socket
-import ssl
-from pathlib import Path
-
 import grpc
-from cryptography import x509
 
 from shop_grpc import certs, reloading_channel
 from shop_grpc.channels import open_channel
 from shop_grpc.config import TlsSettings
-
-
-def served_certificate(address: str, client: Path) -> x509.Certificate:
-    """The certificate a brand-new TLS connection is shown, read with the stdlib's ssl."""
-    context = ssl.create_default_context(cafile=str(client / "ca.crt"))
-    context.check_hostname = False
-    context.set_alpn_protocols(["h2"])
-    context.load_cert_chain(client / "tls.crt", client / "tls.key")
-    host, port = address.rsplit(":", 1)
-    with (
-        socket.create_connection((host, int(port)), timeout=5) as raw,
-        context.wrap_socket(raw) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
+from shop_grpc.testing import served_certificate
 
 
 async def test_a_call_without_a_client_certificate_is_refused(running, status_of, static_channel):

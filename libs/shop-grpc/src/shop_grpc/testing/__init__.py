@@ -6,7 +6,8 @@
                   with its rollback and its ``DuplicateKey`` (``UniqueViolation``)
     rpc           ``rpc_fails``: a call failed with this status code, these fields, this reason
     serving       in-process servers: ``serving`` (plaintext), ``serving_mtls``; ``test_settings``
-    certificates  ``issue_certificates``: a CA and an identity per name in a directory
+    certificates  ``issue_certificates``: a CA and an identity per name in a directory;
+                  ``served_certificate``: the certificate a server shows a new connection
     processes     ``ServiceProcess``: ``python -m <service>`` as an operator runs it
     grpcurl       ``Grpcurl``: the real grpcurl as one identity
     ports, ids    ``free_port``; ``id_for``, the UUID a test's name stands for
@@ -22,7 +23,7 @@ Import from here; fixtures are taken into a conftest.py by importing them:
     from shop_grpc.testing import database_url, db  # noqa: F401  (fixtures)
 """
 
-from shop_grpc.testing.certificates import Certificates, issue_certificates
+from shop_grpc.testing.certificates import Certificates, issue_certificates, served_certificate
 from shop_grpc.testing.databases import (
     ENGINES,
     POSTGRES_ENV,
@@ -73,6 +74,7 @@ __all__ = [
     "postgres_server_url",
     "rpc_fails",
     "scrape",
+    "served_certificate",
     "serving",
     "serving_mtls",
     "test_settings",

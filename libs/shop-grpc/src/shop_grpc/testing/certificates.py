@@ -3,9 +3,13 @@ lays them out (``<directory>/ca/``, ``<directory>/<identity>/{ca.crt,tls.crt,tls
 
 from __future__ import annotations
 
+import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
 
 from shop_grpc import certs
 from shop_grpc.config import TlsSettings
@@ -51,3 +55,25 @@ def issue_certificates(
     service's and the CLI's (``client``) when None, as ``shop certs init`` makes them."""
     authority = certs.init(directory, namespace, identities=identities)
     return Certificates(directory, authority, namespace)
+
+
+def served_certificate(address: str, identity: Path) -> x509.Certificate:
+    """The certificate a brand-new TLS connection to `address` (``host:port``) is shown, as
+    the client whose files are in `identity` (ca.crt, tls.crt, tls.key); read with the
+    standard library's ssl, so no channel of grpc's caches it.
+
+    Raises OSError when nothing answers there or the handshake fails.
+    """
+    context = ssl.create_default_context(cafile=str(identity / "ca.crt"))
+    context.check_hostname = False
+    context.set_alpn_protocols(["h2"])
+    context.load_cert_chain(identity / "tls.crt", identity / "tls.key")
+    host, port = address.rsplit(":", 1)
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise OSError(f"{address} showed no certificate")
+    return x509.load_der_x509_certificate(der)
