@@ -70,9 +70,11 @@ HASHED_LOCK_HEADER = (
     "# sha256 of each of its files. Checked against uv.lock by every task; do not edit by hand.\n"
 )
 ALTERED_FILES = (
-    "uv.lock holds the pinned versions, but the sha256 of their files differ from "
-    "requirements.lock: the package index serves other bytes than those tested"
+    "uv.lock holds the pinned versions, but files requirements.lock holds are missing from it "
+    "or have another sha256: the package index serves other bytes than those tested"
 )
+# One file of a package in uv.lock: a wheel's line, or the sdist's.
+FILE_HASH = re.compile(r'\bhash = "(sha256:[0-9a-f]{64})"')
 STALE_HASHED_LOCK = (
     "requirements.lock is out of date (the same files, written differently): run "
     "`python3 tasks.py lock`, then commit it"
@@ -165,7 +167,30 @@ def lock_is_pinned() -> bool:
         return True
     LOCK.unlink(missing_ok=True)
     subprocess.run([UV, "lock", "--quiet"], cwd=ROOT, check=False)
+    if LOCK.exists() and HASHED_LOCK.exists():
+        drop_unlisted_files()
     return LOCK.exists() and lock_is_current() and locked() == pins()
+
+
+def drop_unlisted_files() -> None:
+    """Leaves out of uv.lock every file whose sha256 requirements.lock does not hold.
+
+    A package index may add files to a release after it was pinned (a wheel for a new
+    platform or Python version); a uv.lock made afterwards lists them, and uv could install
+    one. Without them, only the files that were tested can be installed, and the export
+    matches requirements.lock again. A file requirements.lock holds that the index no longer
+    serves is still refused (ALTERED_FILES).
+    """
+    committed = {h for hashes in hashes_in(HASHED_LOCK.read_text()).values() for h in hashes}
+    lines = LOCK.read_text().splitlines(keepends=True)
+    kept = [
+        line
+        for line in lines
+        if not ((file := FILE_HASH.search(line)) and file[1] not in committed)
+    ]
+    if len(kept) != len(lines):
+        print(f"uv.lock: left out {len(lines) - len(kept)} files requirements.lock does not hold")
+        LOCK.write_text("".join(kept))
 
 
 def check_lock() -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 
@@ -71,3 +73,27 @@ def test_the_image_build_checks_uv_lock_with_the_export_the_tasks_use(tasks: Mod
     assert command.split() == list(tasks.EXPORT)
     header_lines = tasks.HASHED_LOCK_HEADER.count("\n")
     assert f"head -n {header_lines} requirements.lock" in dockerfile
+
+
+def test_files_the_index_added_after_the_pin_are_left_out_of_the_machines_lock(
+    tasks: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tested, added = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    committed = tmp_path / "requirements.lock"
+    committed.write_text(f"grpcio==1.0 \\\n    --hash={tested}\n")
+    lock = tmp_path / "uv.lock"
+    lock.write_text(
+        '[[package]]\nname = "grpcio"\nversion = "1.0"\n'
+        f'sdist = {{ url = "s", hash = "{tested}" }}\n'
+        "wheels = [\n"
+        f'    {{ url = "w1", hash = "{added}", size = 1 }},\n'
+        "]\n"
+    )
+    monkeypatch.setattr(tasks, "HASHED_LOCK", committed)
+    monkeypatch.setattr(tasks, "LOCK", lock)
+
+    tasks.drop_unlisted_files()
+
+    kept = tomllib.loads(lock.read_text())["package"][0]
+    assert kept["sdist"]["hash"] == tested
+    assert kept["wheels"] == []

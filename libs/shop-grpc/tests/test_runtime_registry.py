@@ -1,5 +1,6 @@
 """The registry: the services found through their entry points, what it refuses to find, and
-the start order and tables everything else reads from it."""
+the start order and tables everything else reads from it. The services here are made up (over
+the suite's descriptors), so nothing depends on which services the suite has."""
 
 from __future__ import annotations
 
@@ -18,26 +19,26 @@ from shop.user.v1 import user_pb2
 from shop_grpc import registry
 from shop_grpc.registry import CLIENT, ServiceSpec
 
-USER = ServiceSpec("user", 50054, user_pb2.DESCRIPTOR.services_by_name["UserService"], {})
-PAYMENT = ServiceSpec(
-    "payment",
+ACCOUNTS = ServiceSpec("accounts", 50054, user_pb2.DESCRIPTOR.services_by_name["UserService"], {})
+BILLING = ServiceSpec(
+    "billing",
     50053,
     payment_pb2.DESCRIPTOR.services_by_name["PaymentService"],
-    {"Charge": ("order",)},
+    {"Charge": ("storefront",)},
 )
-INVENTORY = ServiceSpec(
-    "inventory",
+STOCK = ServiceSpec(
+    "stock",
     50052,
     inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"],
     {},
-    depends_on=("user",),
+    depends_on=("accounts",),
 )
-ORDER = ServiceSpec(
-    "order",
+STOREFRONT = ServiceSpec(
+    "storefront",
     50051,
     order_pb2.DESCRIPTOR.services_by_name["OrderService"],
     {"GetOrder": (CLIENT,)},
-    depends_on=("user", "inventory", "payment"),
+    depends_on=("accounts", "stock", "billing"),
 )
 
 
@@ -79,11 +80,11 @@ def install(points: list[EntryPoint], *specs: ServiceSpec) -> None:
 
 
 def test_services_are_found_by_entry_point_and_kept_in_the_order_of_their_ports(installed):
-    install(installed, USER, PAYMENT, ORDER, INVENTORY)
+    install(installed, ACCOUNTS, BILLING, STOREFRONT, STOCK)
 
-    assert registry.names() == ("order", "inventory", "payment", "user")
-    assert registry.identities() == ("order", "inventory", "payment", "user", "client")
-    assert registry.spec("payment") is PAYMENT
+    assert registry.names() == ("storefront", "stock", "billing", "accounts")
+    assert registry.identities() == ("storefront", "stock", "billing", "accounts", "client")
+    assert registry.spec("billing") is BILLING
     assert registry.spec("freight") is None
 
 
@@ -94,14 +95,14 @@ def test_nothing_installed_is_an_empty_suite(installed):
 
 
 def test_two_services_of_one_name_are_refused(installed):
-    install(installed, USER, replace(PAYMENT, name="user"))
+    install(installed, ACCOUNTS, replace(BILLING, name="accounts"))
 
-    with pytest.raises(ValueError, match="two services are named user"):
+    with pytest.raises(ValueError, match="two services are named accounts"):
         registry.services()
 
 
 def test_two_services_on_one_default_port_are_refused(installed):
-    install(installed, USER, replace(PAYMENT, default_port=USER.default_port))
+    install(installed, ACCOUNTS, replace(BILLING, default_port=ACCOUNTS.default_port))
 
     with pytest.raises(ValueError, match="share a default port"):
         registry.services()
@@ -109,7 +110,7 @@ def test_two_services_on_one_default_port_are_refused(installed):
 
 @pytest.mark.parametrize(
     "point",
-    [EntryPoint("payments", PAYMENT), EntryPoint("payment", "not a spec")],
+    [EntryPoint("billings", BILLING), EntryPoint("billing", "not a spec")],
     ids=["named-otherwise", "not-a-spec"],
 )
 def test_an_entry_point_that_is_not_its_own_services_spec_is_refused(installed, point):
@@ -120,39 +121,39 @@ def test_an_entry_point_that_is_not_its_own_services_spec_is_refused(installed, 
 
 
 def test_each_service_starts_after_those_it_calls(installed):
-    install(installed, ORDER, INVENTORY, PAYMENT, USER)
+    install(installed, STOREFRONT, STOCK, BILLING, ACCOUNTS)
 
     order = registry.start_order()
 
     assert sorted(order) == sorted(registry.names())
-    for spec in (ORDER, INVENTORY, PAYMENT, USER):
+    for spec in (STOREFRONT, STOCK, BILLING, ACCOUNTS):
         for dependency in spec.depends_on:
             assert order.index(dependency) < order.index(spec.name), (dependency, spec.name)
 
 
 def test_a_dependency_that_is_not_installed_does_not_hold_up_the_start(installed):
-    install(installed, ORDER, PAYMENT)
+    install(installed, STOREFRONT, BILLING)
 
-    assert registry.start_order() == ("payment", "order")
+    assert registry.start_order() == ("billing", "storefront")
 
 
 def test_services_that_depend_on_each_other_in_a_cycle_are_refused(installed):
-    install(installed, replace(USER, depends_on=("order",)), INVENTORY, ORDER, PAYMENT)
+    install(installed, replace(ACCOUNTS, depends_on=("storefront",)), STOCK, STOREFRONT, BILLING)
 
     with pytest.raises(ValueError, match="cycle"):
         registry.start_order()
 
 
 def test_the_policy_table_is_every_spec_callers_by_proto_service_name(installed):
-    install(installed, ORDER, PAYMENT)
+    install(installed, STOREFRONT, BILLING)
 
     assert registry.policy() == {
         "shop.order.v1.OrderService": {"GetOrder": (CLIENT,)},
-        "shop.payment.v1.PaymentService": {"Charge": ("order",)},
+        "shop.payment.v1.PaymentService": {"Charge": ("storefront",)},
     }
-    assert ORDER.full_name == "shop.order.v1.OrderService"
-    assert (ORDER.main_module, replace(ORDER, module="elsewhere").main_module) == (
-        "shop_order",
+    assert STOREFRONT.full_name == "shop.order.v1.OrderService"
+    assert (STOREFRONT.main_module, replace(STOREFRONT, module="elsewhere").main_module) == (
+        "shop_storefront",
         "elsewhere",
     )
 
