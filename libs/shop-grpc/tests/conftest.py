@@ -1,20 +1,32 @@
-"""What several of the runtime's test files share: the kit's fixtures, and a stand-in payment
-service served with mTLS (``running``) with the helpers that call it."""
+"""What several of the runtime's test files share: the kit's fixtures; a stand-in payment
+service served with mTLS (``running``) with the helpers that call it; and ``shop``, a
+stand-in service of every call shape served by the runtime with metrics on."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import pytest
 
+from shop_grpc import metrics
 from shop_grpc.channels import open_channel
 from shop_grpc.config import TlsSettings
-from shop_grpc.server import Registration
-from shop_grpc.testing import MtlsServing, database_url, db, serving_mtls, traced  # noqa: F401
+from shop_grpc.errors import FieldViolation, InvalidArgument, NotFound
+from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.testing import (  # noqa: F401  (fixtures)
+    MtlsServing,
+    database_url,
+    db,
+    serving_mtls,
+    test_settings,
+    traced,
+)
+from shop_grpc.testing.calls import SHAPES
 
 PAYMENTS = "shop.payment.v1.PaymentService"
 NAMESPACE = "test"
@@ -97,3 +109,87 @@ def static_channel() -> Callable[[Path | None, Path, str], grpc.aio.Channel]:
     """A channel to the stand-in with fixed credentials; no client certificate when the
     directory is None."""
     return _static_channel
+
+
+# -- shop: test.Shop, every call shape, served with metrics on --------------------------------
+
+
+async def _get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
+async def _refuse(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise InvalidArgument([FieldViolation("sku", "must not be empty")])
+
+
+async def _find(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    raise NotFound("product", "ghost")
+
+
+async def _count_in(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+    return str(len([r async for r in requests])).encode()
+
+
+async def _two_out(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    yield request
+    yield request
+
+
+async def _echo_each(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+) -> AsyncIterator[bytes]:
+    async for request in requests:
+        yield request
+
+
+class Shop:
+    """test.Shop: Get and Peek echo, Refuse and Find fail, Import, Watch and Chat stream,
+    Slow and WatchStock never answer."""
+
+    service = "test.Shop"
+    handlers = {
+        "Get": grpc.unary_unary_rpc_method_handler(_get),
+        "Refuse": grpc.unary_unary_rpc_method_handler(_refuse),
+        "Find": grpc.unary_unary_rpc_method_handler(_find),
+        "Import": grpc.stream_unary_rpc_method_handler(_count_in),
+        "Watch": grpc.unary_stream_rpc_method_handler(_two_out),
+        "Chat": grpc.stream_stream_rpc_method_handler(_echo_each),
+        "Peek": grpc.unary_unary_rpc_method_handler(_get),
+        "Slow": SHAPES["unary"],
+        "WatchStock": SHAPES["server-streaming"],
+    }
+
+    def labels(self, method: str, grpc_type: str = "unary") -> dict[str, str]:
+        """The labels of `method`'s ``grpc_*`` series."""
+        return {"grpc_type": grpc_type, "grpc_service": self.service, "grpc_method": method}
+
+    @asynccontextmanager
+    async def serving(self, metrics_address: str = "127.0.0.1:0") -> AsyncIterator[GrpcServer]:
+        generic = grpc.method_handlers_generic_handler(self.service, self.handlers)
+        registration = Registration(
+            self.service, lambda server: server.add_generic_rpc_handlers([generic])
+        )
+        settings = test_settings("user", "sqlite://", metrics_address=metrics_address)
+        server = GrpcServer(settings, [registration])
+        await server.start()
+        await server.set_serving(True)
+        try:
+            yield server
+        finally:
+            await server.stop(0)
+
+    @asynccontextmanager
+    async def channel(self, server: GrpcServer) -> AsyncIterator[grpc.aio.Channel]:
+        """A channel of the runtime's to `server`."""
+        channel = open_channel(f"127.0.0.1:{server.port}")
+        try:
+            yield channel
+        finally:
+            await channel.close()
+
+
+@pytest.fixture
+def shop(monkeypatch: pytest.MonkeyPatch) -> Shop:
+    """test.Shop; channels opened in the test record their calls, as a service's do."""
+    monkeypatch.setattr(metrics, "_enabled", True)
+    return Shop()
