@@ -1,6 +1,7 @@
 """What several of the runtime's test files share: the kit's fixtures; a stand-in payment
 service served with mTLS (``running``) with the helpers that call it; and ``shop``, a
-stand-in service of every call shape served by the runtime with metrics on."""
+stand-in service of every call shape served by the runtime with metrics on; and ``loopback``,
+stand-in services of one method whose calls and spans the tracing tests follow."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
 
 from shop_grpc import metrics
 from shop_grpc.channels import open_channel
-from shop_grpc.config import TlsSettings
+from shop_grpc.config import ServerSettings, TlsSettings
 from shop_grpc.errors import FieldViolation, InvalidArgument, NotFound
 from shop_grpc.server import GrpcServer, Registration
 from shop_grpc.testing import (  # noqa: F401  (fixtures)
@@ -111,6 +114,20 @@ def static_channel() -> Callable[[Path | None, Path, str], grpc.aio.Channel]:
     return _static_channel
 
 
+@asynccontextmanager
+async def _started(
+    settings: ServerSettings, services: list[Registration]
+) -> AsyncIterator[GrpcServer]:
+    """A GrpcServer of the runtime's, serving `services` on a port of its choosing."""
+    server = GrpcServer(settings, services)
+    await server.start()
+    await server.set_serving(True)
+    try:
+        yield server
+    finally:
+        await server.stop(0)
+
+
 # -- shop: test.Shop, every call shape, served with metrics on --------------------------------
 
 
@@ -170,13 +187,8 @@ class Shop:
             self.service, lambda server: server.add_generic_rpc_handlers([generic])
         )
         settings = test_settings("user", "sqlite://", metrics_address=metrics_address)
-        server = GrpcServer(settings, [registration])
-        await server.start()
-        await server.set_serving(True)
-        try:
+        async with _started(settings, [registration]) as server:
             yield server
-        finally:
-            await server.stop(0)
 
     @asynccontextmanager
     async def channel(self, server: GrpcServer) -> AsyncIterator[grpc.aio.Channel]:
@@ -193,3 +205,68 @@ def shop(monkeypatch: pytest.MonkeyPatch) -> Shop:
     """test.Shop; channels opened in the test record their calls, as a service's do."""
     monkeypatch.setattr(metrics, "_enabled", True)
     return Shop()
+
+
+# -- loopback: services of one method, Call, and their spans -------------------------------
+
+
+class Loopback:
+    """Stand-in services of one method, Call (bytes in, bytes out), each served by a
+    GrpcServer of the runtime's on loopback; and what to look for among their spans."""
+
+    @staticmethod
+    def service(name: str, handler: grpc.RpcMethodHandler) -> Registration:
+        generic = grpc.method_handlers_generic_handler(name, {"Call": handler})
+        return Registration(name, lambda server: server.add_generic_rpc_handlers([generic]))
+
+    @staticmethod
+    def unary(behavior: object) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(behavior)
+
+    @staticmethod
+    def call(channel: grpc.aio.Channel, service: str) -> grpc.aio.UnaryUnaryMultiCallable:
+        return channel.unary_unary(f"/{service}/Call")
+
+    @asynccontextmanager
+    async def serving(self, *services: Registration) -> AsyncIterator[str]:
+        """The address of a server of `services`."""
+        async with _started(test_settings("user", "sqlite://"), list(services)) as server:
+            yield f"127.0.0.1:{server.port}"
+
+    async def through_front(
+        self,
+        back: Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]],
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> bytes:
+        """The answer to a call of test.Front (with `metadata`), whose handler calls test.Back,
+        served by `back`, over a channel of the runtime's."""
+        async with self.serving(self.service("test.Back", self.unary(back))) as back_address:
+            channel = open_channel(back_address, default_timeout=5)
+
+            async def front(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                return bytes(await self.call(channel, "test.Back")(b"x"))
+
+            try:
+                async with (
+                    self.serving(self.service("test.Front", self.unary(front))) as front_address,
+                    grpc.aio.insecure_channel(front_address) as caller,
+                ):
+                    answer = self.call(caller, "test.Front")
+                    return bytes(await answer(b"x", timeout=5, metadata=metadata))
+            finally:
+                await channel.close()
+
+    @staticmethod
+    def one_span(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
+        matching = [s for s in spans if s.name == name and s.kind is kind]
+        assert len(matching) == 1, [(s.name, s.kind) for s in spans]
+        return matching[0]
+
+    @staticmethod
+    def parent_id(span: ReadableSpan) -> int | None:
+        return None if span.parent is None else span.parent.span_id
+
+
+@pytest.fixture
+def loopback() -> Loopback:
+    return Loopback()
