@@ -1,15 +1,17 @@
 """What several of the runtime's test files share: the kit's fixtures; a stand-in payment
 service served with mTLS (``running``) with the helpers that call it; and ``shop``, a
 stand-in service of every call shape served by the runtime with metrics on; and ``loopback``,
-stand-in services of one method whose calls and spans the tracing tests follow."""
+stand-in services of one method whose calls and spans the tracing tests follow; and ``hops``,
+a call relayed from one server to another, each reporting the deadline it saw."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -25,6 +27,8 @@ from shop_grpc.testing import (  # noqa: F401  (fixtures)
     MtlsServing,
     database_url,
     db,
+    free_port,
+    serving,
     serving_mtls,
     test_settings,
     traced,
@@ -270,3 +274,128 @@ class Loopback:
 @pytest.fixture
 def loopback() -> Loopback:
     return Loopback()
+
+
+# -- hops: client -> front -> back, each a server of the runtime's -------------------------
+
+
+@dataclass
+class Back:
+    """Reports the deadline each call saw; `Hang` waits until it is cancelled."""
+
+    service = "test.Back"
+    calls: int = 0
+    hung: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def remaining(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.calls += 1
+        return repr(context.time_remaining()).encode()
+
+    async def remaining_stream(
+        self, request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        self.calls += 1
+        yield repr(context.time_remaining()).encode()
+
+    async def hang(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.hung.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return b""
+
+    def registration(self) -> Registration:
+        handler = grpc.method_handlers_generic_handler(
+            Back.service,
+            {
+                "Remaining": grpc.unary_unary_rpc_method_handler(self.remaining),
+                "RemainingStream": grpc.unary_stream_rpc_method_handler(self.remaining_stream),
+                "Hang": grpc.unary_unary_rpc_method_handler(self.hang),
+            },
+        )
+        return Registration(
+            Back.service, lambda server: server.add_generic_rpc_handlers((handler,))
+        )
+
+
+@dataclass
+class Front:
+    """Each method calls the back's method of the same name and relays its answer."""
+
+    service = "test.Front"
+    channel: grpc.aio.Channel
+
+    async def relay(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        method = request.decode()
+        reply: bytes = await self.channel.unary_unary(f"/{Back.service}/{method}")(b"")
+        return reply
+
+    async def relay_stream(
+        self, request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        async for reply in self.channel.unary_stream(f"/{Back.service}/RemainingStream")(b""):
+            yield reply
+
+    async def stray_cancel(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise asyncio.CancelledError()
+
+    def registration(self) -> Registration:
+        handler = grpc.method_handlers_generic_handler(
+            self.service,
+            {
+                "Relay": grpc.unary_unary_rpc_method_handler(self.relay),
+                "RelayStream": grpc.unary_stream_rpc_method_handler(self.relay_stream),
+                "StrayCancel": grpc.unary_unary_rpc_method_handler(self.stray_cancel),
+            },
+        )
+        return Registration(
+            self.service, lambda server: server.add_generic_rpc_handlers((handler,))
+        )
+
+
+@dataclass
+class Hops:
+    client: grpc.aio.Channel
+    back: Back
+    back_channel: grpc.aio.Channel
+    front: str = Front.service
+
+    async def relay(self, method: str, **kwargs: Any) -> float | None:
+        reply = await self.client.unary_unary(f"/{self.front}/Relay")(method.encode(), **kwargs)
+        return self.seen(reply)
+
+    @staticmethod
+    def seen(reply: bytes) -> float | None:
+        """The time remaining a call of the back saw, from its `reply`."""
+        value: float | None = eval(reply.decode())  # a float or None, written by repr()
+        return value
+
+
+@pytest.fixture
+def back() -> Back:
+    """test.Back, which reports the deadline each call saw."""
+    return Back()
+
+
+@pytest.fixture
+async def hops(back: Back, tmp_path: Path) -> AsyncIterator[Hops]:
+    """client -> test.Front, served as order with a default budget of 3 s, whose handlers
+    call test.Back, served as inventory, over a channel of the runtime's (default 2 s)."""
+    url = f"sqlite:///{tmp_path / 'unused.db'}"
+    back_address = f"127.0.0.1:{free_port()}"
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            serving(
+                test_settings("inventory", url, listen_address=back_address), [back.registration()]
+            )
+        )
+        outbound = open_channel(back_address, default_timeout=2.0)
+        stack.push_async_callback(outbound.close)
+        front_settings = test_settings("order", url, default_deadline_seconds=3.0)
+        client = await stack.enter_async_context(
+            serving(front_settings, [Front(outbound).registration()])
+        )
+        yield Hops(client, back, outbound)
