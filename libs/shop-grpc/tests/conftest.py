@@ -2,7 +2,8 @@
 service served with mTLS (``running``) with the helpers that call it; and ``shop``, a
 stand-in service of every call shape served by the runtime with metrics on; and ``loopback``,
 stand-in services of one method whose calls and spans the tracing tests follow; and ``hops``,
-a call relayed from one server to another, each reporting the deadline it saw."""
+a call relayed from one server to another, each reporting the deadline it saw; and ``call``,
+what the caller of a handler that raises a given error gets."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
@@ -399,3 +401,51 @@ async def hops(back: Back, tmp_path: Path) -> AsyncIterator[Hops]:
             serving(front_settings, [Front(outbound).registration()])
         )
         yield Hops(client, back, outbound)
+
+
+# -- call: a handler raising a given error, and what its caller gets -------------------------
+
+
+class Raising(health_pb2_grpc.HealthServicer):
+    """A servicer whose Check raises whatever the test put in `error`."""
+
+    error: BaseException | None = None
+
+    async def Check(self, request, context):
+        assert self.error is not None
+        raise self.error
+
+
+@pytest.fixture
+async def call(tmp_path):
+    """Serves test.Raising/Check, whose handler raises what it is given: `await call(error)`
+    is the AioRpcError its caller got."""
+    servicer = Raising()
+    handler = grpc.method_handlers_generic_handler(
+        "test.Raising",
+        {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                servicer.Check,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            )
+        },
+    )
+    registration = Registration(
+        "test.Raising", lambda server: server.add_generic_rpc_handlers([handler])
+    )
+    settings = test_settings("user", f"sqlite:///{tmp_path / 'unused.db'}")
+    async with serving(settings, [registration]) as channel:
+        method = channel.unary_unary(
+            "/test.Raising/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+
+        async def invoke(error: BaseException) -> grpc.aio.AioRpcError:
+            servicer.error = error
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await method(health_pb2.HealthCheckRequest(), timeout=5)
+            return caught.value
+
+        yield invoke
