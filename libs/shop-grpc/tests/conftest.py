@@ -3,7 +3,8 @@ service served with mTLS (``running``) with the helpers that call it; and ``shop
 stand-in service of every call shape served by the runtime with metrics on; and ``loopback``,
 stand-in services of one method whose calls and spans the tracing tests follow; and ``hops``,
 a call relayed from one server to another, each reporting the deadline it saw; and ``call``,
-what the caller of a handler that raises a given error gets."""
+what the caller of a handler that raises a given error gets; and ``keys``, the table of
+unique keys that the kit's ``db`` is made with, with helpers to count and add them."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from shop_grpc import metrics
 from shop_grpc.channels import open_channel
 from shop_grpc.config import ServerSettings, TlsSettings
 from shop_grpc.errors import FieldViolation, InvalidArgument, NotFound
 from shop_grpc.server import GrpcServer, Registration
+from shop_grpc.storage import Database, UnitOfWork
 from shop_grpc.testing import (  # noqa: F401  (fixtures)
     MtlsServing,
     database_url,
@@ -449,3 +452,47 @@ async def call(tmp_path):
             return caught.value
 
         yield invoke
+
+
+# -- keys: the table of unique keys that storage's tests write ------------------------------
+
+_KEYS = Table(
+    "keys",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(16), nullable=False, unique=True),
+)
+
+
+@pytest.fixture
+def keys() -> Table:
+    """A table of unique keys."""
+    return _KEYS
+
+
+@pytest.fixture
+def db_metadata(keys: Table) -> MetaData:
+    """The tables the kit's `db` is made with: `keys`."""
+    return keys.metadata
+
+
+@pytest.fixture
+def count_keys(keys: Table) -> Callable[[Database], Awaitable[int]]:
+    """How many rows `keys` holds, read in a read-only unit of work."""
+
+    async def count(database: Database) -> int:
+        async with UnitOfWork(database, readonly=True) as uow:
+            return int(await uow.session.scalar(select(func.count()).select_from(keys)) or 0)
+
+    return count
+
+
+@pytest.fixture
+def add_key(keys: Table) -> Callable[[Database, str], Awaitable[None]]:
+    """Adds a key in a unit of work of its own."""
+
+    async def add_in_a_unit_of_work(database: Database, key: str) -> None:
+        async with UnitOfWork(database) as uow:
+            await uow.session.execute(insert(keys).values(key=key))
+
+    return add_in_a_unit_of_work
