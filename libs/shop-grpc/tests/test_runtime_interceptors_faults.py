@@ -4,7 +4,8 @@ spec points, a delay or a status."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 
@@ -12,13 +13,16 @@ from shop_grpc import faults
 from shop_grpc.testing import rpc_fails, serving, test_settings
 
 
-async def test_fault_hook_delays_the_chosen_method_only(back, tmp_path: Path) -> None:
-    settings = test_settings(
-        "inventory",
-        f"sqlite:///{tmp_path / 'unused.db'}",
-        faults=faults.parse(f"{back.service}/Remaining=delay:300ms"),
-    )
+@asynccontextmanager
+async def _serving_with(back, spec: str) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to `back`, served with the faults of SHOP_FAULTS=`spec`."""
+    settings = test_settings("inventory", "sqlite://", faults=faults.parse(spec))
     async with serving(settings, [back.registration()]) as channel:
+        yield channel
+
+
+async def test_fault_hook_delays_the_chosen_method_only(back) -> None:
+    async with _serving_with(back, f"{back.service}/Remaining=delay:300ms") as channel:
         started = time.monotonic()
         await channel.unary_unary(f"/{back.service}/Remaining")(b"", timeout=5)
         slowed = time.monotonic() - started
@@ -31,13 +35,8 @@ async def test_fault_hook_delays_the_chosen_method_only(back, tmp_path: Path) ->
     assert untouched < 0.3
 
 
-async def test_fault_hook_can_fail_a_whole_service(back, tmp_path: Path) -> None:
-    settings = test_settings(
-        "inventory",
-        f"sqlite:///{tmp_path / 'unused.db'}",
-        faults=faults.parse(f"{back.service}=fail:unavailable"),
-    )
-    async with serving(settings, [back.registration()]) as channel:
+async def test_fault_hook_can_fail_a_whole_service(back) -> None:
+    async with _serving_with(back, f"{back.service}=fail:unavailable") as channel:
         with rpc_fails(grpc.StatusCode.UNAVAILABLE):
             await channel.unary_unary(f"/{back.service}/Remaining")(b"", timeout=5)
 
