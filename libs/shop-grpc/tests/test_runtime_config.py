@@ -73,3 +73,13 @@ def test_plaintext_needs_an_explicit_opt_out(tmp_path, namespace):
     settings = server_settings("user", Env({"SHOP_TLS_DIR": str(tmp_path / "user")}))
     assert settings.tls.directory == tmp_path / "user"
     assert settings.probe_address == "[::]:8081"
+
+
+def test_the_metrics_address_is_checked_and_can_be_turned_off() -> None:
+    assert server_settings("order", Env({})).metrics_address == "[::]:9090"
+    assert server_settings("order", Env({"SHOP_METRICS_ADDRESS": "OFF"})).metrics_address == ""
+    given = {"SHOP_METRICS_ADDRESS": "127.0.0.1:9101"}
+    assert server_settings("order", Env(given)).metrics_address == "127.0.0.1:9101"
+    for wrong in ("9090", "localhost:http", "[::]:70000"):
+        with pytest.raises(ConfigError, match="SHOP_METRICS_ADDRESS"):
+            server_settings("order", Env({"SHOP_METRICS_ADDRESS": wrong}))

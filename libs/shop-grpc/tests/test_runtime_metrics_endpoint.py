@@ -9,9 +9,11 @@ import urllib.request
 from collections.abc import Callable
 
 import pytest
+from opentelemetry.trace import SpanKind, format_trace_id
 
+from shop_grpc.config import ConfigError
 from shop_grpc.metrics.endpoint import MetricsEndpoint
-from shop_grpc.testing import scrape
+from shop_grpc.testing import Traced, scrape
 from shop_grpc.testing.metrics import OPENMETRICS
 
 
@@ -66,3 +68,36 @@ async def test_only_the_metrics_path_answers_and_no_created_series_are_shown() -
         endpoint.stop()
     assert "grpc_server_handled_total" in body
     assert "_created" not in body
+
+
+async def test_the_endpoint_serves_both_formats_with_trace_exemplars(shop, traced: Traced) -> None:
+    async with shop.serving() as server, shop.channel(server) as channel:
+        await channel.unary_unary(f"/{shop.service}/Get")(b"x", timeout=5)
+        text_type, text = await asyncio.to_thread(scrape, server.metrics.port)
+        open_type, openmetrics = await asyncio.to_thread(scrape, server.metrics.port, OPENMETRICS)
+
+    handled = 'grpc_server_handled_total{grpc_code="OK",grpc_method="Get"'
+    assert text_type.startswith("text/plain; version=0.0.4")
+    assert open_type.startswith("application/openmetrics-text")
+    assert handled in text and handled in openmetrics
+    assert "process_resident_memory_bytes" in text
+    [span] = [s for s in traced.spans() if s.kind is SpanKind.SERVER and s.name.endswith("/Get")]
+    trace_id = format_trace_id(span.context.trace_id)
+    exemplar = f'# {{span_id="{span.context.span_id:016x}",trace_id="{trace_id}"}}'
+    buckets = [
+        line
+        for line in openmetrics.splitlines()
+        if line.startswith("grpc_server_handling_seconds_bucket") and 'grpc_method="Get"' in line
+    ]
+    assert [line for line in buckets if exemplar in line], buckets
+    assert "trace_id" not in text  # the text format has no exemplars
+
+
+async def test_a_metrics_port_already_taken_fails_the_start(shop) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"SHOP_METRICS_ADDRESS 127.0.0.1:{port}"):
+            async with shop.serving(metrics_address=f"127.0.0.1:{port}"):
+                pass

@@ -14,7 +14,7 @@ from functools import partial
 import asyncpg
 import pytest
 import structlog
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -33,7 +33,6 @@ from shop_grpc.testing import (
     ENGINES,
     FakeDatabase,
     FakeUnitOfWork,
-    MetricChanges,
     UniqueViolation,
     free_port,
     fresh_database_url,
@@ -41,37 +40,28 @@ from shop_grpc.testing import (
     postgres_server_url,
 )
 
-metadata = MetaData()
-keys = Table(
-    "keys",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(16), nullable=False, unique=True),
-)
-
-
-@pytest.fixture
-def db_metadata() -> MetaData:
-    return metadata
-
-
 # --- one set of promises, three implementations -------------------------------------------
 
 
 class SqlKeys:
-    def __init__(self, session) -> None:
+    def __init__(self, session, table: Table) -> None:
         self.session = session
+        self.table = table
 
     async def add(self, key: str) -> None:
-        await self.session.execute(insert(keys).values(key=key))
+        await self.session.execute(insert(self.table).values(key=key))
 
     async def all(self) -> set[str]:
-        return set(await self.session.scalars(select(keys.c.key)))
+        return set(await self.session.scalars(select(self.table.c.key)))
 
 
 class SqlUnitOfWork(UnitOfWork):
+    def __init__(self, db: Database, table: Table, *, readonly: bool = False) -> None:
+        super().__init__(db, readonly=readonly)
+        self.table = table
+
     def bind(self, session) -> None:
-        self.keys = SqlKeys(session)
+        self.keys = SqlKeys(session, self.table)
 
 
 class FakeKeys:
@@ -98,16 +88,16 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def uow(engine: str, tmp_path) -> AsyncIterator[object]:
+async def uow(engine: str, keys: Table, tmp_path) -> AsyncIterator[object]:
     """A factory of units of work over one table of unique keys."""
     if engine == "fake":
         yield partial(FakeKeysUnitOfWork, FakeDatabase(set()))
         return
     async with (
         fresh_database_url(engine, tmp_path) as url,
-        migrated_database(url, metadata) as db,
+        migrated_database(url, keys.metadata) as db,
     ):
-        yield partial(SqlUnitOfWork, db)
+        yield partial(SqlUnitOfWork, db, keys)
 
 
 async def committed(uow) -> set[str]:
@@ -243,22 +233,17 @@ async def test_a_writer_waits_for_another_processs_write_lock_while_the_event_lo
 # --- the SQL side --------------------------------------------------------------------------
 
 
-async def count(db: Database) -> int:
-    async with UnitOfWork(db, readonly=True) as uow:
-        return int(await uow.session.scalar(select(func.count()).select_from(keys)) or 0)
-
-
-async def test_insert_once_refuses_a_taken_key_and_the_transaction_goes_on(db):
+async def test_insert_once_refuses_a_taken_key_and_the_transaction_goes_on(db, keys, count_keys):
     async with UnitOfWork(db) as uow:
         assert await insert_once(uow.session, keys, {"key": "a"})
         assert not await insert_once(uow.session, keys, {"key": "a"})
         # Still usable: the clash did not abort the transaction (as it would on PostgreSQL).
         await uow.session.execute(insert(keys).values(key="b"))
         await uow.commit()
-    assert await count(db) == 2
+    assert await count_keys(db) == 2
 
 
-async def test_insert_once_waits_for_a_concurrent_writer_of_the_same_key(db):
+async def test_insert_once_waits_for_a_concurrent_writer_of_the_same_key(db, keys, count_keys):
     first = UnitOfWork(db)
     await first.__aenter__()
     assert await insert_once(first.session, keys, {"key": "a"})
@@ -277,10 +262,10 @@ async def test_insert_once_waits_for_a_concurrent_writer_of_the_same_key(db):
     await first.__aexit__(None, None, None)
 
     assert await asyncio.wait_for(racing, 5) is False
-    assert await count(db) == 1
+    assert await count_keys(db) == 1
 
 
-async def test_a_row_that_breaks_another_constraint_is_no_duplicate_key(db):
+async def test_a_row_that_breaks_another_constraint_is_no_duplicate_key(db, keys, count_keys):
     # A NOT NULL column left empty is a defect, not a lost race: a use case must not read
     # a winner's row that is not there.
     with pytest.raises(IntegrityError):
@@ -289,64 +274,32 @@ async def test_a_row_that_breaks_another_constraint_is_no_duplicate_key(db):
     with pytest.raises(IntegrityError):
         async with UnitOfWork(db) as uow:
             await uow.session.execute(insert(keys).values(key=None))
-    assert await count(db) == 0
+    assert await count_keys(db) == 0
 
 
-async def add_in_a_unit_of_work(db: Database, key: str) -> None:
-    async with UnitOfWork(db) as uow:
-        await uow.session.execute(insert(keys).values(key=key))
-
-
-async def test_duplicate_key_says_which_key_and_keeps_the_drivers_error_as_its_cause(db):
+async def test_duplicate_key_says_which_key_and_keeps_the_drivers_error_as_its_cause(
+    db, keys, add_key
+):
     async with UnitOfWork(db) as uow:
         await uow.session.execute(insert(keys).values(key="a"))
         await uow.commit()
 
     with pytest.raises(DuplicateKey, match=r"(?i)unique") as raised:
-        await add_in_a_unit_of_work(db, "a")
+        await add_key(db, "a")
 
     assert type(raised.value.__cause__).__name__ == "IntegrityError"
 
 
-async def commit_then_refuse(db: Database) -> None:
-    async with UnitOfWork(db) as uow:
-        await uow.session.execute(insert(keys).values(key="b"))
-        await uow.commit()
-        raise LookupError("refused after the commit")
-
-
-async def test_each_transaction_is_timed_by_access_and_outcome(db):
-    changes = MetricChanges()
-    async with UnitOfWork(db) as uow:
-        await uow.session.execute(insert(keys).values(key="a"))
-        await uow.commit()
-    assert await count(db) == 1
-    with pytest.raises(DuplicateKey):
-        await add_in_a_unit_of_work(db, "a")
-    async with UnitOfWork(db):
-        pass
-    # Committed, then refused (as inventory records an expiry, then answers EXPIRED).
-    with pytest.raises(LookupError):
-        await commit_then_refuse(db)
-
-    def timed(access: str, outcome: str) -> float:
-        labels = {"access": access, "outcome": outcome}
-        return changes.of("shop_db_transaction_duration_seconds_count", **labels)
-
-    assert timed("write", "committed") == 2
-    assert timed("read", "rolled_back") == 1
-    assert timed("write", "failed") == 1
-    assert timed("write", "rolled_back") == 1
-
-
-async def test_migrating_again_keeps_the_rows_and_makes_the_runtimes_table_too(db):
+async def test_migrating_again_keeps_the_rows_and_makes_the_runtimes_table_too(
+    db, keys, count_keys
+):
     async with UnitOfWork(db) as uow:
         await uow.session.execute(insert(keys).values(key="a"))
         await uow.commit()
 
-    await db.migrate(metadata)
+    await db.migrate(keys.metadata)
 
-    assert await count(db) == 1
+    assert await count_keys(db) == 1
     assert len(await db.secret("page-tokens")) == 32
 
 
@@ -417,12 +370,14 @@ async def test_the_wait_ends_once_the_database_is_made_and_said_what_was_missing
     assert lines[-1]["event"] == "database ready"
 
 
-async def test_a_lost_postgresql_connection_is_unavailable_and_the_next_transaction_reconnects():
+async def test_a_lost_postgresql_connection_is_unavailable_and_the_next_transaction_reconnects(
+    keys,
+):
     async with (
         fresh_database_url("postgresql", None) as url,
-        migrated_database(url, metadata) as db,
+        migrated_database(url, keys.metadata) as db,
     ):
-        await _add_key(db, "before")
+        await _add_key(db, keys, "before")
         # The server drops every connection to the database (a restart, a failover).
         server = make_url(postgres_server_url()).set(drivername="postgresql")
         admin = await asyncpg.connect(server.render_as_string(hide_password=False))
@@ -435,15 +390,15 @@ async def test_a_lost_postgresql_connection_is_unavailable_and_the_next_transact
         finally:
             await admin.close()
         with pytest.raises(Unavailable) as lost:
-            await _add_key(db, "lost")
+            await _add_key(db, keys, "lost")
         assert lost.value.retryable
-        await _add_key(db, "after")
+        await _add_key(db, keys, "after")
         async with db.session(readonly=True) as session:
             stored = (await session.execute(select(keys.c.key))).scalars().all()
     assert sorted(stored) == ["after", "before"]
 
 
-async def _add_key(db: Database, key: str) -> None:
+async def _add_key(db: Database, keys: Table, key: str) -> None:
     async with db.session() as session:
         await session.execute(insert(keys).values(key=key))
         await session.commit()
