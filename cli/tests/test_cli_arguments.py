@@ -175,3 +175,15 @@ sys.exit(cli.run([]))
     errors = reader.stderr.read()
     assert reader.wait(timeout=30) == 141
     assert b"Traceback" not in errors and b"Exception" not in errors
+
+
+def test_every_command_is_there_when_no_service_is_installed_beside_the_cli(
+    monkeypatch, tmp_path, capsys
+):
+    # The CLI alone, in an image of its own, say: making its commands reads no service.
+    monkeypatch.setattr(registry, "services", dict)
+
+    assert parse("probe", "-addr=127.0.0.1:8081").arguments == ["-addr=127.0.0.1:8081"]
+    assert run(["up", "--data-dir", str(tmp_path)]) == 1
+    assert "no service is installed" in capsys.readouterr().err
+    assert not (tmp_path / "certs").exists()

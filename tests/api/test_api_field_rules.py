@@ -19,14 +19,10 @@ from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 from shop.user.v1 import user_pb2
+from shop_grpc.testing import generated_services
 from shop_grpc.validation import field_violations
 
-SERVICES = [
-    user_pb2.DESCRIPTOR.services_by_name["UserService"],
-    inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"],
-    payment_pb2.DESCRIPTOR.services_by_name["PaymentService"],
-    order_pb2.DESCRIPTOR.services_by_name["OrderService"],
-]
+SERVICES = generated_services()
 # Output-only fields that sit in resources a request also carries: the server ignores them.
 IGNORED = {
     "shop.user.v1.User.create_time",

@@ -4,20 +4,18 @@ the suite's descriptors), so nothing depends on which services the suite has."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import pytest
 
-import shop
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
 from shop.payment.v1 import payment_pb2
 from shop.user.v1 import user_pb2
 from shop_grpc import registry
 from shop_grpc.registry import CLIENT, ServiceSpec
+from shop_grpc.testing import generated_services
 
 ACCOUNTS = ServiceSpec("accounts", 50054, user_pb2.DESCRIPTOR.services_by_name["UserService"], {})
 BILLING = ServiceSpec(
@@ -161,14 +159,8 @@ def test_the_policy_table_is_every_spec_callers_by_proto_service_name(installed)
 def test_the_policy_names_exactly_the_methods_of_the_api():
     # The API as generated from protos/, found without the registry: a proto whose service
     # declares no spec, or an RPC without a caller rule, fails here.
-    modules = [
-        importlib.import_module(found.name)
-        for found in pkgutil.walk_packages(shop.__path__, "shop.")
-        if found.name.endswith("_pb2")
-    ]
     api = {
         service.full_name: {method.name for method in service.methods}
-        for module in modules
-        for service in module.DESCRIPTOR.services_by_name.values()
+        for service in generated_services()
     }
     assert {name: set(methods) for name, methods in registry.policy().items()} == api

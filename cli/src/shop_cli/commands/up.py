@@ -39,9 +39,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--base-port",
         type=positive_int,
-        default=default_base_port(),
         help="the first service's port; the others keep the distance their declared ports "
-        f"have from it (default {default_base_port()}: every service on its declared port)",
+        "have from it (default: the lowest declared port, every service on its own)",
     )
     parser.add_argument(
         "--probe-base-port",
@@ -172,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
+    if not registry.names():
+        raise SuiteError("no service is installed beside this shop command")
+    if args.base_port is None:
+        args.base_port = default_base_port()
     service_env = _database_env(args.postgres)
     if args.replicas > 1:
         return ReplicatedSuite(

@@ -6,6 +6,7 @@
                   with its rollback and its ``DuplicateKey`` (``UniqueViolation``)
     rpc           ``rpc_fails``: a call failed with this status code, these fields, this reason
     serving       in-process servers: ``serving`` (plaintext), ``serving_mtls``; ``test_settings``
+    api           ``generated_services``: every gRPC service generated from protos/
     certificates  ``issue_certificates``: a CA and an identity per name in a directory;
                   ``served_certificate``: the certificate a server shows a new connection
     processes     ``ServiceProcess``: ``python -m <service>`` as an operator runs it
@@ -23,6 +24,7 @@ Import from here; fixtures are taken into a conftest.py by importing them:
     from shop_grpc.testing import database_url, db  # noqa: F401  (fixtures)
 """
 
+from shop_grpc.testing.api import generated_services
 from shop_grpc.testing.certificates import Certificates, issue_certificates, served_certificate
 from shop_grpc.testing.databases import (
     ENGINES,
@@ -66,6 +68,7 @@ __all__ = [
     "db",
     "free_port",
     "fresh_database_url",
+    "generated_services",
     "id_for",
     "issue_certificates",
     "make_token_keys",
