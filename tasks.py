@@ -73,6 +73,8 @@ ALTERED_FILES = (
     "uv.lock holds the pinned versions, but files requirements.lock holds are missing from it "
     "or have another sha256: the package index serves other bytes than those tested"
 )
+# In the layer contracts (pyproject.toml), every service's package.
+SERVICES = "{services}"
 # One file of a package in uv.lock: a wheel's line, or the sdist's.
 FILE_HASH = re.compile(r'\bhash = "(sha256:[0-9a-f]{64})"')
 STALE_HASHED_LOCK = (
@@ -299,11 +301,18 @@ def task_protos_check(_: list[str]) -> None:
     print("generated code is up to date")
 
 
-def workspace_packages() -> list[str]:
-    """Every package the workspace holds, by import name, found in the tree (each ships
-    py.typed), so no list of services is kept here or in the checkers' settings."""
-    packages = sorted(p.name for p in ROOT.glob("*/*/src/shop_*") if (p / "py.typed").exists())
-    return packages + [p.name for p in (ROOT / "cli" / "src").glob("shop_*")]
+def workspace_packages(folder: str = "*") -> list[str]:
+    """Every package the workspace holds under `folder` (libs, services; the CLI with "*"), by
+    import name, found in the tree, so no list of services is kept here or in the checkers'
+    settings. Each must ship py.typed: one that does not would be checked by neither mypy nor
+    the layer contracts, so it stops the task."""
+    found = [*ROOT.glob(f"{folder}/*/src/shop_*")]
+    if folder == "*":
+        found += [*(ROOT / "cli" / "src").glob("shop_*")]
+    untyped = [str(p.relative_to(ROOT)) for p in found if not (p / "py.typed").exists()]
+    if untyped:
+        sys.exit(f"packages without py.typed, so neither typed nor checked: {untyped}")
+    return sorted(p.name for p in found)
 
 
 def toml_value(value: object) -> str:
@@ -314,15 +323,23 @@ def toml_value(value: object) -> str:
 
 def import_contracts() -> str:
     """pyproject.toml's [tool.importlinter] with its root packages: every workspace package and
-    the generated messages (``shop``), so a new service is checked as soon as it exists."""
+    the generated messages (``shop``), so a new service is checked as soon as it exists. In a
+    contract, ``{services}`` stands for every service's package."""
     settings = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]
     contracts = settings.pop("contracts")
     settings["root_packages"] = [*workspace_packages(), "shop"]
+    services = workspace_packages("services")
+
+    def expanded(value: object) -> object:
+        if isinstance(value, list):
+            return [m for v in value for m in (services if v == SERVICES else [v])]
+        return value
+
     lines = ["[tool.importlinter]"]
     lines += [f"{key} = {toml_value(value)}" for key, value in settings.items()]
     for contract in contracts:
         lines += ["", "[[tool.importlinter.contracts]]"]
-        lines += [f"{key} = {toml_value(value)}" for key, value in contract.items()]
+        lines += [f"{key} = {toml_value(expanded(value))}" for key, value in contract.items()]
     return "\n".join(lines) + "\n"
 
 

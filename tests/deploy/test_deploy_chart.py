@@ -671,8 +671,8 @@ def test_a_release_name_that_fits_is_every_name_s_prefix_unchanged() -> None:
         ("2024-shop", [], "starts with a digit"),
         (
             LONGEST_RELEASE,
-            ["--set", "services.notifications-eu.replicas=1"],
-            '-notifications-eu-headless" has 67 characters, more than the 63',
+            ["--set", "services.notificationseuw.replicas=1"],
+            '-notificationseuw-headless" has 67 characters, more than the 63',
         ),
     ],
 )
@@ -900,6 +900,16 @@ def test_the_schema_refuses_a_typo_wherever_its_shared_definitions_are_used(
         tools.render("default", "--set", setting)
     assert where in str(caught.value)
     assert "not allowed" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["order_v2", "order-v2", "Order"])
+def test_a_service_name_its_package_variables_or_kubernetes_names_cannot_hold_is_refused(
+    name: str,
+) -> None:
+    # shop_<name> allows no "-", SHOP_<NAME>_TARGET no "-" either, Kubernetes names no "_".
+    with pytest.raises(SystemExit) as caught:
+        tools.render("default", "--set", f"services.{name}.localPort=50099")
+    assert f"invalid propertyName '{name}'" in str(caught.value)
 
 
 def test_an_external_database_url_is_found_by_convention_or_where_a_service_says() -> None:

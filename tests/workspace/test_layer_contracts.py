@@ -26,32 +26,53 @@ def test_every_registered_service_is_checked(tasks: ModuleType) -> None:
     assert services <= set(settings["root_packages"])
 
 
-@pytest.fixture
-def tree_with_a_new_service(
-    tasks: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """The workspace's tree (its folders linked) with one more service, `shop_scratch`, whose
-    domain imports SQLAlchemy; tasks.py looks at this tree instead of the real one."""
+def tree_with_a_new_service(root: Path, tmp_path: Path, files: dict[str, str]) -> Path:
+    """The workspace's tree (its folders linked) with one more service, `shop_scratch`, made
+    of `files` (path in the package -> source); returns the folder that holds the package."""
     for folder in ("libs", "cli"):
-        (tmp_path / folder).symlink_to(ROOT / folder)
+        (tmp_path / folder).symlink_to(root / folder)
     (tmp_path / "services").mkdir()
-    for service in (ROOT / "services").iterdir():
+    for service in (root / "services").iterdir():
         (tmp_path / "services" / service.name).symlink_to(service)
     package = tmp_path / "services" / "scratch" / "src" / "shop_scratch"
-    (package / "domain").mkdir(parents=True)
+    package.mkdir(parents=True)
     (package / "py.typed").write_text("")
     (package / "__init__.py").write_text("")
-    (package / "domain" / "__init__.py").write_text("import sqlalchemy\n")
-    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    for name, source in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(source)
     return package.parent
 
 
+@pytest.mark.parametrize(
+    ("files", "broken"),
+    [
+        (
+            {"domain/__init__.py": "import sqlalchemy\n"},
+            "shop_scratch.domain -> sqlalchemy",
+        ),
+        (
+            # A module of a name no contract knows: only the edges and the spec may.
+            {"jobs.py": "from shop.payment.v1 import payment_pb2\n"},
+            "shop_scratch.jobs -> shop.payment.v1.payment_pb2",
+        ),
+    ],
+    ids=["domain imports SQL", "a new module imports generated messages"],
+)
 def test_a_new_service_that_breaks_a_layer_fails_the_check(
-    tasks: ModuleType, tree_with_a_new_service: Path, tmp_path: Path
+    tasks: ModuleType,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, str],
+    broken: str,
 ) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    source = tree_with_a_new_service(ROOT, tree, files)
+    monkeypatch.setattr(tasks, "ROOT", tree)
     contracts = tmp_path / "contracts.toml"
     contracts.write_text(tasks.import_contracts())
-    env = {**os.environ, "PYTHONPATH": str(tree_with_a_new_service)}
+    env = {**os.environ, "PYTHONPATH": str(source)}
     checked = subprocess.run(
         [LINT_IMPORTS, "--no-logo", "--no-cache", contracts],
         env=env,
@@ -60,4 +81,14 @@ def test_a_new_service_that_breaks_a_layer_fails_the_check(
         timeout=120,
     )
     assert checked.returncode == 1, checked.stdout + checked.stderr
-    assert "shop_scratch.domain -> sqlalchemy" in checked.stdout
+    assert broken in checked.stdout
+
+
+def test_a_package_without_py_typed_stops_the_check(
+    tasks: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree_with_a_new_service(ROOT, tmp_path, {})
+    (tmp_path / "services" / "scratch" / "src" / "shop_scratch" / "py.typed").unlink()
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    with pytest.raises(SystemExit, match=r"without py\.typed"):
+        tasks.import_contracts()

@@ -92,6 +92,14 @@ def test_nothing_installed_is_an_empty_suite(installed):
     assert registry.identities() == (CLIENT,)
 
 
+@pytest.mark.parametrize("name", ["order-v2", "order_v2", "Order", "2fa"])
+def test_a_name_its_package_variables_or_kubernetes_names_cannot_hold_is_refused(installed, name):
+    install(installed, replace(BILLING, name=name))
+
+    with pytest.raises(ValueError, match="lower-case letters and digits"):
+        registry.services()
+
+
 def test_two_services_of_one_name_are_refused(installed):
     install(installed, ACCOUNTS, replace(BILLING, name="accounts"))
 

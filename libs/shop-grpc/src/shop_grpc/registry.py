@@ -19,6 +19,7 @@ always sets it).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -27,6 +28,9 @@ from types import MappingProxyType
 from google.protobuf.descriptor import ServiceDescriptor
 
 ENTRY_POINT_GROUP = "shop.services"
+NAME = re.compile(r"[a-z][a-z0-9]*")
+"""What a service's name may be: its package (``shop_<name>``), its variables
+(``SHOP_<NAME>_TARGET``) and its Kubernetes names (no ``_``) all have to allow it."""
 
 CLIENT = "client"
 """The identity of the `shop` CLI an operator runs."""
@@ -77,14 +81,16 @@ class ServiceSpec:
 def services() -> Mapping[str, ServiceSpec]:
     """Every installed service's spec by name, in the order of their default ports.
 
-    Raises ValueError if two specs share a name or a port, or a spec's entry-point name is not
-    its own name.
+    Raises ValueError if two specs share a name or a port, a spec's entry-point name is not
+    its own name, or a name is not lower-case letters and digits (``NAME``).
     """
     found: dict[str, ServiceSpec] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         spec = point.load()
         if not isinstance(spec, ServiceSpec) or spec.name != point.name:
             raise ValueError(f"entry point {point.name} = {point.value} is not its ServiceSpec")
+        if not NAME.fullmatch(spec.name):
+            raise ValueError(f"service name {spec.name!r} is not lower-case letters and digits")
         if spec.name in found:
             raise ValueError(f"two services are named {spec.name}")
         found[spec.name] = spec

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shop_grpc.config import Env, ServerSettings, server_settings
+from shop_inventory.spec import SPEC
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Settings:
 
 def load(env: Env) -> Settings:
     return Settings(
-        server=server_settings("inventory", env),
+        server=server_settings(SPEC.name, env),
         reservation_ttl_seconds=env.float("SHOP_RESERVATION_TTL_SECONDS", 600.0, minimum=1.0),
         sweep_seconds=env.float("SHOP_RESERVATION_SWEEP_SECONDS", 5.0, minimum=0.1),
     )

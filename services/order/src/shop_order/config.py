@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from shop_grpc.config import Env, ServerSettings, dependency_target, server_settings
 from shop_order.service_layer.orders import WaitSettings
 from shop_order.service_layer.saga_runner import SagaSettings
+from shop_order.spec import SPEC
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Settings:
 
 def load(env: Env) -> Settings:
     return Settings(
-        server=server_settings("order", env),
+        server=server_settings(SPEC.name, env),
         targets=Targets(
             user=dependency_target(env, "user"),
             inventory=dependency_target(env, "inventory"),

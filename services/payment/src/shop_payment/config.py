@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shop_grpc.config import Env, ServerSettings, server_settings
-
-SERVICE = "payment"
+from shop_payment.spec import SPEC
 
 
 @dataclass(frozen=True)
@@ -20,4 +19,4 @@ class Settings:
 
 
 def load(env: Env) -> Settings:
-    return Settings(server=server_settings(SERVICE, env))
+    return Settings(server=server_settings(SPEC.name, env))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shop_grpc.config import Env, ServerSettings, server_settings
+from shop_user.spec import SPEC
 
 
 @dataclass(frozen=True)
@@ -14,4 +15,4 @@ class Settings:
 
 
 def load(env: Env) -> Settings:
-    return Settings(server=server_settings("user", env))
+    return Settings(server=server_settings(SPEC.name, env))
