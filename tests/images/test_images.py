@@ -128,8 +128,10 @@ def test_it_runs_as_10001_without_compiler_or_pip_compiled_and_at_the_pinned_ver
     assert checked.returncode == 0, (checked.stdout + checked.stderr).strip()
 
 
-def test_the_images_confirm_an_order_placed_by_shop_demo_run_in_the_order_image(images, suite):
-    # Run from the order image, as the chart's `helm test` pod runs it.
+@pytest.mark.parametrize("image", registry.names())
+def test_the_images_confirm_an_order_placed_by_shop_demo_run_in_any_image(images, suite, image):
+    # The chart's `helm test` pod runs it from one service's image (the first enabled one's):
+    # every image holds the shop command.
     demo = suite.podman(
         "run",
         "--rm",
@@ -138,7 +140,7 @@ def test_the_images_confirm_an_order_placed_by_shop_demo_run_in_the_order_image(
         "--volume",
         f"{suite.certs / 'client'}:/etc/shop/tls:ro",
         "--entrypoint=/opt/shop/bin/shop",
-        images.tag("order"),
+        images.tag(image),
         "demo",
         "--tls-dir",
         "/etc/shop/tls",

@@ -66,6 +66,13 @@ helm.sh/chart: {{ include "shop.chart" .root }}
 {{- toYaml $names -}}
 {{- end }}
 
+{{/* The image the chart's own pods run (the secrets Job, the `helm test` pod): every service's
+     image holds the runtime and the shop CLI, so the first enabled service's serves. */}}
+{{- define "shop.toolsImage" -}}
+{{- $first := include "shop.enabledServices" . | fromYamlArray | first -}}
+{{ include "shop.image" (dict "root" . "svc" $first) }}
+{{- end }}
+
 {{/* Services whose `dependencies` name .svc: the callers its NetworkPolicy admits. */}}
 {{- define "shop.callers" -}}
 {{- $callers := list -}}
