@@ -13,11 +13,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -26,7 +28,7 @@ from grpc_health.v1 import health_pb2
 from shop_grpc import registry
 from shop_grpc.config import Env, shutdown_settings
 from shop_grpc.probe import LIVENESS, ProbeServer
-from shop_grpc.testing import free_port
+from shop_grpc.testing import free_port, postgres_server_url
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_VALUES = yaml.safe_load((ROOT / "deploy/helm/shop/values.yaml").read_text())
@@ -910,6 +912,70 @@ def test_a_service_name_its_package_variables_or_kubernetes_names_cannot_hold_is
     with pytest.raises(SystemExit) as caught:
         tools.render("default", "--set", f"services.{name}.localPort=50099")
     assert f"invalid propertyName '{name}'" in str(caught.value)
+
+
+def bundled_database_script(*extra: str) -> str:
+    [config] = [
+        doc
+        for doc in of_kind(render("default", *extra), "ConfigMap")
+        if "create-databases.sh" in doc.get("data", {})
+    ]
+    return str(config["data"]["create-databases.sh"])
+
+
+def test_the_bundled_database_is_made_ready_for_every_service_at_every_start() -> None:
+    [postgresql] = [d for d in render("default") if d["kind"] == "StatefulSet"]
+    container = postgresql["spec"]["template"]["spec"]["containers"][0]
+    started = " ".join(container["lifecycle"]["postStart"]["exec"]["command"])
+    assert "sh /docker-entrypoint-initdb.d/create-databases.sh" in started
+    script = bundled_database_script()
+    for svc in SERVICES:
+        assert f'ensure shop_{svc} "$SHOP_{svc.upper()}_PASSWORD"' in script
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+def test_the_bundled_database_script_makes_a_new_service_its_own_and_repeats_safely(
+    tmp_path: Path,
+) -> None:
+    # Run as the postStart hook runs it, against a real server: twice, as at the next start.
+    server = urlsplit(postgres_server_url())
+    name = f"t{uuid.uuid4().hex[:12]}"
+    database = f"shop_{name}"
+    others_off = [arg for svc in SERVICES for arg in ("--set", f"services.{svc}.enabled=false")]
+    script = tmp_path / "create-databases.sh"
+    script.write_text(
+        bundled_database_script(*others_off, "--set", f"services.{name}.localPort=50099")
+    )
+    env = {
+        **os.environ,
+        "PGHOST": server.hostname or "127.0.0.1",
+        "PGPORT": str(server.port or 5432),
+        f"SHOP_{name.upper()}_PASSWORD": "letters0and0digits",
+    }
+
+    def psql(sql: str) -> str:
+        done = subprocess.run(
+            ["psql", "-U", "postgres", "-d", "postgres", "-tAc", sql],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        return done.stdout.strip()
+
+    try:
+        for _ in range(2):
+            ran = subprocess.run(
+                ["sh", str(script)], env=env, capture_output=True, text=True, timeout=60
+            )
+            assert ran.returncode == 0, ran.stderr
+        owner = psql(f"SELECT datdba::regrole FROM pg_database WHERE datname = '{database}'")
+        assert owner == database
+        assert psql(f"SELECT has_database_privilege('public', '{database}', 'CONNECT')") == "f"
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {database}")
+        psql(f"DROP ROLE IF EXISTS {database}")
 
 
 def test_an_external_database_url_is_found_by_convention_or_where_a_service_says() -> None:

@@ -31,6 +31,9 @@ class FakeApi:
     def create_secret(self, namespace: str, secret: dict[str, Any]) -> None:
         self.secrets.setdefault(f"{namespace}/{secret['metadata']['name']}", secret)
 
+    def add_to_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        self.secrets[f"{namespace}/{name}"]["data"].update(data)
+
 
 SPEC: dict[str, Any] = {
     "namespace": "shop",
@@ -106,6 +109,28 @@ def test_database_urls_carry_their_own_password() -> None:
     assert data(api, "shop-postgresql", "order-url").decode() == (
         f"postgresql://shop_order:{password}@db:5432/shop_order"
     )
+
+
+def test_a_service_added_later_gets_its_password_and_the_others_keep_theirs() -> None:
+    api = FakeApi()
+    run(api)
+    before = dict(api.secrets["shop/shop-postgresql"]["data"])
+    later = json.loads(json.dumps(SPEC))
+    later["database"]["urls"]["freight"] = (
+        "postgresql://shop_freight:{password}@db:5432/shop_freight"
+    )
+
+    job.make_database(api, later)
+
+    after = api.secrets["shop/shop-postgresql"]["data"]
+    assert {k: v for k, v in after.items() if k in before} == before
+    password = data(api, "shop-postgresql", "freight-password").decode()
+    assert len(password) == 32 and password != data(api, "shop-postgresql", "order-password")
+    assert data(api, "shop-postgresql", "freight-url").decode() == (
+        f"postgresql://shop_freight:{password}@db:5432/shop_freight"
+    )
+    job.make_database(api, later)
+    assert api.secrets["shop/shop-postgresql"]["data"] == after
 
 
 TOKENS: dict[str, Any] = {

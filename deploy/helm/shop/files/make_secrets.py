@@ -1,9 +1,11 @@
 """Creates the release's missing Secrets: mTLS identities, database passwords, and the first
 access token key pair.
 
-Run by the chart's hook Job in the order image, with the spec the chart renders
+Run by the chart's hook Job in a service's image, with the spec the chart renders
 (spec.json). A Secret that exists is never changed, so `helm upgrade` keeps the CA,
-every certificate and every password; delete a Secret to have it made again.
+every certificate and every password; delete a Secret to have it made again. The one
+addition: a service added to the chart gets its password and URL added to the database
+Secret, the other keys untouched.
 
 Helm's own genSignedCert cannot write URI SANs, and the servers identify callers by
 the SPIFFE URI ``spiffe://shop/ns/<ns>/sa/<identity>``, hence this Job. Certificates
@@ -39,12 +41,18 @@ class Api:
     def __init__(self, base: str, token: str, context: ssl.SSLContext | None) -> None:
         self.base, self.token, self.context = base, token, context
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         request = urllib.request.Request(
             self.base + path,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
         )
         with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
             return json.load(response)
@@ -56,6 +64,12 @@ class Api:
             if error.code == 404:
                 return None
             raise
+
+    def add_to_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Adds keys (base64 values) to a Secret; a JSON merge patch leaves the others as
+        they are (RFC 7386)."""
+        path = f"/api/v1/namespaces/{namespace}/secrets/{name}"
+        self._call("PATCH", path, {"data": data}, "application/merge-patch+json")
 
     def create_secret(self, namespace: str, secret: dict[str, Any]) -> None:
         try:
@@ -129,8 +143,9 @@ def password() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(32))
 
 
-def database_data(urls: dict[str, str]) -> dict[str, bytes]:
-    data = {"postgres-password": password().encode()}
+def service_passwords(urls: dict[str, str]) -> dict[str, bytes]:
+    """A new password per service, and its URL carrying it: ``<svc>-password``, ``<svc>-url``."""
+    data = {}
     for service, url in sorted(urls.items()):
         chosen = password()
         data[f"{service}-password"] = chosen.encode()
@@ -138,13 +153,28 @@ def database_data(urls: dict[str, str]) -> dict[str, bytes]:
     return data
 
 
+def database_data(urls: dict[str, str]) -> dict[str, bytes]:
+    return {"postgres-password": password().encode(), **service_passwords(urls)}
+
+
 def make_database(api: Api, spec: dict[str, Any]) -> None:
+    """The passwords' Secret, or, when it exists, the keys of a service added since: the
+    others' passwords stay, as the database already holds them. (The bundled PostgreSQL makes
+    the new service's user and database when its pod starts again with the new password.)"""
     namespace, wanted = spec["namespace"], spec["database"]
-    if api.get_secret(namespace, wanted["secret"]) is not None:
+    found = api.get_secret(namespace, wanted["secret"])
+    if found is None:
+        data = database_data(wanted["urls"])
+        api.create_secret(namespace, secret(wanted["secret"], spec["labels"], data, "Opaque"))
+        print(f"created Secret {wanted['secret']} with a password per database")
         return
-    data = database_data(wanted["urls"])
-    api.create_secret(namespace, secret(wanted["secret"], spec["labels"], data, "Opaque"))
-    print(f"created Secret {wanted['secret']} with a password per database")
+    held = found.get("data", {})
+    added = {svc: url for svc, url in wanted["urls"].items() if f"{svc}-url" not in held}
+    if added:
+        data = service_passwords(added)
+        encoded = {key: base64.b64encode(value).decode() for key, value in data.items()}
+        api.add_to_secret(namespace, wanted["secret"], encoded)
+        print(f"added a password to Secret {wanted['secret']} for {', '.join(sorted(added))}")
 
 
 def token_data(signing: dict[str, bytes]) -> dict[str, bytes]:
