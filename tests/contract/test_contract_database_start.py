@@ -1,5 +1,6 @@
-"""`python -m shop_order` as an operator runs it: what only this service does (the rest:
-tests/contract)."""
+"""Every service's start while its database is away, checked for each one the registry finds:
+the probe port first, NOT_SERVING with liveness SERVING, tries again, serves once the database
+answers, stops cleanly meanwhile, and never logs the database's password."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import pytest
 from grpc_health.v1 import health_pb2
 from sqlalchemy.engine import make_url
 
+from shop_grpc import registry
 from shop_grpc.probe import LIVENESS
 from shop_grpc.testing import ServiceProcess, free_port, postgres_database, postgres_server_url
 
-SERVICE = "shop.order.v1.OrderService"
+SPECS = list(registry.services().values())
+IDS = [spec.name for spec in SPECS]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 PASSWORD = "Pa55-w0rd-in-the-url"
@@ -53,18 +56,20 @@ def events(output: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
 async def test_with_its_database_away_it_says_not_serving_keeps_trying_and_stops_cleanly(
-    tmp_path,
+    spec: registry.ServiceSpec, tmp_path
 ):
-    away = f"postgresql://shop_order:{PASSWORD}@127.0.0.1:{free_port()}/shop_order"
+    database = f"shop_{spec.name}"
+    away = f"postgresql://{database}:{PASSWORD}@127.0.0.1:{free_port()}/{database}"
     env = {"SHOP_DATABASE_URL": away}
-    async with ServiceProcess("shop_order", tmp_path, env, wait_serving=False) as service:
+    async with ServiceProcess(spec.main_module, tmp_path, env, wait_serving=False) as service:
         # The kubelet's readiness probe keeps the pod out of the endpoints; its startup and
         # liveness probes find the process alive, so it is not restarted.
         assert await service.probe_health() == NOT_SERVING
         assert await service.probe_health(LIVENESS) == SERVING
         with pytest.raises(grpc.aio.AioRpcError):
-            await service.health(SERVICE)  # the main port is not open yet
+            await service.health(spec.full_name)  # the main port is not open yet
         await asyncio.sleep(1)
         assert await service.probe_health() == NOT_SERVING
         began = time.monotonic()
@@ -82,19 +87,20 @@ async def test_with_its_database_away_it_says_not_serving_keeps_trying_and_stops
     assert PASSWORD not in output
 
 
-async def test_once_its_database_answers_it_serves(tmp_path):
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+async def test_once_its_database_answers_it_serves(spec: registry.ServiceSpec, tmp_path):
     async with postgres_database(postgres_server_url()) as url:
         database, port = make_url(url), free_port()
         # The server trusts local connections: the password only shows that logs omit it.
         through = database.set(port=port, password=PASSWORD)
         env = {"SHOP_DATABASE_URL": through.render_as_string(hide_password=False)}
-        async with ServiceProcess("shop_order", tmp_path, env, wait_serving=False) as service:
+        async with ServiceProcess(spec.main_module, tmp_path, env, wait_serving=False) as service:
             assert await service.probe_health() == NOT_SERVING
             async with forwarding(port, database.host or "127.0.0.1", database.port or 5432):
                 async with asyncio.timeout(10):
                     while await service.probe_health() != SERVING:
                         await asyncio.sleep(0.1)
-                assert await service.health(SERVICE) == SERVING
+                assert await service.health(spec.full_name) == SERVING
                 assert await service.terminate() == 0
             output = await service.output()
     names = [line["event"] for line in events(output)]
