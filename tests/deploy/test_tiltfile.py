@@ -550,6 +550,15 @@ def test_settings_file_mistakes_fail_the_load(settings: dict[str, Any], message:
         evaluate(settings)
 
 
+def test_a_fresh_clone_without_its_uv_lock_fails_saying_how_to_make_it(monkeypatch) -> None:
+    real = Tilt.os_path_exists
+    monkeypatch.setattr(Tilt, "os_path_exists", lambda self, p: p != "uv.lock" and real(self, p))
+    tilt = Tilt()
+    with pytest.raises(TiltfileFailed, match=r"uv\.lock is missing.*tasks\.py lock-check"):
+        tilt.evaluate()
+    assert not tilt.builds
+
+
 @pytest.mark.parametrize("tool", ["helm", "kubectl"])
 def test_missing_tools_fail_before_anything_is_built(tool: str) -> None:
     tilt = Tilt(tools={"helm", "kubectl"} - {tool})

@@ -110,7 +110,7 @@ class ReplicatedSuite:
         return self.members[0].certs_dir
 
     def endpoints(self) -> dict[str, str]:
-        """The DNS target of each service, order service first."""
+        """The DNS target of each service, in the order of their declared ports."""
         return dict(self._targets)
 
     def probe_endpoints(self) -> dict[str, str]:

@@ -181,16 +181,18 @@ class Suite:
         return self.base_port + port_offset(service)
 
     def endpoints(self) -> dict[str, str]:
-        """gRPC address of each service, order service first."""
+        """gRPC address of each service, in the order of their declared ports."""
         return {name: address(self.host, self.port(name)) for name in registry.names()}
 
     def probe_endpoints(self) -> dict[str, str]:
-        """Plaintext grpc.health.v1-only address of each service, order service first."""
+        """Plaintext grpc.health.v1-only address of each service, in the order of their
+        declared ports."""
         ports = {name: self.probe_base_port + port_offset(name) for name in registry.names()}
         return {name: address(self.host, port) for name, port in ports.items()}
 
     def metrics_endpoints(self) -> dict[str, str]:
-        """Plaintext HTTP address of each service's /metrics, order service first."""
+        """Plaintext HTTP address of each service's /metrics, in the order of their declared
+        ports."""
         ports = {name: self.metrics_base_port + port_offset(name) for name in registry.names()}
         return {name: address(self.host, port) for name, port in ports.items()}
 

@@ -208,10 +208,15 @@ def _database_env(server_url: str | None) -> dict[str, dict[str, str]]:
     return {service: {"SHOP_DATABASE_URL": url} for service, url in urls.items()}
 
 
+def _on_declared_ports(args: argparse.Namespace) -> bool:
+    """Whether every service keeps its declared port (no --base-port, or the declared one)."""
+    return args.base_port is None or args.base_port == default_base_port()
+
+
 def _probe_base_port(args: argparse.Namespace) -> int | None:
     if args.probe_base_port is not None:
         return int(args.probe_base_port)
-    return DEFAULT_PROBE_BASE_PORT if args.base_port == default_base_port() else None
+    return DEFAULT_PROBE_BASE_PORT if _on_declared_ports(args) else None
 
 
 def _urls(endpoints: str) -> str:
@@ -222,7 +227,7 @@ def _urls(endpoints: str) -> str:
 def _metrics_base_port(args: argparse.Namespace) -> int | None:
     if args.metrics_base_port is not None:
         return int(args.metrics_base_port)
-    return DEFAULT_METRICS_BASE_PORT if args.base_port == default_base_port() else None
+    return DEFAULT_METRICS_BASE_PORT if _on_declared_ports(args) else None
 
 
 def _stop(suite: Suite | ReplicatedSuite) -> int:
