@@ -9,7 +9,7 @@
     python3 tasks.py protos   # regenerate libs/shop-protos from protos/
     python3 tasks.py ci       # what CI runs (.ci/run): every check below, then test and images-test
     python3 tasks.py k8s-check      # helm lint/template, kubernetes-validate, kustomize
-    python3 tasks.py manifests      # regenerate deploy/k8s from the chart (manifests-check: drift)
+    python3 tasks.py manifests      # deploy/k8s, the schema's service variables (-check: drift)
     python3 tasks.py tools          # helm and kubectl into .tools/k8s/bin
     python3 tasks.py images-test    # tests/images: build every image with podman, run and stop each
     python3 tasks.py metrics-tools  # Debian's prometheus and promtool, which the metrics tests use

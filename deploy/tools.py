@@ -2,7 +2,8 @@
 """Kubernetes tooling for the chart: fetch helm and kubectl, render, check.
 
     python3 deploy/tools.py tools            # helm + kubectl into .tools/k8s/bin (cached)
-    python3 deploy/tools.py manifests        # regenerate deploy/k8s/shop.yaml from the chart
+    python3 deploy/tools.py manifests        # regenerate deploy/k8s/shop.yaml from the chart, and
+                                             # the services' variables in values.schema.json
     python3 deploy/tools.py manifests-check  # fail if deploy/k8s is not what the chart renders
     python3 deploy/tools.py k8s-check        # lint + render every values set, validate, kustomize
 
@@ -15,6 +16,8 @@ package client is used. Needs only Python; uv is the one tasks.py installs.
 from __future__ import annotations
 
 import io
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -102,15 +105,64 @@ def rendered_manifests() -> str:
     return header + render("default", "--skip-tests")
 
 
+SCHEMA = CHART / "values.schema.json"
+SERVICE_SETTINGS = "services/*/src/shop_*/config.py"
+# How a service's config.py reads a variable: env.text("SHOP_…"), env.seconds("SHOP_…", …).
+READS = re.compile(r'\benv\.\w+\(\s*"([A-Z][A-Z0-9_]+)"')
+GENERATED = "read by {package}'s config.py; written here by `python3 tasks.py manifests`"
+
+
+def service_variables() -> dict[str, str]:
+    """Each variable a service's own settings read (its config.py) -> that service's package."""
+    found = {}
+    for config in sorted(ROOT.glob(SERVICE_SETTINGS)):
+        for name in READS.findall(config.read_text()):
+            found[name] = config.parent.name
+    return found
+
+
+def schema_with_service_variables() -> str:
+    """values.schema.json with `$defs/env` naming every variable the services' own settings
+    read, beside the runtime's (kept by hand), so `services.<svc>.env` accepts a new service's
+    settings and still refuses a misspelt name."""
+    schema = json.loads(SCHEMA.read_text())
+    variables = schema["$defs"]["env"]["properties"]
+    kept = {name: v for name, v in variables.items() if not is_generated(v)}
+    for name, package in sorted(service_variables().items()):
+        kept.setdefault(
+            name,
+            {
+                "type": ["string", "number", "boolean"],
+                "$comment": GENERATED.format(package=package),
+            },
+        )
+    schema["$defs"]["env"]["properties"] = kept
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def is_generated(variable: dict[str, object]) -> bool:
+    return str(variable.get("$comment", "")).endswith(GENERATED.split(";")[1])
+
+
 def task_manifests() -> None:
+    SCHEMA.write_text(schema_with_service_variables())
     RENDERED.write_text(rendered_manifests())
-    print(f"wrote {RENDERED.relative_to(ROOT)}")
+    print(
+        f"wrote {SCHEMA.relative_to(ROOT)} (its service variables) and {RENDERED.relative_to(ROOT)}"
+    )
 
 
 def task_manifests_check() -> None:
+    if SCHEMA.read_text() != schema_with_service_variables():
+        raise SystemExit(
+            f"{SCHEMA.relative_to(ROOT)} does not name the variables the services read: "
+            "run `python3 tasks.py manifests`"
+        )
     if not RENDERED.exists() or RENDERED.read_text() != rendered_manifests():
         raise SystemExit(f"{RENDERED.relative_to(ROOT)} is stale: run `python3 tasks.py manifests`")
-    print(f"{RENDERED.relative_to(ROOT)} matches the chart")
+    print(
+        f"{RENDERED.relative_to(ROOT)} matches the chart; the schema names every service variable"
+    )
 
 
 def split_crds(text: str) -> tuple[str, str]:

@@ -884,6 +884,29 @@ def test_rendered_manifests_are_current() -> None:
     assert tools.RENDERED.read_text() == tools.rendered_manifests()
 
 
+def test_the_schema_names_the_variables_the_services_read_and_no_other() -> None:
+    assert tools.SCHEMA.read_text() == tools.schema_with_service_variables()
+    variables = json.loads(tools.SCHEMA.read_text())["$defs"]["env"]["properties"]
+    assert "SHOP_ORDER_LEASE_SECONDS" in variables
+
+
+def test_a_new_services_own_setting_is_written_into_the_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "services" / "freight" / "src" / "shop_freight" / "config.py"
+    config.parent.mkdir(parents=True)
+    config.write_text('def load(env):\n    return env.seconds("SHOP_FREIGHT_PICKUP_SECONDS", 60)\n')
+    monkeypatch.setattr(tools, "ROOT", tmp_path)
+
+    schema = json.loads(tools.schema_with_service_variables())
+
+    variables = schema["$defs"]["env"]["properties"]
+    assert "shop_freight" in variables["SHOP_FREIGHT_PICKUP_SECONDS"]["$comment"]
+    # The runtime's variables are kept; the other services' (not in this tree) are not.
+    assert "SHOP_LOG_LEVEL" in variables
+    assert "SHOP_ORDER_LEASE_SECONDS" not in variables
+
+
 @pytest.mark.parametrize(
     ("setting", "where"),
     [
