@@ -3,13 +3,14 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from shop_cli.__main__ import build_parser, run
 from shop_cli.arguments import CliError
-from shop_cli.commands.up import _metrics_base_port, _probe_base_port
+from shop_cli.commands.up import _metrics_base_port, _probe_base_port, data_dir_hint
 from shop_cli.suite import Suite
 from shop_cli.tls import client_tls
 from shop_grpc import registry
@@ -102,3 +103,12 @@ def test_a_command_with_a_data_dir_presents_that_suites_client_certificate(tmp_p
     without = build_parser().parse_args(["bench"])
     with pytest.raises(CliError, match=str(tmp_path / "other" / "certs" / "client")):
         client_tls(without, elsewhere)
+
+
+def test_shop_up_says_how_the_other_commands_find_a_data_dir_they_would_not_look_in(tmp_path):
+    elsewhere = tmp_path / "suite"
+    assert (
+        data_dir_hint(elsewhere, {}) == f"for the shop commands: export SHOP_DATA_DIR={elsewhere}"
+    )
+    assert data_dir_hint(elsewhere, {"SHOP_DATA_DIR": str(elsewhere)}) is None
+    assert data_dir_hint(Path(".shop").resolve(), {}) is None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -17,6 +18,7 @@ from shop_cli.arguments import command, positive_float, positive_int
 from shop_cli.replicas import DEFAULT_DNS_PORT, ReplicatedSuite
 from shop_cli.scrape import write_scrape_config
 from shop_cli.suite import Suite, SuiteError, default_base_port
+from shop_cli.tls import data_directory
 from shop_grpc import certs, registry
 
 DEFAULT_PROBE_BASE_PORT = 8081
@@ -147,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             if not args.insecure:
                 show(f"  mTLS; the shop commands' identity: {suite.certs_dir / 'client'}")
+                if hint := data_dir_hint(suite.data_dir, os.environ):
+                    show(f"  {hint}")
             scraping = write_scrape_config(suite.data_dir, scraped)
             show(
                 f"  to scrape them: prometheus --config.file={scraping} "
@@ -168,6 +172,14 @@ def run(args: argparse.Namespace) -> int:
         say(f"error: {exc}")
         code = 1
     return max(code, _stop(suite))
+
+
+def data_dir_hint(data_dir: Path, environ: Mapping[str, str]) -> str | None:
+    """What the other shop commands need to find this suite's client certificate, when they
+    would look elsewhere (another --data-dir than $SHOP_DATA_DIR, or .shop, says)."""
+    if data_directory(environ).resolve() == data_dir.resolve():
+        return None
+    return f"for the shop commands: export SHOP_DATA_DIR={data_dir}"
 
 
 def _suite(args: argparse.Namespace) -> Suite | ReplicatedSuite:
