@@ -109,7 +109,7 @@ SCHEMA = CHART / "values.schema.json"
 SERVICE_SETTINGS = "services/*/src/shop_*/config.py"
 # How a service's config.py reads a variable: env.text("SHOP_…"), env.seconds("SHOP_…", …).
 READS = re.compile(r'\benv\.\w+\(\s*"([A-Z][A-Z0-9_]+)"')
-GENERATED = "read by {package}'s config.py; written here by `python3 tasks.py manifests`"
+GENERATED = "written here by `python3 tasks.py manifests`"
 
 
 def service_variables() -> dict[str, str]:
@@ -133,7 +133,7 @@ def schema_with_service_variables() -> str:
             name,
             {
                 "type": ["string", "number", "boolean"],
-                "$comment": GENERATED.format(package=package),
+                "$comment": f"read by {package}'s config.py; {GENERATED}",
             },
         )
     schema["$defs"]["env"]["properties"] = kept
@@ -141,7 +141,7 @@ def schema_with_service_variables() -> str:
 
 
 def is_generated(variable: dict[str, object]) -> bool:
-    return str(variable.get("$comment", "")).endswith(GENERATED.split(";")[1])
+    return str(variable.get("$comment", "")).endswith(GENERATED)
 
 
 def task_manifests() -> None:

@@ -227,7 +227,7 @@ def test_every_service_has_a_headless_service(rendered: list[dict[str, Any]]) ->
 def variables_the_code_reads() -> set[str]:
     names: set[str] = set()
     for path in CONFIG_SOURCES:
-        names |= set(re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", path.read_text()))
+        names |= set(tools.READS.findall(path.read_text()))
     return names
 
 
@@ -242,7 +242,7 @@ def test_every_variable_the_code_reads_is_set(rendered: list[dict[str, Any]]) ->
             var
             for path in CONFIG_SOURCES
             if "shop-grpc" in str(path) or own in str(path)
-            for var in re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", path.read_text())
+            for var in tools.READS.findall(path.read_text())
         } - set(NOT_SET_BY_DEFAULT)
         wanted |= {f"SHOP_{dep.upper()}_TARGET" for dep in CALL_GRAPH.get(name, ())}
         assert wanted <= set(env), f"{name} misses {sorted(wanted - set(env))}"

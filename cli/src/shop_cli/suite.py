@@ -81,8 +81,7 @@ def default_base_port() -> int:
 def port_offset(service: str) -> int:
     """Where `service` sits after the base port: its default port's distance from the lowest
     one, so `shop up --base-port N` keeps the services' order."""
-    ports = [spec.default_port for spec in registry.services().values()]
-    return registry.services()[service].default_port - min(ports)
+    return registry.services()[service].default_port - default_base_port()
 
 
 def address(host: str, port: int) -> str:

@@ -86,8 +86,13 @@ def secret(name: str, labels: dict[str, str], data: dict[str, bytes], kind: str)
         "kind": "Secret",
         "type": kind,
         "metadata": {"name": name, "labels": labels},
-        "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+        "data": encoded(data),
     }
+
+
+def encoded(data: dict[str, bytes]) -> dict[str, str]:
+    """A Secret's `data` as the API takes it: each value in base64."""
+    return {key: base64.b64encode(value).decode() for key, value in data.items()}
 
 
 def decoded(found: dict[str, Any], key: str) -> bytes:
@@ -171,9 +176,7 @@ def make_database(api: Api, spec: dict[str, Any]) -> None:
     held = found.get("data", {})
     added = {svc: url for svc, url in wanted["urls"].items() if f"{svc}-url" not in held}
     if added:
-        data = service_passwords(added)
-        encoded = {key: base64.b64encode(value).decode() for key, value in data.items()}
-        api.add_to_secret(namespace, wanted["secret"], encoded)
+        api.add_to_secret(namespace, wanted["secret"], encoded(service_passwords(added)))
         print(f"added a password to Secret {wanted['secret']} for {', '.join(sorted(added))}")
 
 

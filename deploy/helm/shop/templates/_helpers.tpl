@@ -66,11 +66,16 @@ helm.sh/chart: {{ include "shop.chart" .root }}
 {{- toYaml $names -}}
 {{- end }}
 
+{{/* The first enabled service, in name order: the one the chart's own pods and NOTES use
+     when any service will do. */}}
+{{- define "shop.firstService" -}}
+{{- include "shop.enabledServices" . | fromYamlArray | first -}}
+{{- end }}
+
 {{/* The image the chart's own pods run (the secrets Job, the `helm test` pod): every service's
      image holds the runtime and the shop CLI, so the first enabled service's serves. */}}
 {{- define "shop.toolsImage" -}}
-{{- $first := include "shop.enabledServices" . | fromYamlArray | first -}}
-{{ include "shop.image" (dict "root" . "svc" $first) }}
+{{ include "shop.image" (dict "root" . "svc" (include "shop.firstService" .)) }}
 {{- end }}
 
 {{/* Services whose `dependencies` name .svc: the callers its NetworkPolicy admits. */}}
@@ -174,7 +179,7 @@ http://{{ include "shop.name" (dict "root" . "part" "jaeger") }}.{{ .Release.Nam
 
 {{/* Database name and user of a service in the bundled PostgreSQL. */}}
 {{- define "shop.dbName" -}}
-shop_{{ . | replace "-" "_" }}
+shop_{{ . }}
 {{- end }}
 
 {{- define "shop.restrictedContainer" -}}

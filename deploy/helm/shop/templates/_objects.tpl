@@ -240,7 +240,7 @@ spec:
       {{- end }}
 {{ include "shop.shutdownEnv" .root }}
 {{- range $dep := .cfg.dependencies }}
-- name: SHOP_{{ $dep | upper | replace "-" "_" }}_TARGET
+- name: SHOP_{{ $dep | upper }}_TARGET
   value: {{ include "shop.target" (dict "root" $.root "svc" $dep) }}
 {{- end }}
 {{- range $key, $value := merge (deepCopy .cfg.env) $values.env }}
